@@ -1,0 +1,1 @@
+"""api-gateway: routes /api/* to the five services by path prefix."""

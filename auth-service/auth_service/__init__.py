@@ -1,0 +1,1 @@
+"""auth-service: JWT login and verification."""

@@ -1,0 +1,1 @@
+"""blog-service: blog posts and the blog SPA."""

@@ -1,0 +1,7 @@
+from titanium_common.settings import ServiceSettings
+
+
+class BlogSettings(ServiceSettings):
+    service_name: str = "blog-service"
+    port: int = 8003
+    auth_service_url: str = "http://127.0.0.1:8001"

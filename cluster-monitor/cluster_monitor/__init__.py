@@ -1,0 +1,1 @@
+"""cluster-monitor: Kubernetes resources, time series, events and a live feed."""

@@ -1,0 +1,78 @@
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from titanium_common.aiohttp_app import KIT, create_aiohttp_app
+from titanium_common.settings import ServiceSettings
+
+
+async def item(request: web.Request) -> web.Response:
+    if request.match_info["id"] == "13":
+        raise RuntimeError("boom")
+    return web.json_response({"id": request.match_info["id"]})
+
+
+@pytest.fixture
+async def base_url():
+    app = create_aiohttp_app(ServiceSettings(service_name="demo-aio", env="test"))
+    app.router.add_get("/api/items/{id}", item)
+    app.router.add_post("/api/items", item)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url(""))
+    await server.close()
+
+
+async def test_request_id_round_trip_and_error_shapes(base_url):
+    async with aiohttp.ClientSession(base_url) as http:
+        async with http.get("/api/items/1", headers={"X-Request-ID": "aio-1"}) as r:
+            assert r.status == 200 and r.headers["X-Request-ID"] == "aio-1"
+        async with http.get("/api/items/13", headers={"X-Request-ID": "aio-500"}) as r:
+            assert r.status == 500
+            assert await r.json() == {"detail": "internal server error", "request_id": "aio-500"}
+        async with http.get("/nope", headers={"X-Request-ID": "aio-404"}) as r:
+            assert r.status == 404
+            assert await r.json() == {"detail": "not found: /nope", "request_id": "aio-404"}
+        async with http.delete("/api/items/1") as r:
+            assert r.status == 405
+            assert "GET" in r.headers["Allow"]
+            assert (await r.json())["request_id"] == r.headers["X-Request-ID"]
+
+
+async def test_kit_endpoints(base_url):
+    async with aiohttp.ClientSession(base_url) as http:
+        for _ in range(2):
+            async with http.get("/api/items/7"):
+                pass
+        async with http.get("/health") as r:
+            assert (await r.json())["status"] == "ok"
+        async with http.get("/ready") as r:
+            assert r.status == 200
+        async with http.get("/stats") as r:
+            stats = await r.json()
+        assert stats["service"] == "demo-aio"
+        assert stats["requests"]["total"] == 2
+        async with http.get("/metrics") as r:
+            text = await r.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    totals = [s for s in families["http_requests"].samples if s.name == "http_requests_total"]
+    assert any(s.labels["route"] == "/api/items/{id}" and s.value == 2 for s in totals)
+
+
+async def test_failing_readiness_is_503():
+    app = create_aiohttp_app(ServiceSettings(service_name="demo-aio", env="test"))
+
+    async def never_ready():
+        return False
+
+    app[KIT].add_readiness_check("upstream", never_ready)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, http.get(server.make_url("/ready")) as r:
+            assert r.status == 503
+            assert (await r.json())["checks"] == {"upstream": "failing"}
+    finally:
+        await server.close()

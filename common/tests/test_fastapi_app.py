@@ -1,0 +1,106 @@
+import httpx
+import pytest
+from fastapi import APIRouter, HTTPException
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
+
+from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.settings import ServiceSettings
+
+router = APIRouter()
+
+
+class Item(BaseModel):
+    name: str
+    size: int
+
+
+@router.get("/api/items/{item_id}")
+async def get_item(item_id: int) -> dict:
+    if item_id == 0:
+        raise HTTPException(404, "item 0 not found")
+    if item_id == 13:
+        raise RuntimeError("boom")
+    return {"id": item_id}
+
+
+@router.post("/api/items", status_code=201)
+async def create_item(item: Item) -> Item:
+    return item
+
+
+@pytest.fixture
+async def client():
+    app = create_fastapi_app(ServiceSettings(service_name="demo", env="test"), title="demo", routers=[router])
+
+    async def broken_dependency():
+        raise ConnectionError("db down")
+
+    app.state.kit.add_readiness_check("db", broken_dependency)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def test_request_id_is_echoed_or_generated(client):
+    given = await client.get("/api/items/1", headers={"X-Request-ID": "given-1"})
+    assert given.headers["X-Request-ID"] == "given-1"
+    generated = await client.get("/api/items/1")
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+
+async def test_errors_have_one_shape(client):
+    missing = await client.get("/api/items/0", headers={"X-Request-ID": "r-404"})
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "item 0 not found", "request_id": "r-404"}
+    invalid = await client.post("/api/items", json={"name": "x"})
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"][0]["loc"] == ["body", "size"]
+    crashed = await client.get("/api/items/13", headers={"X-Request-ID": "r-500"})
+    assert crashed.status_code == 500
+    assert crashed.json() == {"detail": "internal server error", "request_id": "r-500"}
+    assert crashed.headers["X-Request-ID"] == "r-500"
+    unknown = await client.get("/nowhere")
+    assert unknown.status_code == 404 and "request_id" in unknown.json()
+
+
+async def test_readiness_reports_the_failing_dependency(client):
+    answer = await client.get("/ready")
+    assert answer.status_code == 503
+    assert answer.json()["checks"] == {"db": "error: db down"}
+    assert (await client.get("/health")).status_code == 200
+
+
+async def test_stats_count_traffic_but_not_probes(client):
+    for _ in range(3):
+        await client.get("/api/items/1")
+    await client.get("/api/items/13")
+    await client.get("/health")
+    stats = (await client.get("/stats")).json()
+    assert stats["service"] == "demo"
+    assert stats["requests"]["total"] == 4
+    assert stats["requests"]["errors"] == 1
+    assert stats["requests"]["requests_per_second"] == 0.4
+    assert stats["requests"]["latency_ms"]["p99"] > 0
+
+
+async def test_metrics_label_routes_by_template(client):
+    await client.get("/api/items/1")
+    await client.get("/api/items/2")
+    text = (await client.get("/metrics")).text
+    samples = [s for f in text_string_to_metric_families(text) if f.name == "http_requests" for s in f.samples]
+    routes = {s.labels["route"]: s.value for s in samples if s.name == "http_requests_total"}
+    assert routes["/api/items/{item_id}"] == 2
+    assert not any(r == "/api/items/1" for r in routes)
+
+
+async def test_stats_provider_can_degrade(client):
+    kit = client._transport.app.state.kit
+
+    async def cache_state():
+        return {"service_status": "degraded", "cache": {"backend": "none"}}
+
+    kit.add_stats_provider(cache_state)
+    stats = (await client.get("/stats")).json()
+    assert stats["service_status"] == "degraded"
+    assert stats["cache"] == {"backend": "none"}

@@ -1,0 +1,1 @@
+"""Titanium's shared service kit: what every service has, written once."""

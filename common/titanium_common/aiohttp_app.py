@@ -1,0 +1,116 @@
+"""App factory for the aiohttp services (load balancer, gateway): request id, errors, health, stats, metrics."""
+
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+
+from .errors import error_body
+from .http_client import client_session_context
+from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit
+from .settings import ServiceSettings
+
+KIT = web.AppKey("titanium_kit", ServiceKit)
+CLIENT = web.AppKey("titanium_client", aiohttp.ClientSession)
+REQUEST_ID = web.RequestKey("request_id", str)
+# Headers of an HTTP error that a client still needs in a JSON error response.
+_KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "Location")
+
+access_log = logging.getLogger("titanium.access")
+log = logging.getLogger("titanium.http")
+
+
+def json_error(status: int, detail: object, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(detail), status=status, headers=headers)
+
+
+def _route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def observability_middleware(request: web.Request, handler) -> web.StreamResponse:
+    rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID] = rid
+    token = request_id_var.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                response = exc
+            else:
+                detail = f"not found: {request.path}" if exc.status == 404 else exc.reason
+                kept = {h: exc.headers[h] for h in _KEPT_ERROR_HEADERS if h in exc.headers}
+                response = json_error(exc.status, detail, kept)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = json_error(500, "internal server error")
+        status = response.status
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        kit = request.app[KIT]
+        kit.observe(request.method, _route_template(request), request.path, status, elapsed)
+        access_log.info("%s %s %d %.1fms", request.method, request.path_qs, status, elapsed * 1000)
+        request_id_var.reset(token)
+
+
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    rid = request.get(REQUEST_ID)
+    if rid and REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = rid
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response(request.app[KIT].health())
+
+
+async def ready(request: web.Request) -> web.Response:
+    ok, body = await request.app[KIT].ready()
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[KIT].stats())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[KIT].metrics())
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
+
+
+def create_aiohttp_app(
+    settings: ServiceSettings,
+    *,
+    distribution: str | None = None,
+    client_max_size: int = 1024**2,
+    own_stats_route: bool = False,
+) -> web.Application:
+    """An aiohttp app with the kit wired in; `own_stats_route` leaves GET /stats to the service."""
+    app = web.Application(middlewares=[observability_middleware], client_max_size=client_max_size)
+    app[KIT] = ServiceKit(settings, distribution)
+    app.on_response_prepare.append(_echo_request_id)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    if not own_stats_route:
+        app.router.add_get("/stats", stats)
+    return app
+
+
+def attach_client_session(app: web.Application, **session_options) -> None:
+    """Give the app the kit's shared client session at `app[CLIENT]`, open while the app runs."""
+
+    async def lifetime(app: web.Application):
+        async for session in client_session_context(**session_options):
+            app[CLIENT] = session
+            yield
+
+    app.cleanup_ctx.append(lifetime)

@@ -1,0 +1,143 @@
+"""App factory for the FastAPI services: request id, errors, health, stats, metrics."""
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_body
+from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit
+from .settings import ServiceSettings
+
+access_log = logging.getLogger("titanium.access")
+log = logging.getLogger("titanium.http")
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    for candidate in getattr(scope.get("app"), "routes", ()):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            return getattr(candidate, "path", UNMATCHED_ROUTE)
+    return UNMATCHED_ROUTE
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware overhead): request id in, request id out, one access line, metrics."""
+
+    def __init__(self, app: ASGIApp, kit: ServiceKit) -> None:
+        self.app = app
+        self.kit = kit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        rid = accept_request_id(incoming)
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                if REQUEST_ID_HEADER not in headers:
+                    headers.append(REQUEST_ID_HEADER, rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope["path"]
+            self.kit.observe(scope["method"], _route_template(scope), path, status, elapsed)
+            query = scope.get("query_string", b"")
+            shown = f"{path}?{query.decode('latin-1')}" if query else path
+            access_log.info("%s %s %d %.1fms", scope["method"], shown, status, elapsed * 1000)
+            request_id_var.reset(token)
+
+
+def _request_id(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "-")
+
+
+def _error_response(request: Request, status: int, detail: Any, headers: dict | None = None) -> JSONResponse:
+    rid = _request_id(request)
+    merged = {**(headers or {}), REQUEST_ID_HEADER: rid}
+    return JSONResponse(error_body(detail, rid), status_code=status, headers=merged)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return _error_response(request, exc.status_code, exc.detail, exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
+    return _error_response(request, 422, errors)
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(request, 500, "internal server error")
+
+
+def _kit_router(kit: ServiceKit) -> APIRouter:
+    router = APIRouter(tags=["service"])
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        return kit.health()
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        ok, body = await kit.ready()
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return await kit.stats()
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
+
+    return router
+
+
+def create_fastapi_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    distribution: str | None = None,
+    routers: Iterable[APIRouter] = (),
+    lifespan=None,
+) -> FastAPI:
+    """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
+    kit = ServiceKit(settings, distribution)
+    app = FastAPI(title=title, version=kit.version, lifespan=lifespan)
+    app.state.kit = kit
+    app.state.settings = settings
+    app.add_middleware(ObservabilityMiddleware, kit=kit)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled_error)
+    app.include_router(_kit_router(kit))
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,309 @@
+"""The suite launcher behind `make run` and the system tests: start every service in dependency order,
+wait until each is ready, prefix its log lines with its name, and stop them all with no orphan left."""
+
+import argparse
+import collections
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 10.0
+LOG_LINES_KEPT = 20_000
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port: int
+    url_env: str
+    after: tuple[str, ...] = ()
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("user-service", "user_service", 8002, "USER_SERVICE_URL"),
+    ServiceSpec("cluster-monitor", "cluster_monitor", 8004, "CLUSTER_MONITOR_URL"),
+    ServiceSpec("edge-config", "edge_config", 8005, "EDGE_CONFIG_URL"),
+    ServiceSpec("auth-service", "auth_service", 8001, "AUTH_SERVICE_URL", after=("user-service",)),
+    ServiceSpec("blog-service", "blog_service", 8003, "BLOG_SERVICE_URL", after=("auth-service",)),
+    ServiceSpec(
+        "api-gateway",
+        "api_gateway",
+        8000,
+        "GATEWAY_URLS",
+        after=("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config"),
+    ),
+    ServiceSpec("load-balancer", "load_balancer", 7100, "LOAD_BALANCER_URL", after=("api-gateway",)),
+)
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the launcher dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class ManagedProcess:
+    """One child process whose output is kept (bounded) and echoed with a name prefix."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], echo: TextIO | None, lock: threading.Lock):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.echo = echo
+        self.lock = lock
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.proc: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self._reader = threading.Thread(target=self._pump, name=f"log-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.proc and self.proc.stdout
+        width = 16
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            if self.echo is not None:
+                with self.lock:
+                    self.echo.write(f"{self.name:<{width}}| {line}\n")
+                    self.echo.flush()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+
+    def tail(self, n: int = 30) -> str:
+        return "\n".join(list(self.lines)[-n:])
+
+
+class Suite:
+    """The whole suite as child processes on loopback; a context manager for tests."""
+
+    def __init__(
+        self,
+        *,
+        ports: dict[str, int] | None = None,
+        data_dir: Path | None = None,
+        redis_url: str | None = None,
+        start_redis: bool = True,
+        extra_env: dict[str, str] | None = None,
+        echo: TextIO | None = sys.stdout,
+        services: tuple[ServiceSpec, ...] = SERVICES,
+    ) -> None:
+        self.services = services
+        self.ports = {s.name: s.port for s in services} | (ports or {})
+        self.data_dir = (data_dir or REPO_ROOT / ".data").resolve()
+        self.redis_url = redis_url
+        self.start_redis = start_redis and not redis_url
+        self.extra_env = extra_env or {}
+        self.echo = echo
+        self.lock = threading.Lock()
+        self.processes: dict[str, ManagedProcess] = {}
+        self.redis: ManagedProcess | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def say(self, message: str) -> None:
+        if self.echo is not None:
+            with self.lock:
+                self.echo.write(f"{'titanium':<16}| {message}\n")
+                self.echo.flush()
+
+    def _start_redis(self) -> None:
+        if self.redis_url:
+            self.say(f"cache: Redis at {self.redis_url}")
+            return
+        server = shutil.which("redis-server") if self.start_redis else None
+        if server is None:
+            self.say("cache: off (no REDIS_URL and no redis-server installed); services read the database")
+            return
+        port = free_port()
+        argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.redis = ManagedProcess("redis", argv, dict(os.environ), None, self.lock)
+        self.redis.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if not self.redis.running:
+                    raise StartupError(f"redis-server failed:\n{self.redis.tail()}") from None
+                time.sleep(0.05)
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.say(f"cache: started redis-server on port {port}")
+
+    def env_for(self, spec: ServiceSpec) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "ENV": env.get("ENV", "development"),
+                "HOST": "127.0.0.1",
+                "PORT": str(self.ports[spec.name]),
+                "DATA_DIR": str(self.data_dir),
+                "REDIS_URL": self.redis_url or "",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({s.url_env: self.url(s.name) for s in self.services})
+        env.update(self.extra_env)
+        return env
+
+    def start_service(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
+        spec = next(s for s in self.services if s.name == name)
+        process = ManagedProcess(
+            spec.name, [sys.executable, "-m", spec.module], self.env_for(spec), self.echo, self.lock
+        )
+        self.processes[spec.name] = process
+        process.start()
+        self.wait_ready(spec.name, timeout)
+
+    def stop_service(self, name: str) -> None:
+        self.processes[name].stop()
+
+    def wait_ready(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
+        process = self.processes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not process.running:
+                raise StartupError(f"{name} exited with code {process.proc.returncode}:\n{process.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url(name)}/ready", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise StartupError(f"{name} not ready within {timeout:.0f} s:\n{process.tail()}")
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Start in waves: a service starts once everything it comes after is ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._start_redis()
+        pending = list(self.services)
+        names = {s.name for s in self.services}
+        while pending:
+            wave = [s for s in pending if all(d in self.processes or d not in names for d in s.after)]
+            for spec in wave:
+                process = ManagedProcess(
+                    spec.name, [sys.executable, "-m", spec.module], self.env_for(spec), self.echo, self.lock
+                )
+                self.processes[spec.name] = process
+                process.start()
+            for spec in wave:
+                self.wait_ready(spec.name, timeout)
+                self.say(f"{spec.name} ready on {self.url(spec.name)}")
+                pending.remove(spec)
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+    def exited(self) -> list[ManagedProcess]:
+        return [p for p in self.processes.values() if p.proc is not None and not p.running]
+
+    def __enter__(self) -> "Suite":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def ports_from_env(services: tuple[ServiceSpec, ...] = SERVICES) -> dict[str, int]:
+    """`USER_SERVICE_PORT=9002` and the like move one service off its default port."""
+    ports = {}
+    for spec in services:
+        value = os.environ.get(spec.name.upper().replace("-", "_") + "_PORT")
+        if value:
+            ports[spec.name] = int(value)
+    return ports
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Start the whole Titanium suite locally.")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO_ROOT / ".data")))
+    args = parser.parse_args()
+    suite = Suite(ports=ports_from_env(), data_dir=args.data_dir, redis_url=os.environ.get("REDIS_URL") or None)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        suite.start()
+    except StartupError as exc:
+        suite.say(f"start-up failed: {exc}")
+        suite.stop()
+        return 1
+    suite.say(f"all services ready: dashboard at http://localhost:{suite.ports['load-balancer']} (Ctrl-C stops)")
+    code = 0
+    while not stopping.wait(0.5):
+        dead = suite.exited()
+        if dead:
+            for process in dead:
+                suite.say(f"{process.name} exited with code {process.proc.returncode}:\n{process.tail()}")
+            code = 1
+            break
+    suite.say("stopping")
+    suite.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""edge-config: edge device configuration, health, reload and Kubernetes sync."""

@@ -1,0 +1,5 @@
+"""edge-config's public API (routes only; the logic lives beside it)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""load-balancer: the suite's front door and traffic meter."""

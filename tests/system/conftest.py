@@ -1,0 +1,20 @@
+"""The real suite, started by the same launcher as `make run`, on free ports and private data."""
+
+from pathlib import Path
+
+import pytest
+
+from titanium_common.suite import SERVICES, Suite, free_port
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory):
+    OUTPUT.mkdir(exist_ok=True)
+    ports = {spec.name: free_port() for spec in SERVICES}
+    with (
+        open(OUTPUT / "system-suite.log", "w") as log,
+        Suite(ports=ports, data_dir=tmp_path_factory.mktemp("data"), echo=log) as running,
+    ):
+        yield running

@@ -1,0 +1,84 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from titanium_common.suite import SERVICES, StartupError, Suite, free_port
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited but is not yet reaped: not an orphan at work.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().split(") ")[1].split()[1]) == parent:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
+
+
+def test_a_service_that_cannot_start_fails_the_run_with_its_last_lines(tmp_path):
+    gateway = next(s for s in SERVICES if s.name == "api-gateway")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        suite = Suite(ports={"api-gateway": port}, data_dir=tmp_path, echo=None, services=(gateway,))
+        with pytest.raises(StartupError) as failure:
+            suite.start(timeout=60)
+        suite.stop()
+    assert "api-gateway exited with code" in str(failure.value)
+    assert "address already in use" in str(failure.value).lower()
+
+
+def test_make_run_launcher_starts_everything_and_ctrl_c_leaves_no_orphan(tmp_path):
+    env = dict(os.environ, DATA_DIR=str(tmp_path))
+    ports = {spec.name: free_port() for spec in SERVICES}
+    env.update({name.upper().replace("-", "_") + "_PORT": str(port) for name, port in ports.items()})
+    env.pop("REDIS_URL", None)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "titanium_common.suite"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in launcher.stdout:
+            lines.append(line)
+            if "all services ready" in line or "start-up failed" in line:
+                break
+        assert "dashboard at http://localhost:" in lines[-1], "".join(lines[-40:])
+        assert any(line.startswith("user-service    | ") for line in lines)
+        answer = httpx.get(f"http://127.0.0.1:{ports['load-balancer']}/api/health")
+        assert answer.json()["service"] == "api-gateway"
+        children = children_of(launcher.pid)
+        assert len(children) == len(SERVICES) + 1  # the services and their private redis-server
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=30) == 0
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.stdout.close()

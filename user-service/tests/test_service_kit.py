@@ -1,0 +1,12 @@
+from user_service.main import create_app
+from user_service.settings import UserSettings
+
+
+def test_port_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PORT", "18123")
+    assert UserSettings().port == 18123
+
+
+async def test_answers_health_ready_stats_metrics(check_kit_endpoints):
+    stats = await check_kit_endpoints(create_app(UserSettings(env="test")))
+    assert stats["service"] == "user-service"

@@ -1,0 +1,1 @@
+"""user-service: users with a database and a Redis cache-aside."""
