@@ -4,6 +4,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+# Shared fixtures live in tests/support/ (databases, Redis, the Kubernetes API double); register them here.
+pytest_plugins: list[str] = []
+
 
 async def _check_kit_endpoints(app) -> dict:
     """Drive an ASGI app's kit endpoints the way the load balancer and Prometheus do; returns its /stats."""

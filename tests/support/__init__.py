@@ -1,0 +1,1 @@
+"""Test support shared by every service's tests (pytest plugins registered in the root conftest.py)."""
