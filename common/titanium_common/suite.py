@@ -5,6 +5,7 @@ import argparse
 import collections
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -59,6 +60,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _die_with_parent() -> None:
@@ -200,14 +210,19 @@ class Suite:
         env.update(self.extra_env)
         return env
 
-    def start_service(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
-        spec = next(s for s in self.services if s.name == name)
+    def _launch(self, spec: ServiceSpec) -> None:
+        port = self.ports[spec.name]
+        if not port_is_free(port):
+            raise StartupError(f"{spec.name}: port {port} is already in use (another suite running?)")
         process = ManagedProcess(
             spec.name, [sys.executable, "-m", spec.module], self.env_for(spec), self.echo, self.lock
         )
         self.processes[spec.name] = process
         process.start()
-        self.wait_ready(spec.name, timeout)
+
+    def start_service(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
+        self._launch(next(s for s in self.services if s.name == name))
+        self.wait_ready(name, timeout)
 
     def stop_service(self, name: str) -> None:
         self.processes[name].stop()
@@ -220,9 +235,10 @@ class Suite:
                 raise StartupError(f"{name} exited with code {process.proc.returncode}:\n{process.tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url(name)}/ready", timeout=1) as answer:
-                    if answer.status == 200:
+                    # Only our own child counts: another process on the port must not pass for it.
+                    if answer.status == 200 and json.load(answer).get("service") == name and process.running:
                         return
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, ValueError):
                 pass
             time.sleep(0.1)
         raise StartupError(f"{name} not ready within {timeout:.0f} s:\n{process.tail()}")
@@ -236,11 +252,7 @@ class Suite:
         while pending:
             wave = [s for s in pending if all(d in self.processes or d not in names for d in s.after)]
             for spec in wave:
-                process = ManagedProcess(
-                    spec.name, [sys.executable, "-m", spec.module], self.env_for(spec), self.echo, self.lock
-                )
-                self.processes[spec.name] = process
-                process.start()
+                self._launch(spec)
             for spec in wave:
                 self.wait_ready(spec.name, timeout)
                 self.say(f"{spec.name} ready on {self.url(spec.name)}")

@@ -34,7 +34,7 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
-def test_a_service_that_cannot_start_fails_the_run_with_its_last_lines(tmp_path):
+def test_a_taken_port_fails_the_run_before_anything_starts(tmp_path):
     gateway = next(s for s in SERVICES if s.name == "api-gateway")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -44,8 +44,8 @@ def test_a_service_that_cannot_start_fails_the_run_with_its_last_lines(tmp_path)
         with pytest.raises(StartupError) as failure:
             suite.start(timeout=60)
         suite.stop()
-    assert "api-gateway exited with code" in str(failure.value)
-    assert "address already in use" in str(failure.value).lower()
+    assert f"api-gateway: port {port} is already in use" in str(failure.value)
+    assert "api-gateway" not in suite.processes
 
 
 def test_make_run_launcher_starts_everything_and_ctrl_c_leaves_no_orphan(tmp_path):
@@ -82,3 +82,19 @@ def test_make_run_launcher_starts_everything_and_ctrl_c_leaves_no_orphan(tmp_pat
         if launcher.poll() is None:
             launcher.kill()
         launcher.stdout.close()
+
+
+def test_a_service_that_crashes_at_start_fails_the_run_with_its_last_lines(tmp_path):
+    gateway = next(s for s in SERVICES if s.name == "api-gateway")
+    suite = Suite(
+        ports={"api-gateway": free_port()},
+        data_dir=tmp_path,
+        echo=None,
+        services=(gateway,),
+        extra_env={"LOG_FORMAT": "yaml"},
+    )
+    with pytest.raises(StartupError) as failure:
+        suite.start(timeout=60)
+    suite.stop()
+    assert "api-gateway exited with code 1" in str(failure.value)
+    assert "log_format" in str(failure.value)
