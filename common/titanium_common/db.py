@@ -1,0 +1,235 @@
+"""The suite's data layer: SQLAlchemy 2 async on SQLite (WAL, the embedded default) or PostgreSQL (asyncpg).
+
+A service builds one `Database` from its settings (`DatabaseSettings` fields), calls `await db.start()` in its
+lifespan (which applies its Alembic migrations, safely when replicas start together) and `await db.close()` on
+shutdown. Writes go through `db.transaction()`, which turns unique-constraint violations into `ConflictError`;
+`NotFoundError` is the one "no such row". `install_error_handlers(app)` maps both to 409/404 on a FastAPI app.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import time
+import weakref
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from pydantic import Field
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from .settings import ServiceSettings
+
+log = logging.getLogger("titanium.db")
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+DB_PING_TIMEOUT_S = 2.0
+
+
+class DatabaseSettings(ServiceSettings):
+    """Settings of a service with a database: `DATABASE_URL` wins, else a SQLite file under `DATA_DIR`."""
+
+    database_url: str = ""
+    # A PostgreSQL schema to live in (tests give every run its own); empty means the server's default.
+    database_schema: str = ""
+    data_dir: Path = Path(".data")
+    database_echo: bool = False
+    database_pool_size: int = Field(default=10, ge=1)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
+
+
+class NotFoundError(LookupError):
+    """The row asked for does not exist (404)."""
+
+    status_code = 404
+
+
+class ConflictError(ValueError):
+    """The write collides with an existing row, e.g. a unique constraint (409)."""
+
+    status_code = 409
+
+
+def _normalise_url(url: str) -> str:
+    """Plain `postgresql://` and `sqlite://` URLs get their async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers run beside the one writer; the busy timeout makes a second writer wait, not fail.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _upgrade_to_head(connection: Connection, script_location: str, version_table: str, schema: str | None) -> None:
+    """Alembic's `upgrade head` on an open connection, without an env.py."""
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    script = ScriptDirectory.from_config(config)
+
+    def steps(revision, _context):
+        return script._upgrade_revs("head", revision)
+
+    with EnvironmentContext(config, script, fn=steps, destination_rev="head") as environment:
+        environment.configure(connection=connection, version_table=version_table, version_table_schema=schema)
+        with environment.begin_transaction():
+            environment.run_migrations()
+
+
+# Alembic's runtime context is module-global: one migration run at a time per process (per event loop).
+_migration_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _migration_lock() -> asyncio.Lock:
+    return _migration_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock between processes on this host (SQLite replicas sharing a file)."""
+    handle = await asyncio.to_thread(open, path, "a+b")
+    try:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+class Database:
+    """One engine and session factory per service, plus migrations, readiness and the /stats figure."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrations: Path | str,
+        name: str,
+        schema: str | None = None,
+        echo: bool = False,
+        pool_size: int = 10,
+    ) -> None:
+        self.url = _normalise_url(url)
+        self.migrations = str(migrations)
+        self.name = name
+        self.schema = schema or None
+        self.backend = make_url(self.url).get_backend_name()
+        self.engine: AsyncEngine = self._create_engine(echo, pool_size)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings, *, migrations: Path | str) -> "Database":
+        return cls(
+            settings.resolved_database_url(),
+            migrations=migrations,
+            name=settings.service_name,
+            schema=settings.database_schema,
+            echo=settings.database_echo,
+            pool_size=settings.database_pool_size,
+        )
+
+    def _create_engine(self, echo: bool, pool_size: int) -> AsyncEngine:
+        if self.backend == "sqlite":
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            return engine
+        connect_args: dict[str, Any] = {"timeout": 5}
+        if self.schema:
+            connect_args["server_settings"] = {"search_path": self.schema}
+        return create_async_engine(
+            self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            connect_args=connect_args,
+        )  # fmt: skip
+
+    @property
+    def version_table(self) -> str:
+        # One version table per service, so that services may share one PostgreSQL database.
+        return "alembic_version_" + self.name.replace("-", "_")
+
+    async def start(self) -> None:
+        """Apply the migrations; replicas starting together take turns (a PostgreSQL advisory lock, or a lock file
+        beside the SQLite database)."""
+        async with _migration_lock(), contextlib.AsyncExitStack() as stack:
+            database = make_url(self.url).database
+            if self.backend == "sqlite" and database and database != ":memory:":
+                await stack.enter_async_context(_file_lock(Path(database + ".migrate-lock")))
+            await self._migrate()
+        log.info("%s database ready (%s), migrations at head", self.name, self.backend)
+
+    async def _migrate(self) -> None:
+        async with self.engine.connect() as connection:
+            if self.backend == "postgresql":
+                lock_key = zlib.crc32(f"{self.schema or 'public'}:{self.version_table}".encode())
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+            await connection.run_sync(_upgrade_to_head, self.migrations, self.version_table, self.schema)
+            await connection.commit()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, conflict: str = "conflicts with an existing record") -> AsyncIterator[AsyncSession]:
+        """A session that commits on success; a unique-constraint violation becomes `ConflictError(conflict)`."""
+        async with self.sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except IntegrityError as exc:
+                raise ConflictError(conflict) from exc
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    def attach(self, kit) -> None:
+        """Report this database in a service's /ready and /stats."""
+        kit.add_readiness_check("db", self.ping)
+        kit.add_stats_provider(self.stats)
+
+    async def stats(self) -> dict[str, Any]:
+        """The /stats `db` figure; a database that does not answer makes the service `degraded`."""
+        started = time.perf_counter()
+        try:
+            await self.ping()
+        except Exception as exc:  # any failure is the figure itself
+            return {
+                "db": {"status": "down", "backend": self.backend, "error": str(exc)[:200]},
+                "service_status": "degraded",
+            }
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return {"db": {"status": "ok", "backend": self.backend, "latency_ms": latency_ms}}
+
+
+def install_error_handlers(app) -> None:
+    """On a FastAPI app from `create_fastapi_app`: NotFoundError → 404, ConflictError → 409, in the one error shape."""
+    from .fastapi_app import _error_response
+
+    async def handle(request, exc: NotFoundError | ConflictError):
+        return _error_response(request, exc.status_code, str(exc))
+
+    app.add_exception_handler(NotFoundError, handle)
+    app.add_exception_handler(ConflictError, handle)
