@@ -1,15 +1,58 @@
+import contextlib
+from pathlib import Path
+
 from fastapi import FastAPI
 
+from titanium_common.auth_client import TokenVerifier
+from titanium_common.db import Database, install_error_handlers
 from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
+from .cache import UserCache
 from .settings import UserSettings
+from .store import UserStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: UserSettings | None = None) -> FastAPI:
     settings = settings or UserSettings()
-    return create_fastapi_app(settings, title="user-service", distribution="user-service", routers=[api.router])
+    db = Database.from_settings(settings, migrations=MIGRATIONS)
+    cache = UserCache(settings.redis_url, settings.redis_prefix, settings.cache_ttl_s)
+    store = UserStore(db, cache)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await db.start()
+        if settings.admin_username and settings.admin_password:
+            await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
+        session = create_client_session()
+        app.state.verifier = TokenVerifier(session, settings.auth_service_url)
+        try:
+            yield
+        finally:
+            await session.close()
+            await cache.close()
+            await db.close()
+
+    app = create_fastapi_app(
+        settings,
+        title="user-service",
+        distribution="user-service",
+        routers=[api.router, api.internal],
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    install_error_handlers(app)
+    db.attach(app.state.kit)
+
+    async def user_figures() -> dict:
+        return {"users": await store.count()} | await cache.stats()
+
+    app.state.kit.add_stats_provider(user_figures)
+    return app
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""user-service and auth-service as real servers on loopback ports, wired to each other, for tests that need
+accounts and tokens (user-service, auth-service, blog-service). Uses `database_target` and `redis_target`."""
+
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from auth_service.main import create_app as create_auth_app
+from auth_service.settings import AuthSettings
+from tests.support.servers import serving
+from titanium_common.suite import free_port
+from user_service.main import create_app as create_user_app
+from user_service.settings import UserSettings
+
+ADMIN = ("admin", "admin-password-1")
+
+
+@dataclass
+class IdentityServices:
+    user_url: str
+    auth_url: str
+    user_app: object
+    auth_app: object
+    client: httpx.AsyncClient
+
+    async def register(self, username: str, password: str = "password-123", email: str | None = None) -> dict:
+        email = email or f"{username}@example.com"
+        answer = await self.client.post(
+            f"{self.user_url}/api/users", json={"username": username, "email": email, "password": password}
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    async def token(self, username: str, password: str = "password-123") -> str:
+        answer = await self.client.post(
+            f"{self.auth_url}/api/auth/login", json={"username": username, "password": password}
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
+
+    async def account(self, username: str) -> tuple[dict, dict[str, str]]:
+        """A new user and the headers that carry its token."""
+        user = await self.register(username)
+        return user, {"Authorization": f"Bearer {await self.token(username)}"}
+
+
+@pytest.fixture
+def identity_settings(database_target, redis_target):
+    """Settings of both services; tests may change them before `identity` starts the servers."""
+    user_port, auth_port = free_port(), free_port()
+    user = UserSettings(
+        env="test",
+        port=user_port,
+        auth_service_url=f"http://127.0.0.1:{auth_port}",
+        redis_url=redis_target.url,
+        redis_prefix=redis_target.prefix + "users:",
+        admin_username=ADMIN[0],
+        admin_password=ADMIN[1],
+        **database_target.settings(),
+    )
+    auth = AuthSettings(
+        env="test",
+        port=auth_port,
+        user_service_url=f"http://127.0.0.1:{user_port}",
+        jwt_secret="x" * 48,
+        redis_url=redis_target.url,
+        redis_prefix=redis_target.prefix + "auth:",
+    )
+    return user, auth
+
+
+@pytest.fixture
+async def identity(identity_settings):
+    user_settings, auth_settings = identity_settings
+    user_app, auth_app = create_user_app(user_settings), create_auth_app(auth_settings)
+    async with (
+        serving(user_app, user_settings.port) as user_url,
+        serving(auth_app, auth_settings.port) as auth_url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        yield IdentityServices(user_url, auth_url, user_app, auth_app, client)
