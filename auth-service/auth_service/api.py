@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.logs import current_request_id
@@ -56,7 +57,7 @@ async def login_original(body: Login, request: Request):
     """The original clients' path: they read `status` and `token`, and `message` on failure."""
     try:
         answer = await _log_in(body, request)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:
         if exc.status_code != 401:
             raise
         body = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}

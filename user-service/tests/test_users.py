@@ -167,3 +167,16 @@ async def test_without_redis_everything_works_and_stats_say_why(identity_setting
     assert "REDIS_URL is not set" in figures["cache"]["reason"] or "Redis" in figures["cache"]["reason"]
     assert figures["degraded_reasons"] == [figures["cache"]["reason"]]
     assert figures["users"] == 2
+
+
+async def test_auth_service_down_hides_emails_on_reads_and_refuses_writes(identity_settings):
+    settings = identity_settings[0].model_copy(update={"auth_service_url": "http://127.0.0.1:1"})
+    token = {"Authorization": "Bearer some.token.value"}
+    async with serving(create_app(settings)) as url, httpx.AsyncClient() as client:
+        body = {"username": "jack", "email": "jack@example.com", "password": "password-1"}
+        created = (await client.post(f"{url}/api/users", json=body)).json()
+        read = await client.get(f"{url}/api/users/{created['id']}", headers=token)
+        write = await client.patch(f"{url}/api/users/{created['id']}", json={"email": "j@example.com"}, headers=token)
+    assert read.status_code == 200 and "email" not in read.json()
+    assert write.status_code == 503
+    assert "auth-service" in write.json()["detail"]

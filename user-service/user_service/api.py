@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import Identity
 
@@ -54,7 +55,7 @@ async def _viewer(request: Request) -> Identity | None:
     """Reads work without a token; a token that cannot be checked only hides emails."""
     try:
         return await _identity(request, required=False)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:
         if exc.status_code == 503:
             return None
         raise
