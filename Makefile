@@ -3,6 +3,9 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTHON := .venv/bin/python
+# npm ci rewrites node_modules/.package-lock.json, so it reruns only when package-lock.json is newer.
+DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint format clean
 
@@ -13,14 +16,22 @@ PYTHON := .venv/bin/python
 install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	$(UV) sync --all-packages --frozen
 
-run: install
+$(DASHBOARD_MODULES): dashboard-ui/package-lock.json
+	cd dashboard-ui && npm ci --no-audit --no-fund
+
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser build).
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
+
+run: install $(DASHBOARD_MODULES)
 	$(PYTHON) -m titanium_common.suite
 
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-test: lint
+test: lint $(DASHBOARD_MODULES) $(CHROMIUM)
 	$(UV) run --frozen pytest
 
 format: install

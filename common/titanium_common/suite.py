@@ -48,7 +48,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "GATEWAY_URLS",
         after=("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config"),
     ),
-    ServiceSpec("load-balancer", "load_balancer", 7100, "LOAD_BALANCER_URL", after=("api-gateway",)),
+    ServiceSpec("dashboard-ui", "dashboard_ui", 8080, "DASHBOARD_URLS"),
+    ServiceSpec("load-balancer", "load_balancer", 7100, "LOAD_BALANCER_URL", after=("api-gateway", "dashboard-ui")),
 )
 
 
