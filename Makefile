@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -33,6 +33,15 @@ lint: install
 
 test: lint $(DASHBOARD_MODULES) $(CHROMIUM)
 	$(UV) run --frozen pytest
+
+# Benchmarks (wrk against real processes on loopback): numbers to read, never asserted.
+BENCH_TOOLS := /usr/bin/wrk /usr/sbin/nginx
+$(BENCH_TOOLS):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq wrk nginx-light
+
+bench: install $(BENCH_TOOLS)
+	for script in load-tests/bench_*.py; do $(PYTHON) $$script || exit 1; done
 
 format: install
 	$(UV) run --frozen ruff check --fix .

@@ -1,15 +1,52 @@
-from fastapi import FastAPI
+import contextlib
+from pathlib import Path
 
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from titanium_common.auth_client import TokenVerifier
+from titanium_common.db import Database, install_error_handlers
 from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
 from .settings import BlogSettings
+from .store import PostStore
+
+HERE = Path(__file__).parent
 
 
 def create_app(settings: BlogSettings | None = None) -> FastAPI:
     settings = settings or BlogSettings()
-    return create_fastapi_app(settings, title="blog-service", distribution="blog-service", routers=[api.router])
+    db = Database.from_settings(settings, migrations=HERE / "migrations")
+    store = PostStore(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await db.start()
+        session = create_client_session()
+        app.state.verifier = TokenVerifier(session, settings.auth_service_url)
+        try:
+            yield
+        finally:
+            await session.close()
+            await db.close()
+
+    app = create_fastapi_app(
+        settings, title="blog-service", distribution="blog-service", routers=[api.router], lifespan=lifespan
+    )
+    app.state.store = store
+    app.mount("/blog", StaticFiles(directory=HERE / "static", html=True), name="blog-spa")
+    install_error_handlers(app)
+    db.attach(app.state.kit)
+
+    async def post_figures() -> dict:
+        count = await store.count()
+        return {"posts": count, "post_count": count}
+
+    app.state.kit.add_stats_provider(post_figures)
+    return app
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
-from titanium_common.settings import ServiceSettings
+from titanium_common.db import DatabaseSettings
 
 
-class BlogSettings(ServiceSettings):
+class BlogSettings(DatabaseSettings):
     service_name: str = "blog-service"
     port: int = 8003
     auth_service_url: str = "http://127.0.0.1:8001"

@@ -1,15 +1,29 @@
 """Dashboard routes: the page, its run-time configuration, and Chart.js from node_modules under a local path."""
 
+from pathlib import Path
+
 from aiohttp import web
 
 from .settings import DashboardSettings
 
 SETTINGS = web.AppKey("settings", DashboardSettings)
-CHARTJS_PREFIX = "/vendor/chart.js"
+
+
+def file_from(root: Path):
+    """A handler for the files under `root`; anything else (missing, a folder, `..`) is the kit's JSON 404."""
+    root = root.resolve()
+
+    async def serve_file(request: web.Request) -> web.FileResponse:
+        path = (root / request.match_info["path"]).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise web.HTTPNotFound
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return serve_file
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(request.app[SETTINGS].static_dir / "index.html")
+    return web.FileResponse(request.app[SETTINGS].static_dir / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def dashboard_config(request: web.Request) -> web.Response:
@@ -21,5 +35,5 @@ async def dashboard_config(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, settings: DashboardSettings) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/dashboard-config.json", dashboard_config)
-    app.router.add_static(CHARTJS_PREFIX, settings.chartjs_dir)
-    app.router.add_static("/", settings.static_dir)
+    app.router.add_get("/vendor/chart.js/{path:.+}", file_from(settings.chartjs_dir))
+    app.router.add_get("/{path:.+}", file_from(settings.static_dir))

@@ -109,7 +109,7 @@ function lineChart(canvas, datasets, yTitle) {
   });
 }
 
-class History {
+class ChartHistory {
   // Points of the last five minutes, one per poll, shared by both charts.
   constructor(charts) {
     this.charts = charts;
@@ -479,7 +479,8 @@ async function pollEdgeDevices() {
     const body = await answer.json().catch(() => ({}));
     if (!answer.ok) throw new Error(`HTTP ${answer.status}${body.detail ? `: ${body.detail}` : ""}`);
     const devices = Array.isArray(body.devices) ? body.devices : [];
-    summary.textContent = `${fmtInt(body.total ?? devices.length)} devices · ${fmtInt(body.healthy)} healthy · ${fmtInt(body.unhealthy)} unhealthy`;
+    const total = body.total ?? devices.length;
+    summary.textContent = `${fmtInt(total)} device${total === 1 ? "" : "s"} · ${fmtInt(body.healthy)} healthy · ${fmtInt(body.unhealthy)} unhealthy`;
     if (!devices.length) {
       panel.replaceChildren(el("p", { className: "muted", text: "No edge devices registered yet." }));
     } else {
@@ -511,7 +512,7 @@ function renderDocsLinks(config) {
 async function main() {
   const config = await loadConfig();
   renderDocsLinks(config);
-  const history = new History([
+  const history = new ChartHistory([
     lineChart(byId("rps-chart"), [
       { label: "requests/s", data: [], borderColor: "#5b9cff", backgroundColor: "rgba(91,156,255,0.15)", fill: true },
     ], "req/s"),

@@ -1,0 +1,43 @@
+"""The posts table (its schema is created by the Alembic migrations beside this module)."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+EXCERPT_LENGTH = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120))
+    content: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(Integer, index=True)
+    author: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    def summary(self) -> dict:
+        excerpt = self.content if len(self.content) <= EXCERPT_LENGTH else self.content[:EXCERPT_LENGTH].rstrip() + "…"
+        return {
+            "id": self.id,
+            "title": self.title,
+            "author": self.author,
+            "author_id": self.author_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "excerpt": excerpt,
+        }
+
+    def full(self) -> dict:
+        return self.summary() | {"content": self.content}

@@ -1,0 +1,62 @@
+"""Posts: newest-first pages, reads, and writes that only the author or an admin may make."""
+
+from typing import Any
+
+from fastapi import HTTPException
+from sqlalchemy import func, select
+
+from titanium_common.auth_client import Identity
+from titanium_common.db import Database, NotFoundError
+
+from .models import Post
+
+
+class PostStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        async with self.db.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Post))
+            newest_first = select(Post).order_by(Post.created_at.desc(), Post.id.desc()).offset(offset).limit(limit)
+            return [post.summary() for post in await session.scalars(newest_first)], total or 0
+
+    async def count(self) -> int:
+        async with self.db.sessions() as session:
+            return await session.scalar(select(func.count()).select_from(Post)) or 0
+
+    async def get(self, post_id: int) -> dict[str, Any]:
+        async with self.db.sessions() as session:
+            post = await session.get(Post, post_id)
+        if post is None:
+            raise NotFoundError(f"post {post_id} not found")
+        return post.full()
+
+    async def create(self, author: Identity, title: str, content: str) -> dict[str, Any]:
+        if author.user_id is None:
+            raise HTTPException(403, "this token does not name a user")
+        async with self.db.transaction() as session:
+            post = Post(title=title, content=content, author_id=author.user_id, author=author.username)
+            session.add(post)
+            await session.flush()
+            return post.full()
+
+    async def _owned(self, session, post_id: int, editor: Identity) -> Post:
+        post = await session.get(Post, post_id, with_for_update=True)
+        if post is None:
+            raise NotFoundError(f"post {post_id} not found")
+        if not (editor.is_admin or post.author_id == editor.user_id):
+            raise HTTPException(403, "only the author or an admin may change this post")
+        return post
+
+    async def update(self, post_id: int, editor: Identity, changes: dict[str, str]) -> dict[str, Any]:
+        async with self.db.transaction() as session:
+            post = await self._owned(session, post_id, editor)
+            for field, value in changes.items():
+                setattr(post, field, value)
+            await session.flush()
+            return post.full()
+
+    async def delete(self, post_id: int, editor: Identity) -> None:
+        async with self.db.transaction() as session:
+            await session.delete(await self._owned(session, post_id, editor))

@@ -1,0 +1,138 @@
+import httpx
+import pytest
+
+from blog_service.main import create_app
+from blog_service.settings import BlogSettings
+from tests.support.identity import ADMIN
+from tests.support.servers import serving
+
+
+@pytest.fixture
+async def blog(identity, database_target):
+    """blog-service beside user-service in the same database (each has its own tables and migration table)."""
+    settings = BlogSettings(env="test", auth_service_url=identity.auth_url, **database_target.settings())
+    async with serving(create_app(settings)) as url:
+        yield url
+
+
+async def publish(identity, blog, headers, title="Hello", content="World") -> httpx.Response:
+    return await identity.client.post(f"{blog}/api/posts", json={"title": title, "content": content}, headers=headers)
+
+
+async def test_create_read_edit_delete_with_ownership(identity, blog):
+    alice, alice_auth = await identity.account("alice")
+    _, bob_auth = await identity.account("bob")
+    admin_auth = {"Authorization": f"Bearer {await identity.token(*ADMIN)}"}
+
+    created = await publish(identity, blog, alice_auth, "First post", "Some content")
+    assert created.status_code == 201
+    post = created.json()
+    assert (post["author"], post["author_id"], post["title"]) == ("alice", alice["id"], "First post")
+    url = f"{blog}/api/posts/{post['id']}"
+    assert (await identity.client.get(url)).json()["content"] == "Some content"
+
+    edited = await identity.client.patch(url, json={"title": "Edited"}, headers=alice_auth)
+    assert edited.status_code == 200 and edited.json()["title"] == "Edited"
+    assert (await identity.client.get(url)).json()["title"] == "Edited"
+    assert (await identity.client.patch(url, json={"title": "Mine"}, headers=bob_auth)).status_code == 403
+    assert (await identity.client.delete(url, headers=bob_auth)).status_code == 403
+    assert (await identity.client.patch(url, json={"content": "by admin"}, headers=admin_auth)).status_code == 200
+    assert (await identity.client.delete(url, headers=alice_auth)).status_code == 204
+    assert (await identity.client.get(url)).status_code == 404
+    assert (await identity.client.delete(url, headers=alice_auth)).status_code == 404
+
+
+async def test_writes_need_a_valid_token(identity, blog):
+    assert (await publish(identity, blog, {})).status_code == 401
+    forged = {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."}
+    answer = await publish(identity, blog, forged)
+    assert answer.status_code == 401 and answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "", "content": "x"},
+        {"title": "   ", "content": "x"},
+        {"title": "t" * 121, "content": "x"},
+        {"title": "ok", "content": ""},
+        {"title": "ok", "content": "c" * 20_001},
+        {"title": "ok"},
+        {"title": ["list"], "content": "x"},
+        {"title": "ok", "content": "x", "author": "someone-else"},
+    ],
+)
+async def test_bad_posts_are_422(identity, blog, body):
+    _, auth = await identity.account("carol")
+    answer = await identity.client.post(f"{blog}/api/posts", json=body, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["request_id"]
+
+
+async def test_limits_are_inclusive(identity, blog):
+    _, auth = await identity.account("dave")
+    assert (await publish(identity, blog, auth, "t" * 120, "c" * 20_000)).status_code == 201
+
+
+async def test_pages_newest_first_and_the_original_offset_limit(identity, blog):
+    _, auth = await identity.account("erin")
+    for i in range(5):
+        await publish(identity, blog, auth, f"post {i}", f"content {i} " + "word " * 100)
+    first = (await identity.client.get(f"{blog}/api/posts", params={"page": 1, "size": 2})).json()
+    assert [p["title"] for p in first["items"]] == ["post 4", "post 3"]
+    assert (first["total"], first["pages"], first["size"]) == (5, 3, 2)
+    last = (await identity.client.get(f"{blog}/api/posts", params={"page": 3, "size": 2})).json()
+    assert [p["title"] for p in last["items"]] == ["post 0"]
+    assert "content" not in last["items"][0]
+    assert last["items"][0]["excerpt"].startswith("content 0") and last["items"][0]["excerpt"].endswith("…")
+    assert len(last["items"][0]["excerpt"]) <= 201
+    capped = (await identity.client.get(f"{blog}/api/posts", params={"size": 1000})).json()
+    assert capped["size"] == 50
+    original = (await identity.client.get(f"{blog}/api/posts", params={"offset": 1, "limit": 2})).json()
+    assert [p["title"] for p in original] == ["post 3", "post 2"]
+    assert set(original[0]) >= {"id", "title", "author", "created_at", "excerpt"}
+    for bad in ({"page": 0}, {"size": 0}, {"offset": -1}, {"page": "x"}):
+        assert (await identity.client.get(f"{blog}/api/posts", params=bad)).status_code == 422
+
+
+async def test_unknown_posts(identity, blog):
+    assert (await identity.client.get(f"{blog}/api/posts/424242")).status_code == 404
+    assert (await identity.client.get(f"{blog}/api/posts/abc")).status_code == 422
+
+
+async def test_stats_count_real_posts(identity, blog):
+    _, auth = await identity.account("frank")
+    await publish(identity, blog, auth)
+    await publish(identity, blog, auth)
+    stats = (await identity.client.get(f"{blog}/stats")).json()
+    assert stats["posts"] == stats["post_count"] == 2
+    assert stats["db"]["status"] == "ok"
+
+
+async def test_token_checks_are_cached_briefly(identity, blog):
+    _, auth = await identity.account("gina")
+    kit = identity.auth_app.state.kit
+    await publish(identity, blog, auth)
+    checked = kit.total
+    await publish(identity, blog, auth)
+    await publish(identity, blog, auth)
+    assert kit.total == checked
+
+
+async def test_auth_service_down_reads_work_writes_503(identity, database_target):
+    _, auth = await identity.account("hank")
+    settings = BlogSettings(env="test", auth_service_url="http://127.0.0.1:1", **database_target.settings())
+    async with serving(create_app(settings)) as blog:
+        assert (await identity.client.get(f"{blog}/api/posts")).status_code == 200
+        answer = await publish(identity, blog, auth)
+        assert answer.status_code == 503
+        assert "auth-service" in answer.json()["detail"]
+        assert (await identity.client.get(f"{blog}/ready")).status_code == 200
+
+
+async def test_spa_is_served(identity, blog):
+    page = await identity.client.get(f"{blog}/blog/")
+    assert page.status_code == 200 and '<main id="view"' in page.text
+    script = await identity.client.get(f"{blog}/blog/app.js")
+    assert script.status_code == 200
+    assert "innerHTML" not in script.text and "insertAdjacentHTML" not in script.text

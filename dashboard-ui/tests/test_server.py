@@ -1,0 +1,83 @@
+"""The small static server: the page, Chart.js from node_modules, the config, the kit's endpoints, clean 404s."""
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from dashboard_ui.main import create_app
+from dashboard_ui.settings import DashboardSettings
+
+
+@pytest.fixture
+async def client():
+    settings = DashboardSettings(poll_interval_s=1.5, user_service_url="http://127.0.0.1:9102")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "needle"),
+    [
+        ("/", "text/html", 'id="toggle-ws-heartbeat-btn"'),
+        ("/index.html", "text/html", 'src="vendor/chart.js/chart.umd.js"'),
+        ("/app.js", "application/javascript", "/api/ws-heartbeat"),
+        ("/styles.css", "text/css", ".badge-idle"),
+        ("/vendor/chart.js/chart.umd.js", "application/javascript", "Chart.js v4"),
+    ],
+)
+async def test_serves_the_page_and_chartjs(client, path, content_type, needle):
+    answer = await client.get(path)
+    assert answer.status == 200
+    assert answer.content_type == content_type
+    assert needle in await answer.text()
+
+
+async def test_the_page_names_no_outside_host(client):
+    for path in ("/", "/app.js", "/styles.css"):
+        text = await (await client.get(path)).text()
+        assert "http://" not in text
+        assert "https://" not in text
+
+
+async def test_config_carries_the_poll_interval_and_docs_links(client):
+    config = await (await client.get("/dashboard-config.json")).json()
+    assert config["poll_interval_s"] == 1.5
+    assert config["api_docs"]["user-service"] == "http://127.0.0.1:9102/docs"
+    assert set(config["api_docs"]) == {"auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/missing.js",
+        "/vendor/chart.js/missing.js",
+        "/vendor/chart.js/../../package.json",
+        "/%2e%2e/pyproject.toml",
+        "/vendor/chart.js/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+        "/vendor/chart.js/",
+    ],
+)
+async def test_unknown_or_escaping_paths_are_a_json_404(client, path):
+    answer = await client.get(path, headers={"X-Request-ID": "dash-404"})
+    assert answer.status == 404
+    assert (await answer.json())["request_id"] == "dash-404"
+
+
+async def test_writes_are_refused(client):
+    answer = await client.post("/app.js", data=b"x")
+    assert answer.status == 405
+    assert "detail" in await answer.json()
+
+
+async def test_kit_endpoints(client):
+    assert (await (await client.get("/health")).json())["service"] == "dashboard-ui"
+    assert (await client.get("/ready")).status == 200
+    await client.get("/app.js")
+    stats = await (await client.get("/stats")).json()
+    assert stats["service"] == "dashboard-ui"
+    assert stats["requests"]["total"] >= 1
+    assert "http_requests_total" in await (await client.get("/metrics")).text()
+
+
+def test_refuses_to_start_without_chartjs(tmp_path):
+    with pytest.raises(RuntimeError, match="npm ci"):
+        create_app(DashboardSettings(chartjs_dir=tmp_path))
