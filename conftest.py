@@ -5,7 +5,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 # Shared fixtures live in tests/support/ (databases, Redis, the Kubernetes API double); register them here.
-pytest_plugins: list[str] = ["tests.support.databases", "tests.support.browser"]
+pytest_plugins: list[str] = ["tests.support.databases", "tests.support.browser", "tests.support.kubernetes"]
 
 
 async def _check_kit_endpoints(app) -> dict:

@@ -1,0 +1,284 @@
+"""A local Kubernetes API server double for the real `kubernetes_asyncio` client (cluster-monitor, edge-config).
+
+Each cluster is its own kmock `KubernetesEmulator` (stateful objects, list, watch, create, patch, delete, errors as
+`Status` objects) on its own loopback port, and a kubeconfig names one context per cluster, so code under test
+loads it exactly as it would load a real one:
+
+    async def test_two_clusters(kube_api):              # contexts "member1" (current) and "member2"
+        member1 = kube_api.clusters["member1"]
+        await member1.create("v1/nodes", {"metadata": {"name": "n1"}, "status": {...}})
+        await member1.create("v1/services", service_manifest, namespace="monitoring")
+        await member1.patch("v1/nodes", "n1", {"status": {"conditions": [...]}})   # merge patch (or a JSON patch list)
+        await member1.replace("v1/services", service_manifest, namespace="monitoring")
+        await member1.delete("v1/nodes", "n1")
+        await member1.get("v1/nodes", "n1")                # the stored object, or None
+        member1.enable("metrics.k8s.io/v1beta1/nodes")     # an empty but served resource (else lists are 404)
+        client = await kubernetes_asyncio.config.new_client_from_config(str(kube_api.kubeconfig), context="member2")
+
+    @pytest.mark.kube_contexts("edge")                   # other context names; the first is the current one
+    async def test_one_cluster(kube_api): ...
+
+    async with kubernetes_api(tmp_path, "a", "b") as api: ...   # the same outside a fixture
+
+Served from the start (empty lists, not 404): core/v1 nodes, pods, namespaces, services, endpoints, events;
+apps/v1 deployments; discovery.k8s.io/v1 endpointslices. Any other resource (metrics.k8s.io NodeMetrics and
+PodMetrics, Karmada's clusters.cluster.karmada.io/v1alpha1 clusters) is served once an object of it is created or
+`enable()` is called; until then its lists answer 404, which is how a cluster without metrics-server answers.
+
+What kmock 0.8 does not do and `ApiServerDouble` adds (small, on top of kmock rather than a second server):
+- `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`) and `fieldSelector` (`=`, `==`, `!=` on dotted
+  paths such as `metadata.name`, `spec.nodeName`) on lists: kmock lists every object of the resource;
+- PUT (replace): kmock has no action for it and answers 404;
+- `metadata.uid`, `resourceVersion` (bumped on every write), `creationTimestamp` and `namespace` on create.
+Still not like a real server: strategic-merge patches merge dicts but replace lists whole; watches ignore selectors;
+no admission, defaulting or validation (store only well-formed objects).
+"""
+
+import contextlib
+import datetime
+import itertools
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import pytest
+import yaml
+
+DEFAULT_CONTEXTS = ("member1", "member2")
+TOKEN = "double-token"
+
+# (group/version/plural, kind, namespaced): what a fresh cluster serves even when it holds no objects.
+BUILTIN_RESOURCES = (
+    ("v1/nodes", "Node", False),
+    ("v1/namespaces", "Namespace", False),
+    ("v1/pods", "Pod", True),
+    ("v1/services", "Service", True),
+    ("v1/endpoints", "Endpoints", True),
+    ("v1/events", "Event", True),
+    ("apps/v1/deployments", "Deployment", True),
+    ("discovery.k8s.io/v1/endpointslices", "EndpointSlice", True),
+)
+
+_WRITES = frozenset({kmock.method.POST, kmock.method.PUT, kmock.method.PATCH})
+_SELECTOR_TERMS = re.compile(r",(?![^()]*\))")
+_SET_TERM = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _terms(selector: str) -> list[tuple[str, str, frozenset[str]]]:
+    """`a=b,c!=d,e in (f,g),h,!i` → [(key, operator, values)] with operators `=`, `!=`, `in`, `notin`, `exists`, `!`."""
+    parsed = []
+    for term in (t.strip() for t in _SELECTOR_TERMS.split(selector)):
+        if not term:
+            continue
+        if match := _SET_TERM.match(term):
+            key, operator, raw = match.groups()
+            parsed.append((key, operator, frozenset(v.strip() for v in raw.split(","))))
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            parsed.append((key.strip(), "!=", frozenset({value.strip()})))
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            parsed.append((key.strip(), "=", frozenset({value.strip()})))
+        elif term.startswith("!"):
+            parsed.append((term[1:].strip(), "!", frozenset()))
+        else:
+            parsed.append((term, "exists", frozenset()))
+    return parsed
+
+
+def _holds(operator: str, present: bool, value: str, values: frozenset[str]) -> bool:
+    match operator:
+        case "=" | "in":
+            return present and value in values
+        case "!=" | "notin":
+            return not present or value not in values
+        case "exists":
+            return present
+        case _:
+            return not present
+
+
+def label_matcher(selector: str) -> Callable[[dict[str, str]], bool]:
+    """A predicate over an object's labels for a Kubernetes label selector string."""
+    terms = _terms(selector)
+    return lambda labels: all(_holds(op, key in labels, labels.get(key, ""), vs) for key, op, vs in terms)
+
+
+def _dotted(obj: dict[str, Any], path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
+def field_matcher(selector: str) -> Callable[[dict[str, Any]], bool]:
+    """A predicate over a whole object for a Kubernetes field selector string (`=`, `==`, `!=` only)."""
+    terms = _terms(selector)
+    return lambda obj: all(_holds(op, True, _dotted(obj, key), vs) for key, op, vs in terms)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@attrs.define(kw_only=True)
+class ApiServerDouble(kmock.KubernetesEmulator):
+    """kmock's stateful emulator plus selectors, PUT and server-set metadata (see the module docstring)."""
+
+    _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for resource, kind, namespaced in BUILTIN_RESOURCES:
+            self.resources[resource] = kmock.ResourceInfo(
+                kind=kind, namespaced=namespaced, verbs={"get", "list", "watch", "create", "update", "patch", "delete"}
+            )
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.method in _WRITES and isinstance(request.data, dict):
+            self._stamp(request)
+        if request.resource is not None and request.name is not None and request.method == kmock.method.PUT:
+            return await self._replace(request)
+        return await super()._handle(request)
+
+    def _stamp(self, request: kmock.Request) -> None:
+        meta = request.data.setdefault("metadata", {})
+        meta["resourceVersion"] = str(next(self._versions))
+        if request.action == kmock.action.CREATE:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", _now())
+            if request.namespace:
+                meta["namespace"] = request.namespace
+
+    async def _replace(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                raise kmock.KubernetesObjectNotFoundError()
+            stored = self.objects[key]
+            meta = request.data["metadata"]
+            for kept in ("uid", "creationTimestamp", "namespace", "name"):
+                if kept in stored.get("metadata", {}):
+                    meta[kept] = stored["metadata"][kept]
+            stored.create(request.data)
+            raw = stored.raw
+            await self._buses[request.resource].put({"type": "MODIFIED", "object": raw})
+        return aiohttp.web.json_response(raw)
+
+    async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
+        listing = await super()._serve_list(request)
+        labels = label_matcher(request.params.get("labelSelector", ""))
+        fields = field_matcher(request.params.get("fieldSelector", ""))
+        listing["items"] = [
+            item for item in listing["items"] if labels(item.get("metadata", {}).get("labels") or {}) and fields(item)
+        ]
+        listing["metadata"]["resourceVersion"] = str(next(self._versions))
+        return listing
+
+
+def _path(resource: str, namespace: str | None, name: str | None = None) -> str:
+    parsed = kmock.resource(resource)
+    base = "/api/v1" if parsed.group == "" else f"/apis/{parsed.group}/{parsed.version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{scope}/{parsed.plural}" + (f"/{name}" if name else "")
+
+
+@dataclass
+class FakeCluster:
+    """One cluster: its API server double, its URL, and writes that go through the server's real HTTP API."""
+
+    name: str
+    api: ApiServerDouble
+    url: str
+
+    async def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        async with self.api.request(method, path, json=body, headers={"Content-Type": content_type}) as response:
+            if response.status == 404 and method == "GET":
+                return None
+            if response.status >= 300:
+                raise AssertionError(f"{method} {path} → {response.status}: {await response.text()}")
+            return await response.json()
+
+    async def create(self, resource: str, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        return await self._call("POST", _path(resource, namespace), obj)
+
+    async def get(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return await self._call("GET", _path(resource, namespace, name))
+
+    async def list(self, resource: str, namespace: str | None = None, label_selector: str = "") -> list[dict]:
+        path = _path(resource, namespace) + (f"?labelSelector={label_selector}" if label_selector else "")
+        listing = await self._call("GET", path)
+        return [] if listing is None else listing["items"]
+
+    async def patch(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> dict[str, Any]:
+        kind = "application/json-patch+json" if isinstance(patch, list) else "application/merge-patch+json"
+        return await self._call("PATCH", _path(resource, namespace, name), patch, kind)
+
+    async def replace(self, resource: str, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        return await self._call("PUT", _path(resource, namespace, obj["metadata"]["name"]), obj)
+
+    async def delete(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self._call("DELETE", _path(resource, namespace, name))
+
+    def enable(self, resource: str, kind: str | None = None, namespaced: bool = False) -> None:
+        """Serve `resource` (e.g. "metrics.k8s.io/v1beta1/nodes") even while it holds no objects."""
+        self.api.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs={"get", "list"})
+
+
+@dataclass
+class KubeApi:
+    """Every cluster of a test and the kubeconfig that names them (`current_context` is the first)."""
+
+    kubeconfig: Path
+    clusters: dict[str, FakeCluster] = field(default_factory=dict)
+
+    @property
+    def current_context(self) -> str:
+        return next(iter(self.clusters))
+
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+
+def write_kubeconfig(path: Path, servers: dict[str, str], current: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": url}} for name, url in servers.items()],
+        "users": [{"name": "tester", "user": {"token": TOKEN}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "tester"}} for name in servers],
+        "current-context": current,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def kubernetes_api(directory: Path, *contexts: str) -> AsyncIterator[KubeApi]:
+    """One API server double per context on loopback ports, and `directory/kubeconfig` naming them."""
+    contexts = contexts or DEFAULT_CONTEXTS
+    async with contextlib.AsyncExitStack() as stack:
+        clusters: dict[str, FakeCluster] = {}
+        for name in contexts:
+            api = await stack.enter_async_context(ApiServerDouble())
+            server = await stack.enter_async_context(kmock.Server(api))
+            clusters[name] = FakeCluster(name, api, str(server.url).rstrip("/"))
+        path = write_kubeconfig(directory / "kubeconfig", {n: c.url for n, c in clusters.items()}, contexts[0])
+        yield KubeApi(path, clusters)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kube_contexts(*names): the kubeconfig contexts of the kube_api fixture")
+
+
+@pytest.fixture
+async def kube_api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[KubeApi]:
+    marker = request.node.get_closest_marker("kube_contexts")
+    async with kubernetes_api(tmp_path, *(marker.args if marker else DEFAULT_CONTEXTS)) as api:
+        yield api
