@@ -1,14 +1,17 @@
 """Gateway routes: its own health under /api/health, everything else forwarded by the route table."""
 
+import time
+
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, KIT, json_error
+from titanium_common.aiohttp_app import KIT, json_error
 from titanium_common.proxy import proxy_http
 
 from .routing import RouteTable
 from .settings import GatewaySettings
+from .upstreams import Upstream
 
-ROUTES = web.AppKey("routes", RouteTable)
+ROUTES = web.AppKey("routes", RouteTable[Upstream])
 SETTINGS = web.AppKey("settings", GatewaySettings)
 
 
@@ -17,13 +20,27 @@ async def api_health(request: web.Request) -> web.Response:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    target = request.app[ROUTES].match(request.path)
-    if target is None:
+    upstream = request.app[ROUTES].match(request.path)
+    if upstream is None:
         return json_error(404, f"no route for {request.path}")
-    name, base_url = target
-    return await proxy_http(
-        request, request.app[CLIENT], name, base_url, max_body_bytes=request.app[SETTINGS].max_body_bytes
-    )
+    stats = upstream.stats
+    stats.in_flight += 1
+    started = time.perf_counter()
+    # Anything that escapes proxy_http (e.g. the client vanished before the answer) counts as a failure.
+    status = 500
+    try:
+        response = await proxy_http(
+            request,
+            upstream.session,
+            upstream.name,
+            upstream.next_url(),
+            max_body_bytes=request.app[SETTINGS].max_body_bytes,
+        )
+        status = response.status
+        return response
+    finally:
+        stats.in_flight -= 1
+        stats.record(status, time.perf_counter() - started)
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,19 +1,34 @@
 from aiohttp import web
 
-from titanium_common.aiohttp_app import attach_client_session, create_aiohttp_app
+from titanium_common.aiohttp_app import KIT, create_aiohttp_app
 from titanium_common.runner import serve
 
 from . import api
+from .cors import setup_cors
 from .routing import RouteTable
 from .settings import GatewaySettings
+from .upstreams import Upstreams
 
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
     app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
     app[api.SETTINGS] = settings
-    app[api.ROUTES] = RouteTable(settings.route_table())
-    attach_client_session(app, auto_decompress=False)
+    upstreams = Upstreams(settings.upstream_urls())
+    app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})
+    app[KIT].add_stats_provider(upstreams.stats)
+    setup_cors(app, settings.allowed_origins(), settings.cors_max_age_s)
+
+    async def pools(app: web.Application):
+        upstreams.open(
+            connect_s=settings.upstream_connect_timeout_s,
+            response_s=settings.upstream_response_timeout_s,
+            pool_size=settings.upstream_pool_size,
+        )
+        yield
+        await upstreams.close()
+
+    app.cleanup_ctx.append(pools)
     api.add_routes(app)
     return app
 

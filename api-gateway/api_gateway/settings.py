@@ -1,36 +1,86 @@
+from pydantic import model_validator
+
+from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
 from titanium_common.settings import ServiceSettings
+
+# Public path prefix → upstream name: DESIGN.md section 1. Nothing is rewritten; each service serves these paths.
+PREFIXES: dict[str, str] = {
+    "/api/auth": "auth-service",
+    "/api/login": "auth-service",
+    "/api/users": "user-service",
+    "/api/register": "user-service",
+    "/api/posts": "blog-service",
+    "/blog": "blog-service",
+    "/api/clusters": "cluster-monitor",
+    "/api/nodes": "cluster-monitor",
+    "/api/pods": "cluster-monitor",
+    "/api/namespaces": "cluster-monitor",
+    "/api/deployments": "cluster-monitor",
+    "/api/events": "cluster-monitor",
+    "/ws/clusters": "cluster-monitor",
+    "/api/edge": "edge-config",
+}
+
+
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "api-gateway"
     port: int = 8000
+    # Each may list several replicas, comma-separated; requests go round-robin.
     auth_service_url: str = "http://127.0.0.1:8001"
     user_service_url: str = "http://127.0.0.1:8002"
     blog_service_url: str = "http://127.0.0.1:8003"
     cluster_monitor_url: str = "http://127.0.0.1:8004"
     edge_config_url: str = "http://127.0.0.1:8005"
+    # Extra or replacing routes, "prefix=upstream-name" pairs, comma-separated (e.g. "/api/metrics=cluster-monitor").
+    extra_routes: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
+    upstream_connect_timeout_s: float = CONNECT_TIMEOUT_S
+    upstream_response_timeout_s: float = RESPONSE_TIMEOUT_S
+    # Connections kept per upstream: a slow upstream can exhaust only its own pool.
+    upstream_pool_size: int = 128
+    # Browser origins allowed to call the API, comma-separated and explicit ("*" is refused); empty = CORS off.
+    cors_origins: str = ""
+    cors_max_age_s: int = 600
 
-    def route_table(self) -> dict[str, tuple[str, str]]:
-        """Public path prefix → (upstream name, base URL): DESIGN.md section 1."""
-        auth = ("auth-service", self.auth_service_url)
-        users = ("user-service", self.user_service_url)
-        blog = ("blog-service", self.blog_service_url)
-        cluster = ("cluster-monitor", self.cluster_monitor_url)
-        edge = ("edge-config", self.edge_config_url)
-        return {
-            "/api/auth": auth,
-            "/api/login": auth,
-            "/api/users": users,
-            "/api/register": users,
-            "/api/posts": blog,
-            "/blog": blog,
-            "/api/clusters": cluster,
-            "/api/nodes": cluster,
-            "/api/pods": cluster,
-            "/api/namespaces": cluster,
-            "/api/deployments": cluster,
-            "/api/events": cluster,
-            "/ws/clusters": cluster,
-            "/api/edge": edge,
+    def upstream_urls(self) -> dict[str, list[str]]:
+        urls = {
+            "auth-service": self.auth_service_url,
+            "user-service": self.user_service_url,
+            "blog-service": self.blog_service_url,
+            "cluster-monitor": self.cluster_monitor_url,
+            "edge-config": self.edge_config_url,
         }
+        return {name: [u.rstrip("/") for u in split_list(value)] for name, value in urls.items()}
+
+    def prefixes(self) -> dict[str, str]:
+        """Prefix → upstream name: the standard table with `EXTRA_ROUTES` laid over it."""
+        table = dict(PREFIXES)
+        for pair in split_list(self.extra_routes):
+            prefix, sep, name = pair.partition("=")
+            if not sep or not prefix.strip().startswith("/") or not name.strip():
+                raise ValueError(f"EXTRA_ROUTES entry {pair!r} is not /prefix=upstream-name")
+            table[prefix.strip()] = name.strip()
+        return table
+
+    def allowed_origins(self) -> frozenset[str]:
+        origins = frozenset(o.rstrip("/") for o in split_list(self.cors_origins))
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS must list explicit origins, not '*'")
+        return origins
+
+    @model_validator(mode="after")
+    def _check(self) -> "GatewaySettings":
+        """A misconfigured table stops the gateway at start-up, not on the first request."""
+        urls = self.upstream_urls()
+        for name, value in urls.items():
+            if not value:
+                raise ValueError(f"no URL configured for {name}")
+        for prefix, name in self.prefixes().items():
+            if name not in urls:
+                raise ValueError(f"route {prefix} names unknown upstream {name!r} (known: {', '.join(urls)})")
+        self.allowed_origins()
+        return self

@@ -1,0 +1,95 @@
+"""The services behind the gateway: each has its own connection pool, replica rotation and figures for /stats."""
+
+import itertools
+from typing import Any
+
+import aiohttp
+
+from titanium_common.http_client import create_client_session
+from titanium_common.window import LatencyReservoir
+
+
+class UpstreamStats:
+    """What /stats says about one upstream: counts since start, in-flight now, recent latency percentiles."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.unavailable = 0
+        self.in_flight = 0
+        self.websockets_open = 0
+        self.websockets_total = 0
+        self.latencies = LatencyReservoir()
+
+    def record(self, status: int, seconds: float) -> None:
+        self.requests += 1
+        if status >= 500:
+            self.errors += 1
+        if status == 504:
+            self.timeouts += 1
+        elif status == 502:
+            self.unavailable += 1
+        self.latencies.add(seconds * 1000.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "unavailable": self.unavailable,
+            "in_flight": self.in_flight,
+            "websockets_open": self.websockets_open,
+            "websockets_total": self.websockets_total,
+            "latency_ms": self.latencies.percentiles(),
+        }
+
+
+class Upstream:
+    def __init__(self, name: str, urls: list[str]) -> None:
+        self.name = name
+        self.urls = urls
+        self._rotation = itertools.cycle(urls)
+        self.stats = UpstreamStats()
+        self._session: aiohttp.ClientSession | None = None
+
+    def next_url(self) -> str:
+        return next(self._rotation)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
+        return self._session
+
+    def open(self, *, connect_s: float, response_s: float, pool_size: int) -> None:
+        # One pool per upstream: a hung service can hold at most its own connections, never another's.
+        self._session = create_client_session(
+            connect_s=connect_s, response_s=response_s, limit=pool_size, auto_decompress=False
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Upstreams:
+    """Every upstream by name, opened and closed with the app."""
+
+    def __init__(self, urls: dict[str, list[str]]) -> None:
+        self.by_name = {name: Upstream(name, u) for name, u in urls.items()}
+
+    def __getitem__(self, name: str) -> Upstream:
+        return self.by_name[name]
+
+    def open(self, **options: Any) -> None:
+        for upstream in self.by_name.values():
+            upstream.open(**options)
+
+    async def close(self) -> None:
+        for upstream in self.by_name.values():
+            await upstream.close()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"upstreams": {name: {"urls": u.urls, **u.stats.as_dict()} for name, u in self.by_name.items()}}

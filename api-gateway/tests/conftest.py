@@ -1,0 +1,190 @@
+"""Real upstream servers on loopback for the gateway tests, and the gateway in-process or as its own process.
+
+Each upstream answers every path with what it received; test headers choose other behaviours:
+`X-Test-Hang` (wait until the test ends), `X-Test-Stream: <bytes>` (a chunked body of that size),
+`X-Test-Status: <code>`, `X-Test-Header: name=value` (set a response header). A WebSocket upgrade gets a
+`hello` message, then each text message back as `echo:<text>`.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from api_gateway.main import create_app
+from api_gateway.settings import GatewaySettings
+from titanium_common.suite import REPO_ROOT, free_port
+
+SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config")
+PROCESS_START_TIMEOUT_S = 30.0
+STREAM_CHUNK = 256 * 1024
+
+
+def url_setting(service: str) -> str:
+    return f"{service.replace('-', '_')}_url"
+
+
+@dataclass
+class Upstreams:
+    urls: dict[str, str] = field(default_factory=dict)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests now held by X-Test-Hang, by service: tests wait on this to know a request is really pending.
+    hanging: dict[str, int] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def settings(self) -> dict[str, str]:
+        return {url_setting(s): url for s, url in self.urls.items()}
+
+    def environment(self) -> dict[str, str]:
+        return {k.upper(): v for k, v in self.settings().items()}
+
+    async def wait_hanging(self, service: str, count: int, timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s), self.changed:
+            await self.changed.wait_for(lambda: self.hanging.get(service, 0) >= count)
+
+    async def count_hanging(self, service: str, delta: int) -> None:
+        async with self.changed:
+            self.hanging[service] = self.hanging.get(service, 0) + delta
+            self.changed.notify_all()
+
+
+def upstream_app(service: str, state: Upstreams) -> web.Application:
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "service": service, "request_id": request.headers.get("X-Request-ID")})
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await ws.send_str(f"echo:{message.data}")
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await ws.send_bytes(message.data[::-1])
+        return ws
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await websocket(request)
+        if "X-Test-Hang" in request.headers:
+            await state.count_hanging(service, 1)
+            try:
+                await state.release.wait()
+            finally:
+                await state.count_hanging(service, -1)
+            return web.json_response({"service": service, "released": True})
+        if size := request.headers.get("X-Test-Stream"):
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            remaining = int(size)
+            while remaining:
+                chunk = min(remaining, STREAM_CHUNK)
+                await response.write(bytes([remaining % 251]) * chunk)
+                remaining -= chunk
+            await response.write_eof()
+            return response
+        digest = hashlib.sha256()
+        length = 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            length += len(chunk)
+        headers = {}
+        if extra := request.headers.get("X-Test-Header"):
+            name, _, value = extra.partition("=")
+            headers[name] = value
+        body = {
+            "service": service,
+            "method": request.method,
+            "path": request.raw_path,
+            "headers": dict(request.headers),
+            "body_bytes": length,
+            "body_sha256": digest.hexdigest(),
+        }
+        return web.json_response(body, status=int(request.headers.get("X-Test-Status", "200")), headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    return app
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Upstreams]:
+    state = Upstreams()
+    servers = []
+    for service in SERVICES:
+        server = TestServer(upstream_app(service, state), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        state.urls[service] = str(server.make_url("")).rstrip("/")
+    yield state
+    state.release.set()
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def start_gateway(upstreams: Upstreams):
+    """Start the gateway app in the test's loop: `await start_gateway(**settings overrides)` → its TestServer."""
+    started: list[TestServer] = []
+
+    async def start(**overrides) -> TestServer:
+        settings = GatewaySettings(env="test", **{**upstreams.settings(), **overrides})
+        server = TestServer(create_app(settings), host="127.0.0.1")
+        await server.start_server()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(start_gateway) -> TestServer:
+    return await start_gateway()
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(env: dict[str, str]) -> AsyncIterator[str]:
+    """`python -m api_gateway` as its own process, configured only by the environment; yields its base URL."""
+    port = free_port()
+    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "ENV": "test", "LOG_LEVEL": "WARNING", **env}
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api_gateway", env=full_env, cwd=REPO_ROOT, stdout=output, stderr=output
+        )
+        try:
+            async with aiohttp.ClientSession() as http, asyncio.timeout(PROCESS_START_TIMEOUT_S):
+                while True:
+                    if process.returncode is not None:
+                        output.seek(0)
+                        raise RuntimeError(f"gateway exited at start-up: {output.read().decode()}")
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get(f"{base}/health") as r:
+                            if r.status == 200:
+                                break
+                    await asyncio.sleep(0.05)
+            yield base
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@pytest.fixture
+def run_gateway_process():
+    """`async with run_gateway_process(env) as base_url:` the gateway as a separate process."""
+    return gateway_process
