@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from titanium_common.aiohttp_app import CLIENT, attach_client_session, create_aiohttp_app
-from titanium_common.proxy import proxy_http
+from titanium_common.proxy import is_websocket_upgrade, proxy_http, proxy_websocket
 from titanium_common.settings import ServiceSettings
 from titanium_common.suite import free_port
 
@@ -45,6 +45,33 @@ async def hang(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def websocket_echo(request: web.Request) -> web.WebSocketResponse:
+    """Echoes frames; "ping-me" makes it ping the client, "close-me" closes with 4001; records what it saw."""
+    ws = web.WebSocketResponse(protocols=("titanium.v1",), autoping=False)
+    await ws.prepare(request)
+    seen = request.app[WS_SEEN]
+    seen["headers"] = dict(request.headers)
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT and msg.data == "ping-me":
+            await ws.ping(b"from-upstream")
+        elif msg.type is aiohttp.WSMsgType.TEXT and msg.data == "close-me":
+            await ws.close(code=4001, message=b"bye")
+        elif msg.type is aiohttp.WSMsgType.TEXT:
+            await ws.send_str(f"echo:{msg.data}")
+        elif msg.type is aiohttp.WSMsgType.BINARY:
+            await ws.send_bytes(msg.data[::-1])
+        elif msg.type is aiohttp.WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type is aiohttp.WSMsgType.PONG:
+            seen["pong"] = msg.data
+    seen["close_code"] = ws.close_code
+    seen["closed"].set()
+    return ws
+
+
+WS_SEEN = web.AppKey("ws_seen", dict)
+
+
 async def start(app: web.Application) -> TestServer:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -57,6 +84,8 @@ async def upstream():
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_get("/big", big)
     app.router.add_get("/hang", hang)
+    app.router.add_get("/ws/echo", websocket_echo)
+    app[WS_SEEN] = {"closed": asyncio.Event()}
     server = await start(app)
     yield str(server.make_url("")).rstrip("/")
     await server.close()
@@ -67,6 +96,8 @@ async def make_proxy(base_url: str, response_s: float = 2.0) -> TestServer:
     attach_client_session(app, auto_decompress=False, response_s=response_s)
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        if is_websocket_upgrade(request):
+            return await proxy_websocket(request, request.app[CLIENT], "demo-upstream", base_url)
         return await proxy_http(request, request.app[CLIENT], "demo-upstream", base_url, max_body_bytes=MAX_BODY)
 
     app.router.add_route("*", "/{tail:.*}", forward)
@@ -149,3 +180,84 @@ async def test_hung_upstream_is_504_naming_it(upstream):
             assert (await r.json())["detail"] == "upstream demo-upstream timed out"
     finally:
         await server.close()
+
+
+async def test_websocket_relay_both_ways(proxy):
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            proxy.make_url("/ws/echo"),
+            protocols=("other", "titanium.v1"),
+            autoping=False,
+            headers={"X-Request-ID": "w1"},
+        )
+        assert ws.protocol == "titanium.v1"
+        await ws.send_str("hello")
+        assert await ws.receive_str(timeout=5) == "echo:hello"
+        await ws.send_bytes(b"\x00\x01\x02")
+        assert await ws.receive_bytes(timeout=5) == b"\x02\x01\x00"
+        # A ping from either end crosses the relay and the pong comes back the same way.
+        await ws.ping(b"from-client")
+        pong = await ws.receive(timeout=5)
+        assert (pong.type, pong.data) == (aiohttp.WSMsgType.PONG, b"from-client")
+        await ws.send_str("ping-me")
+        ping = await ws.receive(timeout=5)
+        assert (ping.type, ping.data) == (aiohttp.WSMsgType.PING, b"from-upstream")
+        await ws.pong(ping.data)
+        await ws.send_str("after-pong")
+        assert await ws.receive_str(timeout=5) == "echo:after-pong"
+        # The upstream's close code reaches the client.
+        await ws.send_str("close-me")
+        closing = await ws.receive(timeout=5)
+        assert (closing.type, closing.data, closing.extra) == (aiohttp.WSMsgType.CLOSE, 4001, "bye")
+        await ws.close()
+
+
+async def test_websocket_client_close_code_reaches_the_upstream():
+    seen = {"closed": asyncio.Event()}
+    app = web.Application()
+    app[WS_SEEN] = seen
+    app.router.add_get("/ws/echo", websocket_echo)
+    backend = await start(app)
+    proxy = await make_proxy(str(backend.make_url("")).rstrip("/"))
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(proxy.make_url("/ws/echo"), headers={"X-Custom": "kept"})
+            await ws.send_str("x")
+            assert await ws.receive_str(timeout=5) == "echo:x"
+            await ws.close(code=4002, message=b"done")
+        await asyncio.wait_for(seen["closed"].wait(), 5)
+        assert seen["close_code"] == 4002
+        assert seen["headers"]["X-Custom"] == "kept"
+        assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    finally:
+        await proxy.close()
+        await backend.close()
+
+
+async def test_websocket_to_a_refused_upstream_is_502_naming_it():
+    server = await make_proxy(f"http://127.0.0.1:{free_port()}")
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(server.make_url("/ws/anything"))
+            assert refused.value.status == 502
+            async with http.get(
+                server.make_url("/ws/anything"),
+                headers={
+                    "Upgrade": "websocket",
+                    "Connection": "Upgrade",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                },
+            ) as r:
+                assert r.status == 502
+                assert "upstream demo-upstream unavailable" in (await r.json())["detail"]
+    finally:
+        await server.close()
+
+
+async def test_websocket_upgrade_the_upstream_rejects_keeps_its_status(proxy):
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as rejected:
+            await http.ws_connect(proxy.make_url("/ws/none"))
+        assert rejected.value.status == 404

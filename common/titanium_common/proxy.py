@@ -1,7 +1,9 @@
 """The proxy core shared by the load balancer and the gateway: header rules, streaming, upstream errors."""
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableSet
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +29,13 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# The client's WebSocket handshake headers: the upstream handshake is a new one, made by the aiohttp client.
+WEBSOCKET_HANDSHAKE = frozenset(
+    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+)
+# Close codes that must never be sent on the wire (RFC 6455 7.4.1); a relay sends 1000 in their place.
+_UNSENDABLE_CLOSE_CODES = frozenset({1005, 1006, 1015})
+WEBSOCKET_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # Bodies up to this size are read whole: one write is cheaper than a stream for small answers.
 SMALL_BODY_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
@@ -130,3 +139,128 @@ async def proxy_http(
             log.warning("upstream %s broke mid-response on %s: %s", upstream_name, request.path, exc)
             return response
         return json_error(502, f"upstream {upstream_name} failed: {exc}")
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in _connection_tokens(
+        request.headers
+    )
+
+
+async def _relay_frames(source, sink) -> tuple[int, str] | None:
+    """Copy frames from one side to the other until `source` closes; returns its close code and reason."""
+    while True:
+        msg = await source.receive()
+        try:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(msg.data)
+            elif msg.type is aiohttp.WSMsgType.PING:
+                await sink.ping(msg.data)
+            elif msg.type is aiohttp.WSMsgType.PONG:
+                await sink.pong(msg.data)
+            elif msg.type is aiohttp.WSMsgType.CLOSE:
+                return msg.data, msg.extra or ""
+            else:  # CLOSING, CLOSED or ERROR: the source is gone without a close frame
+                return None
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            return None
+
+
+async def _stop(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
+        await task
+
+
+async def _finish_relay(up: asyncio.Task, down: asyncio.Task, client_ws, upstream_ws) -> None:
+    first = up if up.done() else down if down.done() else None
+    # Stop the other direction before closing: a close() racing a pending receive() sends 1000, not our code.
+    for task in (up, down):
+        if task is not first:
+            await _stop(task)
+    closed = first.result() if first is not None and not first.cancelled() and first.exception() is None else None
+    code, reason = aiohttp.WSCloseCode.GOING_AWAY, b"peer went away"
+    if closed is not None:
+        code, text = closed
+        if code is None or code in _UNSENDABLE_CLOSE_CODES:
+            code = aiohttp.WSCloseCode.OK
+        reason = text.encode()[:123]
+    # The side that closed first was answered by aiohttp already (close() is then a no-op); the other gets its code.
+    for ws in (upstream_ws, client_ws):
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await ws.close(code=code, message=reason)
+
+
+async def proxy_websocket(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    upstream_name: str,
+    base_url: str,
+    *,
+    max_msg_size: int = WEBSOCKET_MAX_MESSAGE_BYTES,
+    open_sockets: MutableSet[web.WebSocketResponse] | None = None,
+) -> web.StreamResponse:
+    """Relay a WebSocket upgrade both ways: text, binary, ping/pong and close codes.
+
+    The upstream handshake happens first, so a refused upstream is a plain 502/504 JSON answer, not a socket that
+    opens and dies. `open_sockets` (optional) holds the client side while it is open, for a shutdown that closes
+    them with 1001.
+    """
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        return json_error(400, "invalid WebSocket upgrade request")
+    headers = CIMultiDict(
+        (k, v) for k, v in upstream_request_headers(request).items() if k.lower() not in WEBSOCKET_HANDSHAKE
+    )
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    try:
+        upstream_ws = await session.ws_connect(
+            upstream_url(base_url, request),
+            headers=headers,
+            protocols=protocols,
+            autoping=False,
+            max_msg_size=max_msg_size,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        status = exc.status if 400 <= exc.status < 600 else 502
+        return json_error(status, f"upstream {upstream_name} refused the WebSocket upgrade: {exc.status} {exc.message}")
+    except aiohttp.ClientConnectorError as exc:
+        return json_error(502, f"upstream {upstream_name} unavailable: {exc.os_error or exc}")
+    except TimeoutError:
+        return json_error(504, f"upstream {upstream_name} timed out")
+    except aiohttp.ClientError as exc:
+        return json_error(502, f"upstream {upstream_name} failed: {exc}")
+
+    # The client gets the subprotocol the upstream chose, and nothing else.
+    client_ws = web.WebSocketResponse(
+        protocols=(upstream_ws.protocol,) if upstream_ws.protocol else (),
+        autoping=False,
+        max_msg_size=max_msg_size,
+    )
+    try:
+        await client_ws.prepare(request)
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await upstream_ws.close()
+        raise
+    if open_sockets is not None:
+        open_sockets.add(client_ws)
+    up = asyncio.create_task(_relay_frames(client_ws, upstream_ws))
+    down = asyncio.create_task(_relay_frames(upstream_ws, client_ws))
+    try:
+        await asyncio.wait((up, down), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Also on cancellation (a server that cancels handlers when the client drops): the side that closed
+        # first decides the code sent to the other side.
+        await _finish_relay(up, down, client_ws, upstream_ws)
+        if open_sockets is not None:
+            open_sockets.discard(client_ws)
+    return client_ws
+
+
+async def close_websockets(open_sockets: MutableSet[web.WebSocketResponse]) -> None:
+    """For on_shutdown: tell every open client socket the server is going away (1001)."""
+    await asyncio.gather(
+        *(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in list(open_sockets)),
+        return_exceptions=True,
+    )
