@@ -57,6 +57,26 @@ class Upstreams:
             self.changed.notify_all()
 
 
+def stream_bytes(size: int):
+    """The chunks an upstream sends for `X-Test-Stream: size`."""
+    remaining = size
+    while remaining:
+        chunk = min(remaining, STREAM_CHUNK)
+        yield bytes([remaining % 251]) * chunk
+        remaining -= chunk
+
+
+@pytest.fixture
+def stream_digest():
+    def digest(size: int) -> str:
+        sha = hashlib.sha256()
+        for chunk in stream_bytes(size):
+            sha.update(chunk)
+        return sha.hexdigest()
+
+    return digest
+
+
 def upstream_app(service: str, state: Upstreams) -> web.Application:
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -83,11 +103,8 @@ def upstream_app(service: str, state: Upstreams) -> web.Application:
             response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            remaining = int(size)
-            while remaining:
-                chunk = min(remaining, STREAM_CHUNK)
-                await response.write(bytes([remaining % 251]) * chunk)
-                remaining -= chunk
+            for chunk in stream_bytes(int(size)):
+                await response.write(chunk)
             await response.write_eof()
             return response
         digest = hashlib.sha256()
