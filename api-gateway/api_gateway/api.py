@@ -5,7 +5,7 @@ import time
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, json_error
-from titanium_common.proxy import proxy_http
+from titanium_common.proxy import proxy_http, proxy_websocket
 
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -13,6 +13,12 @@ from .upstreams import Upstream
 
 ROUTES = web.AppKey("routes", RouteTable[Upstream])
 SETTINGS = web.AppKey("settings", GatewaySettings)
+# Client sides of relayed WebSockets, closed with 1001 when the gateway shuts down.
+OPEN_WEBSOCKETS = web.AppKey("open_websockets", set)
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 async def api_health(request: web.Request) -> web.Response:
@@ -23,6 +29,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     upstream = request.app[ROUTES].match(request.path)
     if upstream is None:
         return json_error(404, f"no route for {request.path}")
+    if is_websocket_upgrade(request):
+        return await relay_websocket(request, upstream)
     stats = upstream.stats
     stats.in_flight += 1
     started = time.perf_counter()
@@ -41,6 +49,24 @@ async def forward(request: web.Request) -> web.StreamResponse:
     finally:
         stats.in_flight -= 1
         stats.record(status, time.perf_counter() - started)
+
+
+async def relay_websocket(request: web.Request, upstream: Upstream) -> web.StreamResponse:
+    """A relayed socket lives for minutes: it is counted apart, and stays out of the request latency figures."""
+    stats = upstream.stats
+    stats.websockets_open += 1
+    stats.websockets_total += 1
+    started = time.perf_counter()
+    try:
+        response = await proxy_websocket(
+            request, upstream.session, upstream.name, upstream.next_url(), open_sockets=request.app[OPEN_WEBSOCKETS]
+        )
+    finally:
+        stats.websockets_open -= 1
+    if not isinstance(response, web.WebSocketResponse):
+        # The upgrade never happened: a 4xx/5xx answer, counted like a request too.
+        stats.record(response.status, time.perf_counter() - started)
+    return response
 
 
 def add_routes(app: web.Application) -> None:

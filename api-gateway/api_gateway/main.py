@@ -1,6 +1,7 @@
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
+from titanium_common.proxy import close_websockets
 from titanium_common.runner import serve
 
 from . import api
@@ -10,6 +11,10 @@ from .settings import GatewaySettings
 from .upstreams import Upstreams
 
 
+async def close_relayed_websockets(app: web.Application) -> None:
+    await close_websockets(app[api.OPEN_WEBSOCKETS])
+
+
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
     app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
@@ -17,6 +22,8 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     upstreams = Upstreams(settings.upstream_urls())
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})
     app[KIT].add_stats_provider(upstreams.stats)
+    app[api.OPEN_WEBSOCKETS] = set()
+    app.on_shutdown.append(close_relayed_websockets)
     setup_cors(app, settings.allowed_origins(), settings.cors_max_age_s)
 
     async def pools(app: web.Application):

@@ -19,6 +19,7 @@ class UpstreamStats:
         self.unavailable = 0
         self.in_flight = 0
         self.websockets_open = 0
+        # Upgrade attempts, relayed or refused.
         self.websockets_total = 0
         self.latencies = LatencyReservoir()
 
