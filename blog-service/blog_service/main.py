@@ -4,10 +4,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from titanium_common.auth_client import TokenVerifier
+from titanium_common.auth_client import token_verifier
 from titanium_common.db import Database, install_error_handlers
 from titanium_common.fastapi_app import create_fastapi_app
-from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
@@ -25,12 +24,10 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await db.start()
-        session = create_client_session()
-        app.state.verifier = TokenVerifier(session, settings.auth_service_url)
         try:
-            yield
+            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+                yield
         finally:
-            await session.close()
             await db.close()
 
     app = create_fastapi_app(

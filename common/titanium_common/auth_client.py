@@ -5,13 +5,17 @@ so a revoked or expired token stops working soon; auth-service down gives 503 na
 """
 
 import collections
+import contextlib
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+
+from .http_client import create_client_session
 
 AUTH_SERVICE = "auth-service"
 MAX_CACHE_TTL_S = 30.0
@@ -107,3 +111,13 @@ class TokenVerifier:
                 raise unauthorized("missing bearer token")
             return None
         return await self.verify(token)
+
+
+@contextlib.asynccontextmanager
+async def token_verifier(auth_service_url: str) -> AsyncIterator[TokenVerifier]:
+    """A verifier on a client session of its own, for a service's lifespan."""
+    session = create_client_session()
+    try:
+        yield TokenVerifier(session, auth_service_url)
+    finally:
+        await session.close()

@@ -3,10 +3,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from titanium_common.auth_client import TokenVerifier
+from titanium_common.auth_client import token_verifier
 from titanium_common.db import Database, install_error_handlers
 from titanium_common.fastapi_app import create_fastapi_app
-from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
@@ -28,12 +27,10 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         await db.start()
         if settings.admin_username and settings.admin_password:
             await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
-        session = create_client_session()
-        app.state.verifier = TokenVerifier(session, settings.auth_service_url)
         try:
-            yield
+            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+                yield
         finally:
-            await session.close()
             await cache.close()
             await db.close()
 
