@@ -70,8 +70,10 @@ class LimitedBody:
         self.request = request
         self.max_bytes = max_bytes
         self.exceeded = False
+        self.started = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
         seen = 0
         async for chunk in self.request.content.iter_chunked(CHUNK_BYTES):
             seen += len(chunk)
@@ -86,6 +88,17 @@ def upstream_url(base_url: str, request: web.Request) -> URL:
     return URL(base_url.rstrip("/") + request.raw_path, encoded=True)
 
 
+class UpstreamUnreachable(Exception):
+    """Connecting to the upstream failed: nothing was sent, so another replica may take the request."""
+
+
+def body_too_large(request: web.Request, max_body_bytes: int) -> web.Response | None:
+    """The 413 answer for a declared length over the limit (a chunked body is checked while it streams)."""
+    if request.content_length is not None and request.content_length > max_body_bytes:
+        return json_error(413, f"request body over {max_body_bytes} bytes")
+    return None
+
+
 async def proxy_http(
     request: web.Request,
     session: aiohttp.ClientSession,
@@ -95,9 +108,24 @@ async def proxy_http(
     max_body_bytes: int,
 ) -> web.StreamResponse:
     """Forward one HTTP request and stream the answer back; upstream failures become 502/504 naming it."""
-    if request.content_length is not None and request.content_length > max_body_bytes:
-        return json_error(413, f"request body over {max_body_bytes} bytes")
+    refused = body_too_large(request, max_body_bytes)
+    if refused is not None:
+        return refused
     body = LimitedBody(request, max_body_bytes) if request.body_exists else None
+    try:
+        return await forward_http(request, session, upstream_name, base_url, body)
+    except UpstreamUnreachable as exc:
+        return json_error(502, f"upstream {upstream_name} unavailable: {exc}")
+
+
+async def forward_http(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    upstream_name: str,
+    base_url: str,
+    body: LimitedBody | None,
+) -> web.StreamResponse:
+    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered."""
     response: web.StreamResponse | None = None
     try:
         async with session.request(
@@ -126,7 +154,7 @@ async def proxy_http(
             return response
         raise
     except aiohttp.ClientConnectorError as exc:
-        return json_error(502, f"upstream {upstream_name} unavailable: {exc.os_error or exc}")
+        raise UpstreamUnreachable(str(exc.os_error or exc)) from exc
     except TimeoutError:
         if response is not None:
             log.warning("upstream %s stalled mid-response on %s", upstream_name, request.path)
@@ -134,7 +162,7 @@ async def proxy_http(
         return json_error(504, f"upstream {upstream_name} timed out")
     except aiohttp.ClientError as exc:
         if body is not None and body.exceeded:
-            return json_error(413, f"request body over {max_body_bytes} bytes")
+            return json_error(413, f"request body over {body.max_bytes} bytes")
         if response is not None:
             log.warning("upstream %s broke mid-response on %s: %s", upstream_name, request.path, exc)
             return response

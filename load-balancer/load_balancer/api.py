@@ -1,29 +1,134 @@
-"""Load balancer routes: its liveness alias, everything else forwarded to the gateway replicas."""
+"""Load balancer routes: /stats (fan-out), /api/ws-heartbeat, /lb-health, /blog, and the proxy for the rest."""
 
-import itertools
+import time
+from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, KIT
-from titanium_common.proxy import proxy_http
+from titanium_common.aiohttp_app import CLIENT, KIT, json_error
+from titanium_common.pool import ReplicaPool, proxy_to_pool
+from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
 
+from .fanout import fetch_all
 from .settings import LoadBalancerSettings
+from .traffic import TrafficMeter
 
 SETTINGS = web.AppKey("settings", LoadBalancerSettings)
-GATEWAYS = web.AppKey("gateways", itertools.cycle)
+GATEWAY = web.AppKey("gateway_pool", ReplicaPool)
+DASHBOARD = web.AppKey("dashboard_pool", ReplicaPool)
+METER = web.AppKey("traffic_meter", TrafficMeter)
+# Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
+SOCKETS = web.AppKey("open_sockets", set)
+
+GATEWAY_PREFIXES = ("/api/", "/blog/", "/ws/")
+GATEWAY_PATHS = frozenset({"/api", "/ws"})
+
+
+def pool_for(app: web.Application, path: str) -> ReplicaPool:
+    if path.startswith(GATEWAY_PREFIXES) or path in GATEWAY_PATHS:
+        return app[GATEWAY]
+    return app[DASHBOARD]
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    path = request.path
+    if path == "/internal" or path.startswith("/internal/"):
+        return json_error(404, f"no route for {path}")
+    pool = pool_for(app, path)
+    meter = app[METER]
+    if is_websocket_upgrade(request):
+        meter.total_requests += 1
+        meter.relayed_sockets += 1
+        try:
+            return await proxy_websocket(request, app[CLIENT], pool.name, pool_url(pool), open_sockets=app[SOCKETS])
+        finally:
+            meter.relayed_sockets -= 1
+    started = time.perf_counter()
+    # Stays 499 ("client closed request") if the client drops before an answer exists.
+    status = 499
+    try:
+        response = await proxy_to_pool(request, app[CLIENT], pool, max_body_bytes=app[SETTINGS].max_body_bytes)
+        status = response.status
+        return response
+    finally:
+        meter.record(request.method, path, request.headers.get("X-Heartbeat"), status, time.perf_counter() - started)
+
+
+def pool_url(pool: ReplicaPool) -> str:
+    """A healthy replica's URL, or the first one (whose failure then names it) when none is healthy."""
+    replica = pool.pick() or pool.replicas[0]
+    return replica.url
+
+
+async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
+    """The dashboard's heartbeat: answers each "hb"; silent clients get pinged and, if the pong never comes,
+    closed. Opening, messages and pongs count as real activity."""
+    app = request.app
+    ws = web.WebSocketResponse(heartbeat=app[SETTINGS].ws_heartbeat_s, autoping=False)
+    if not ws.can_prepare(request).ok:
+        return json_error(400, "a WebSocket upgrade is expected here")
+    await ws.prepare(request)
+    meter = app[METER]
+    meter.heartbeat_sockets += 1
+    app[SOCKETS].add(ws)
+    meter.record_ws_activity()
+    try:
+        async for msg in ws:
+            if msg.type is aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                break
+            meter.record_ws_activity()
+            if msg.type is aiohttp.WSMsgType.TEXT and msg.data == "hb":
+                await ws.send_json({"type": "hb", "timestamp": datetime.now(UTC).isoformat()})
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass  # the client vanished: the socket is closed below like any other
+    finally:
+        meter.heartbeat_sockets -= 1
+        app[SOCKETS].discard(ws)
+        await ws.close()
+    return ws
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Own figures under "load-balancer", then every service's /stats (parallel, bounded)."""
+    app = request.app
+    settings = app[SETTINGS]
+    gateway, dashboard = app[GATEWAY], app[DASHBOARD]
+    targets = {
+        "api-gateway": pool_url(gateway),
+        "auth-service": settings.auth_service_url,
+        "user-service": settings.user_service_url,
+        "blog-service": settings.blog_service_url,
+        "cluster-monitor": settings.cluster_monitor_url,
+        "edge-config": settings.edge_config_url,
+        "dashboard-ui": pool_url(dashboard),
+    }
+    services = await fetch_all(app[CLIENT], {k: v.rstrip("/") for k, v in targets.items()}, settings.stats_timeout_s)
+    own = await app[KIT].stats()
+    own.update(app[METER].snapshot())
+    own["status"] = "healthy"
+    own["pools"] = {pool.name: pool.snapshot() for pool in (gateway, dashboard)}
+    if gateway.healthy_count == 0:
+        own["status"] = own["service_status"] = "degraded"
+        own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
+    return web.json_response({"load-balancer": own, **services, "timestamp": datetime.now(UTC).isoformat()})
 
 
 async def lb_health(request: web.Request) -> web.Response:
     return web.json_response(request.app[KIT].health())
 
 
-async def forward(request: web.Request) -> web.StreamResponse:
-    base_url = next(request.app[GATEWAYS])
-    return await proxy_http(
-        request, request.app[CLIENT], "api-gateway", base_url, max_body_bytes=request.app[SETTINGS].max_body_bytes
-    )
+async def blog_slash(request: web.Request) -> web.Response:
+    query = request.rel_url.raw_query_string
+    raise web.HTTPPermanentRedirect(f"/blog/?{query}" if query else "/blog/")
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/lb-health", lb_health)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/api/ws-heartbeat", ws_heartbeat)
+    app.router.add_route("*", "/blog", blog_slash)
     app.router.add_route("*", "/{tail:.*}", forward)

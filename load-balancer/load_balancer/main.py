@@ -1,20 +1,43 @@
-import itertools
-
 from aiohttp import web
 
 from titanium_common.aiohttp_app import attach_client_session, create_aiohttp_app
+from titanium_common.pool import ReplicaPool, attach_pools
+from titanium_common.proxy import close_websockets
 from titanium_common.runner import serve
 
 from . import api
 from .settings import LoadBalancerSettings
+from .traffic import TrafficMeter
 
 
-def create_app(settings: LoadBalancerSettings | None = None) -> web.Application:
+def _pool(name: str, urls: list[str], settings: LoadBalancerSettings) -> ReplicaPool:
+    return ReplicaPool(
+        name,
+        urls,
+        strategy=settings.balance_strategy,
+        eject_after_failures=settings.eject_after_failures,
+        check_interval_s=settings.health_check_interval_s,
+        check_timeout_s=settings.health_check_timeout_s,
+    )
+
+
+def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter | None = None) -> web.Application:
     settings = settings or LoadBalancerSettings()
-    app = create_aiohttp_app(settings, distribution="load-balancer", client_max_size=settings.max_body_bytes)
+    app = create_aiohttp_app(
+        settings, distribution="load-balancer", client_max_size=settings.max_body_bytes, own_stats_route=True
+    )
     app[api.SETTINGS] = settings
-    app[api.GATEWAYS] = itertools.cycle(settings.gateway_urls)
+    app[api.METER] = meter or TrafficMeter(window_s=settings.traffic_window_s)
+    app[api.SOCKETS] = set()
+    gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
+    app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
     attach_client_session(app, auto_decompress=False)
+    attach_pools(app, (gateway, app[api.DASHBOARD]))
+
+    async def close_sockets(app: web.Application) -> None:
+        await close_websockets(app[api.SOCKETS])
+
+    app.on_shutdown.append(close_sockets)
     api.add_routes(app)
     return app
 

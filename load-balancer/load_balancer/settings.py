@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import NoDecode
@@ -11,11 +11,35 @@ class LoadBalancerSettings(ServiceSettings):
     port: int = 7100
     # Comma-separated replicas: GATEWAY_URLS=http://a:8000,http://b:8000
     gateway_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8000"]
+    # Everything that is not /api/*, /blog/* or /ws/* goes to the dashboard.
+    dashboard_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8080"]
+    # The services /stats reports on (fetched in parallel, STATS_TIMEOUT_S each).
+    auth_service_url: str = "http://127.0.0.1:8001"
+    user_service_url: str = "http://127.0.0.1:8002"
+    blog_service_url: str = "http://127.0.0.1:8003"
+    cluster_monitor_url: str = "http://127.0.0.1:8004"
+    edge_config_url: str = "http://127.0.0.1:8005"
+    stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
+    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
+    health_check_interval_s: float = 3.0
+    health_check_timeout_s: float = 2.0
+    eject_after_failures: int = 3
+    # /api/ws-heartbeat: a client silent this long gets a ping, and is closed if the pong does not come in half of it.
+    ws_heartbeat_s: float = 10.0
+    # The real-traffic window behind requests_per_second, has_real_traffic and avg_response_time_ms.
+    traffic_window_s: float = 10.0
 
-    @field_validator("gateway_urls", mode="before")
+    @field_validator("gateway_urls", "dashboard_urls", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @field_validator("gateway_urls", "dashboard_urls")
+    @classmethod
+    def at_least_one(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one URL is needed")
         return value

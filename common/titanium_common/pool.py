@@ -1,0 +1,242 @@
+"""Replica pools for the proxy core: pick a healthy replica, eject it after connect failures, re-admit it when its
+/health answers again, retry an idempotent request once elsewhere. The load balancer and the gateway share it."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+
+from .aiohttp_app import CLIENT, json_error
+from .proxy import LimitedBody, UpstreamUnreachable, body_too_large, forward_http
+
+log = logging.getLogger("titanium.pool")
+
+Strategy = Literal["least-outstanding", "round-robin"]
+# Safe to send twice (RFC 9110 9.2.2); only these are retried on another replica after a failed connect.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class Replica:
+    __slots__ = (
+        "changed_at",
+        "connect_failures",
+        "consecutive_failures",
+        "failed_checks",
+        "healthy",
+        "last_check_at",
+        "last_error",
+        "outstanding",
+        "requests",
+        "url",
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        # Optimistic at start: the first requests need not wait for the first health check.
+        self.healthy = True
+        self.outstanding = 0
+        self.requests = 0
+        self.connect_failures = 0
+        self.consecutive_failures = 0
+        self.failed_checks = 0
+        self.last_error: str | None = None
+        self.last_check_at: float | None = None
+        self.changed_at = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "healthy": self.healthy,
+            "outstanding": self.outstanding,
+            "requests": self.requests,
+            "connect_failures": self.connect_failures,
+            "last_error": self.last_error,
+            "last_check_at": self.last_check_at,
+            "health_changed_at": self.changed_at,
+        }
+
+
+class ReplicaPool:
+    """Several URLs for one upstream. Health: active GET `health_path` every `check_interval_s` (unhealthy after
+    `unhealthy_after_checks` failed checks in a row, healthy again after one good one) and passive ejection after
+    `eject_after_failures` connect failures in a row."""
+
+    def __init__(
+        self,
+        name: str,
+        urls: Iterable[str],
+        *,
+        strategy: Strategy = "least-outstanding",
+        eject_after_failures: int = 3,
+        health_path: str = "/health",
+        check_interval_s: float = 3.0,
+        check_timeout_s: float = 2.0,
+        unhealthy_after_checks: int = 2,
+    ) -> None:
+        self.name = name
+        self.replicas = [Replica(u) for u in urls]
+        if not self.replicas:
+            raise ValueError(f"pool {name} has no replica URL")
+        self.strategy = strategy
+        self.eject_after_failures = eject_after_failures
+        self.health_path = health_path
+        self.check_interval_s = check_interval_s
+        self.check_timeout_s = check_timeout_s
+        self.unhealthy_after_checks = unhealthy_after_checks
+        self._next = 0
+        self._checker: asyncio.Task | None = None
+
+    @property
+    def healthy_count(self) -> int:
+        return sum(r.healthy for r in self.replicas)
+
+    def pick(self, exclude: Replica | None = None) -> Replica | None:
+        """A healthy replica (not `exclude`), or None when there is none."""
+        replicas = self.replicas
+        n = len(replicas)
+        start = self._next
+        self._next = (start + 1) % n
+        best: Replica | None = None
+        # Rotating the starting point spreads ties (and is plain round-robin when the strategy says so).
+        for i in range(n):
+            replica = replicas[(start + i) % n]
+            if not replica.healthy or replica is exclude:
+                continue
+            if self.strategy == "round-robin":
+                return replica
+            if best is None or replica.outstanding < best.outstanding:
+                best = replica
+        return best
+
+    def connect_failed(self, replica: Replica, error: str) -> None:
+        replica.connect_failures += 1
+        replica.consecutive_failures += 1
+        replica.last_error = error
+        if replica.healthy and replica.consecutive_failures >= self.eject_after_failures:
+            self._set_health(replica, False, f"{replica.consecutive_failures} connect failures in a row: {error}")
+
+    def connected(self, replica: Replica) -> None:
+        replica.consecutive_failures = 0
+
+    def _set_health(self, replica: Replica, healthy: bool, why: str) -> None:
+        replica.healthy = healthy
+        replica.changed_at = time.time()
+        if healthy:
+            replica.consecutive_failures = 0
+            replica.failed_checks = 0
+            log.info("%s replica %s re-admitted: %s", self.name, replica.url, why)
+        else:
+            log.warning("%s replica %s ejected: %s", self.name, replica.url, why)
+
+    async def check(self, session: aiohttp.ClientSession, replica: Replica) -> None:
+        """One active health check of one replica."""
+        error: str | None = None
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.check_timeout_s)
+            async with session.get(replica.url + self.health_path, timeout=timeout) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    error = f"{self.health_path} answered HTTP {answer.status}"
+        except TimeoutError:
+            error = f"{self.health_path} timed out after {self.check_timeout_s} s"
+        except aiohttp.ClientError as exc:
+            error = f"{self.health_path} failed: {exc}"
+        replica.last_check_at = time.time()
+        if error is None:
+            if not replica.healthy:
+                self._set_health(replica, True, f"{self.health_path} answered 200")
+            replica.failed_checks = 0
+            return
+        replica.last_error = error
+        replica.failed_checks += 1
+        if replica.healthy and replica.failed_checks >= self.unhealthy_after_checks:
+            self._set_health(replica, False, error)
+
+    async def check_all(self, session: aiohttp.ClientSession) -> None:
+        await asyncio.gather(*(self.check(session, r) for r in self.replicas))
+
+    async def _check_forever(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            await asyncio.sleep(self.check_interval_s)
+            try:
+                await self.check_all(session)
+            except Exception:  # the checker must outlive any surprise; the next round tries again
+                log.exception("health checks of %s failed", self.name)
+
+    def start(self, session: aiohttp.ClientSession) -> None:
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check_forever(session), name=f"health-{self.name}")
+
+    async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "healthy": self.healthy_count,
+            "members": [r.snapshot() for r in self.replicas],
+        }
+
+
+def attach_pools(app: web.Application, pools: Iterable[ReplicaPool]) -> None:
+    """Run the pools' health checks on `app[CLIENT]` while the app runs (call after attach_client_session)."""
+    pools = list(pools)
+
+    async def lifetime(app: web.Application):
+        for pool in pools:
+            pool.start(app[CLIENT])
+        yield
+        await asyncio.gather(*(pool.stop() for pool in pools))
+
+    app.cleanup_ctx.append(lifetime)
+
+
+async def proxy_to_pool(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    pool: ReplicaPool,
+    *,
+    max_body_bytes: int,
+) -> web.StreamResponse:
+    """proxy_http over a pool: 503 at once with no healthy replica; an idempotent request whose connect failed
+    (nothing sent yet) is tried once more on another replica."""
+    refused = body_too_large(request, max_body_bytes)
+    if refused is not None:
+        return refused
+    replica = pool.pick()
+    if replica is None:
+        return json_error(503, f"upstream {pool.name} has no healthy replica", {"Retry-After": "1"})
+    body = LimitedBody(request, max_body_bytes) if request.body_exists else None
+    retried = False
+    while True:
+        replica.outstanding += 1
+        replica.requests += 1
+        try:
+            response = await forward_http(request, session, pool.name, replica.url, body)
+        except UpstreamUnreachable as exc:
+            error = str(exc)
+        else:
+            pool.connected(replica)
+            return response
+        finally:
+            replica.outstanding -= 1
+        pool.connect_failed(replica, error)
+        retry = None
+        if not retried and request.method in IDEMPOTENT_METHODS and (body is None or not body.started):
+            retry = pool.pick(exclude=replica)
+        if retry is None:
+            return json_error(502, f"upstream {pool.name} unavailable: {error}")
+        log.info(
+            "%s: %s unreachable, %s %s retried on %s", pool.name, replica.url, request.method, request.path, retry.url
+        )
+        retried = True
+        replica = retry
