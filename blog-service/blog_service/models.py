@@ -1,22 +1,20 @@
 """The posts table (its schema is created by the Alembic migrations beside this module)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from titanium_common.db import Timestamped, utcnow
+
 EXCERPT_LENGTH = 200
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class Post(Base):
+class Post(Timestamped, Base):
     __tablename__ = "posts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -24,8 +22,8 @@ class Post(Base):
     content: Mapped[str] = mapped_column(Text)
     author_id: Mapped[int] = mapped_column(Integer, index=True)
     author: Mapped[str] = mapped_column(String(32))
+    # Pages are newest first.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     def summary(self) -> dict:
         excerpt = self.content if len(self.content) <= EXCERPT_LENGTH else self.content[:EXCERPT_LENGTH].rstrip() + "…"

@@ -1,20 +1,16 @@
 """The users table (its schema is created by the Alembic migrations beside this module)."""
 
-from datetime import UTC, datetime
-
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from titanium_common.db import Timestamped
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class User(Base):
+class User(Timestamped, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -22,8 +18,6 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     def public(self) -> dict:
         """Everything but the password hash (which is never cached, logged or returned)."""
