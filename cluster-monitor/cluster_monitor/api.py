@@ -1,5 +1,228 @@
-"""cluster-monitor's public API (routes only; the logic lives beside it)."""
+"""cluster-monitor's public API (routes only): seed 004's resources and series, seed 000's clusters and feed."""
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, WebSocket
+from pydantic import BaseModel, Field
+
+from .collector import Monitor
+from .events import utc_iso
+from .model import Usage
+from .queries import Catalog
 
 router = APIRouter()
+
+Name = Annotated[str, Path(min_length=1, max_length=253)]
+# Kubernetes object names (RFC 1123 subdomain) for objects a push may create.
+ObjectName = Annotated[str, Path(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+ClusterQ = Annotated[str | None, Query(max_length=253, description="restrict to one cluster (its id)")]
+NamespaceQ = Annotated[str | None, Query(max_length=253)]
+Window = Annotated[int | None, Query(ge=1, le=86400, description="seconds back from now (default 3600)")]
+Points = Annotated[int | None, Query(ge=1, le=10000, description="down-sample to at most this many (default 100)")]
+Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class DiskIO(BaseModel):
+    read_bytes: Bytes
+    write_bytes: Bytes
+
+
+class NetworkIO(BaseModel):
+    bytes_sent: Bytes
+    bytes_recv: Bytes
+
+
+class NodeSample(BaseModel):
+    """seed 004's collector push."""
+
+    cpu_millicores: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+    memory_bytes: Bytes
+    disk_io: DiskIO
+    network_io: NetworkIO
+    cluster: Annotated[str | None, Field(max_length=253)] = None
+
+    def usage(self) -> Usage:
+        return Usage(
+            self.cpu_millicores,
+            self.memory_bytes,
+            self.disk_io.read_bytes,
+            self.disk_io.write_bytes,
+            self.network_io.bytes_sent,
+            self.network_io.bytes_recv,
+        )
+
+
+class PodSample(NodeSample):
+    node_name: Annotated[str, Field(min_length=1, max_length=253)]
+
+
+def _monitor(request: Request) -> Monitor:
+    return request.app.state.monitor
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def _series_args(request: Request, window: int | None, points: int | None) -> tuple[int, int]:
+    settings = _monitor(request).settings
+    return window or settings.default_time_window, min(points or settings.default_points, settings.max_data_points)
+
+
+def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: items, "total": len(items), "timestamp": utc_iso()}
+
+
+# ---- clusters and events (seed 000) ------------------------------------------------------------------------------
+@router.get("/api/clusters")
+async def clusters(request: Request) -> dict[str, Any]:
+    return _listing("clusters", _catalog(request).clusters())
+
+
+@router.get("/api/clusters/{cluster_id}")
+async def cluster(cluster_id: Name, request: Request) -> dict[str, Any]:
+    return _catalog(request).cluster(cluster_id)
+
+
+@router.get("/api/events")
+async def events(request: Request) -> dict[str, Any]:
+    return _listing("events", _monitor(request).events.recent())
+
+
+@router.websocket("/ws/clusters")
+async def feed(websocket: WebSocket) -> None:
+    monitor: Monitor = websocket.app.state.monitor
+    await monitor.hub.serve(websocket, monitor.greeting())
+
+
+# ---- all-objects series (before the {name} routes that would swallow "timeseries") --------------------------------
+@router.get("/api/{kind}/timeseries")
+async def all_series(
+    kind: Literal["nodes", "pods", "namespaces", "deployments"],
+    request: Request,
+    cluster: ClusterQ = None,
+    window: Window = None,
+    points: Points = None,
+) -> dict[str, Any]:
+    return _catalog(request).all_series(kind, cluster, *_series_args(request, window, points))
+
+
+# ---- nodes -------------------------------------------------------------------------------------------------------
+@router.get("/api/nodes")
+async def nodes(request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _listing("nodes", _catalog(request).nodes(cluster))
+
+
+@router.get("/api/nodes/{node}")
+async def node(node: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _catalog(request).node(node, cluster)
+
+
+@router.get("/api/nodes/{node}/pods")
+async def node_pods(node: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _listing("pods", _catalog(request).node_pods(node, cluster))
+
+
+@router.get("/api/nodes/{node}/timeseries")
+async def node_series(
+    node: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
+) -> dict[str, Any]:
+    return _catalog(request).node_series(node, cluster, *_series_args(request, window, points))
+
+
+@router.post("/api/nodes/{node}/metrics", status_code=201)
+async def push_node(node: ObjectName, body: NodeSample, request: Request) -> dict[str, Any]:
+    found = _monitor(request).push_node(node, body.usage(), body.cluster)
+    return {"status": "recorded", "node": node, "cluster": found.cluster, "timestamp": utc_iso()}
+
+
+# ---- pods --------------------------------------------------------------------------------------------------------
+@router.get("/api/pods")
+async def pods(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> dict[str, Any]:
+    return _listing("pods", _catalog(request).pods(cluster, namespace))
+
+
+@router.get("/api/pods/{pod}")
+async def pod(pod: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _catalog(request).pod(pod, namespace, cluster)
+
+
+@router.get("/api/pods/{pod}/timeseries")
+async def pod_series(
+    pod: Name,
+    request: Request,
+    namespace: NamespaceQ = None,
+    cluster: ClusterQ = None,
+    window: Window = None,
+    points: Points = None,
+) -> dict[str, Any]:
+    return _catalog(request).pod_series(pod, namespace, cluster, *_series_args(request, window, points))
+
+
+# ---- namespaces ----------------------------------------------------------------------------------------------------
+@router.get("/api/namespaces")
+async def namespaces(request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _listing("namespaces", _catalog(request).namespaces(cluster))
+
+
+@router.get("/api/namespaces/{namespace}")
+async def namespace(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _catalog(request).namespace(namespace, cluster)
+
+
+@router.get("/api/namespaces/{namespace}/pods")
+async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    return _listing("pods", _catalog(request).namespace_pods(namespace, cluster))
+
+
+@router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201)
+async def push_pod(namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request) -> dict[str, Any]:
+    found = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
+    return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": found.cluster, "timestamp": utc_iso()}
+
+
+@router.get("/api/namespaces/{namespace}/timeseries")
+async def namespace_series(
+    namespace: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
+) -> dict[str, Any]:
+    return _catalog(request).namespace_series(namespace, cluster, *_series_args(request, window, points))
+
+
+@router.get("/api/namespaces/{namespace}/deployments")
+async def namespace_deployments(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+    catalog = _catalog(request)
+    catalog.namespace(namespace, cluster)
+    return _listing("deployments", catalog.deployments(cluster, namespace))
+
+
+@router.get("/api/namespaces/{namespace}/deployments/{name}")
+async def namespace_deployment(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> dict:
+    return _catalog(request).deployment(name, namespace, cluster)
+
+
+@router.get("/api/namespaces/{namespace}/deployments/{name}/pods")
+async def namespace_deployment_pods(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> dict:
+    return _listing("pods", _catalog(request).deployment_pods(name, namespace, cluster))
+
+
+# ---- deployments ---------------------------------------------------------------------------------------------------
+@router.get("/api/deployments")
+async def deployments(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> dict[str, Any]:
+    return _listing("deployments", _catalog(request).deployments(cluster, namespace))
+
+
+@router.get("/api/deployments/{name}")
+async def deployment(name: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> dict:
+    return _catalog(request).deployment(name, namespace, cluster)
+
+
+@router.get("/api/deployments/{name}/timeseries")
+async def deployment_series(
+    name: Name,
+    request: Request,
+    namespace: NamespaceQ = None,
+    cluster: ClusterQ = None,
+    window: Window = None,
+    points: Points = None,
+) -> dict[str, Any]:
+    return _catalog(request).deployment_series(name, namespace, cluster, *_series_args(request, window, points))

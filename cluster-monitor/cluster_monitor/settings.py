@@ -1,6 +1,41 @@
+from typing import Literal
+
+from pydantic import Field, field_validator
+
 from titanium_common.settings import ServiceSettings
 
 
 class ClusterMonitorSettings(ServiceSettings):
     service_name: str = "cluster-monitor"
     port: int = 8004
+    # auto: Kubernetes when a configured cluster answers, else the simulated cluster (the log says which and why).
+    cluster_source: Literal["auto", "kubernetes", "simulated"] = "auto"
+    # Kubeconfig contexts to monitor, comma-separated; empty: the current context (or in-cluster config).
+    cluster_contexts: str = ""
+    kubeconfig: str = ""
+    # Karmada control plane: member clusters and their Ready condition from clusters.cluster.karmada.io.
+    karmada_kubeconfig: str = ""
+    # The cluster's id when running in-cluster without a kubeconfig.
+    cluster_name: str = "in-cluster"
+    metrics_api_version: str = "v1beta1"
+    kubernetes_timeout_s: float = Field(default=5.0, gt=0)
+    collect_interval_s: float = Field(default=5.0, gt=0)
+    max_data_points: int = Field(default=1000, ge=10)
+    default_time_window: int = Field(default=3600, ge=1, le=86400)
+    default_points: int = Field(default=100, ge=1)
+    event_log_size: int = Field(default=100, ge=1)
+    # Pushed objects unknown to the source are dropped after this long without a push (bounded memory).
+    pushed_ttl_s: float = Field(default=300.0, gt=0)
+    simulation_seed: int | None = None
+    ws_push_interval_s: float = Field(default=5.0, gt=0)
+    ws_queue_size: int = Field(default=64, ge=2)
+    ws_send_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("cluster_contexts")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @property
+    def contexts(self) -> list[str]:
+        return [part for part in self.cluster_contexts.split(",") if part]

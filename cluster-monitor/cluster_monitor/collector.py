@@ -1,0 +1,231 @@
+"""The collector: samples the source into the ring buffers, derives events, feeds /ws/clusters, takes pushes."""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .events import EventLog, changes, utc_iso
+from .feed import FeedHub, message
+from .model import Cluster, Namespace, Node, Pod, Usage, display_name
+from .settings import ClusterMonitorSettings
+from .sources import Source
+from .timeseries import SeriesStore
+from .views import cluster_view
+
+log = logging.getLogger("cluster_monitor.collector")
+
+
+@dataclass
+class _Pushed:
+    """An object only a push told us about; it lives until `pushed_ttl_s` after its last push."""
+
+    obj: Node | Pod
+    last_push: float
+
+
+class Monitor:
+    def __init__(self, settings: ClusterMonitorSettings, source: Source, clock=time.time) -> None:
+        self.settings = settings
+        self.source = source
+        self.clock = clock
+        self.series = SeriesStore(settings.max_data_points)
+        self.events = EventLog(settings.event_log_size)
+        self.hub = FeedHub(settings.ws_queue_size, settings.ws_send_timeout_s)
+        self.events.listeners.append(lambda event: self.hub.publish("event", event))
+        self.clusters: list[Cluster] = []
+        self.pushed: dict[tuple, _Pushed] = {}
+        self.collections = 0
+        self.failed_collections = 0
+        self.last_collection: float | None = None
+        self.last_duration_s: float | None = None
+        self.last_error: str | None = None
+        self._published: list | None = None
+
+    # ---- freshness ---------------------------------------------------------------------------------------------
+    @property
+    def fresh_for_s(self) -> float:
+        """A sample older than this is not "current" usage (metrics-server gone, pushes stopped)."""
+        return max(3 * self.settings.collect_interval_s, 60.0)
+
+    def current(self, key: tuple) -> Usage | None:
+        point = self.series.latest(key)
+        return point.usage if point is not None and point.ts >= self.clock() - self.fresh_for_s else None
+
+    # ---- collection --------------------------------------------------------------------------------------------
+    async def collect_once(self) -> None:
+        started = time.perf_counter()
+        try:
+            clusters = await self.source.snapshot()
+        except Exception as exc:  # a broken source is reported and retried next interval, never fatal
+            self.failed_collections += 1
+            self.last_error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("collection failed: %s", self.last_error)
+            return
+        now = self.clock()
+        self._merge_pushed(clusters, now)
+        found = changes(self.clusters, clusters) if self.clusters else []
+        first = not self.clusters and self.collections == 0
+        self.clusters = clusters
+        self._record(clusters, now)
+        self.collections += 1
+        self.last_collection = now
+        self.last_duration_s = time.perf_counter() - started
+        self.last_error = None
+        if first:
+            names = ", ".join(c.name for c in clusters) or "no cluster"
+            self.events.add("info", f"monitoring {names} ({self.source.name} source)")
+        for kind, text, cluster in found:
+            self.events.add(kind, text, cluster)
+        self.publish_clusters(only_if_changed=True)
+
+    def _record(self, clusters: list[Cluster], now: float) -> None:
+        keep: set[tuple] = set()
+        for cluster in clusters:
+            for node in cluster.nodes:
+                key = ("node", cluster.id, node.name)
+                keep.add(key)
+                if node.usage is not None:
+                    self.series.record(key, now, node.usage)
+            groups: dict[tuple, list[Usage]] = {}
+            for pod in cluster.pods:
+                key = ("pod", *pod.key)
+                keep.add(key)
+                if pod.usage is not None:
+                    self.series.record(key, now, pod.usage)
+                usage = self.current(key)
+                if usage is None:
+                    continue
+                groups.setdefault(("namespace", cluster.id, pod.namespace), []).append(usage)
+                for deployment in cluster.deployments:
+                    if deployment.selects(pod):
+                        groups.setdefault(("deployment", cluster.id, pod.namespace, deployment.name), []).append(usage)
+            # Namespace and deployment series are the sums of their pods' current usage (seed 004 left them empty).
+            for key, usages in groups.items():
+                keep.add(key)
+                self.series.record(key, now, _sum(usages))
+            keep.update(("namespace", cluster.id, ns.name) for ns in cluster.namespaces)
+            keep.update(("deployment", cluster.id, d.namespace, d.name) for d in cluster.deployments)
+        self.series.retain(keep)
+
+    async def run(self) -> None:
+        while True:
+            await self.collect_once()
+            await asyncio.sleep(self.settings.collect_interval_s)
+
+    async def heartbeat(self) -> None:
+        """seed 000: `clusters` every 5 s even without a change."""
+        while True:
+            await asyncio.sleep(self.settings.ws_push_interval_s)
+            self.publish_clusters(only_if_changed=False)
+
+    # ---- the live feed -----------------------------------------------------------------------------------------
+    def clusters_data(self) -> list[dict]:
+        now = self.clock()
+        return [cluster_view(cluster, now) for cluster in self.clusters]
+
+    def publish_clusters(self, only_if_changed: bool) -> None:
+        data = self.clusters_data()
+        comparable = [{k: v for k, v in c.items() if k != "nodes" and k != "podList"} for c in data]
+        comparable += [[(n["name"], n["status"]) for n in c["nodes"]] for c in data]
+        comparable += [[(p["name"], p["status"], p["ready"], p["restarts"]) for p in c["podList"]] for c in data]
+        if only_if_changed and comparable == self._published:
+            return
+        self._published = comparable
+        self.hub.publish("clusters", data)
+
+    def greeting(self) -> list[str]:
+        return [message("clusters", self.clusters_data()), message("events", self.events.recent())]
+
+    # ---- pushed samples (seed 004's collector) -----------------------------------------------------------------
+    def _cluster(self, cluster_id: str | None) -> str:
+        if cluster_id:
+            return cluster_id
+        return self.clusters[0].id if self.clusters else "local"
+
+    def push_node(self, name: str, usage: Usage, cluster_id: str | None = None) -> Node:
+        now = self.clock()
+        nodes = [n for c in self.clusters for n in c.nodes if n.name == name and cluster_id in (None, c.id)]
+        node = nodes[0] if nodes else Node(self._cluster(cluster_id), name, ready=True)
+        key = ("node", node.cluster, name)
+        if key in self.pushed or not nodes:
+            self.pushed[key] = _Pushed(node, now)
+        self.series.record(key, now, usage)
+        self._merge_pushed(self.clusters, now)
+        return node
+
+    def push_pod(self, namespace: str, name: str, node_name: str, usage: Usage, cluster_id: str | None = None) -> Pod:
+        now = self.clock()
+        pods = [
+            p
+            for c in self.clusters
+            for p in c.pods
+            if p.name == name and p.namespace == namespace and cluster_id in (None, c.id)
+        ]
+        if pods:
+            pod = pods[0]
+        else:
+            owner = next((n.cluster for c in self.clusters for n in c.nodes if n.name == node_name), None)
+            pod = Pod(self._cluster(cluster_id or owner), namespace, name, node_name, "Running", 1, 1)
+        key = ("pod", *pod.key)
+        if key in self.pushed or not pods:
+            self.pushed[key] = _Pushed(pod, now)
+        self.series.record(key, now, usage)
+        self._merge_pushed(self.clusters, now)
+        return pod
+
+    def _merge_pushed(self, clusters: list[Cluster], now: float) -> None:
+        """Put live pushed-only objects into the snapshot (and forget expired ones)."""
+        for key in [k for k, p in self.pushed.items() if p.last_push < now - self.settings.pushed_ttl_s]:
+            del self.pushed[key]
+        by_id = {cluster.id: cluster for cluster in clusters}
+        for pushed in self.pushed.values():
+            obj = pushed.obj
+            cluster = by_id.get(obj.cluster)
+            if cluster is None:
+                cluster = by_id[obj.cluster] = Cluster(obj.cluster, display_name(obj.cluster))
+                clusters.append(cluster)
+            if isinstance(obj, Node):
+                if all(n.name != obj.name for n in cluster.nodes):
+                    cluster.nodes.append(obj)
+            elif all(p.key != obj.key for p in cluster.pods):
+                cluster.pods.append(obj)
+                if all(ns.name != obj.namespace for ns in cluster.namespaces):
+                    cluster.namespaces.append(Namespace(cluster.id, obj.namespace))
+
+    # ---- /stats --------------------------------------------------------------------------------------------------
+    async def stats(self) -> dict:
+        last, duration = self.last_collection, self.last_duration_s
+        return {
+            "source": self.source.name,
+            "clusters": len(self.clusters),
+            "nodes": sum(len(c.nodes) for c in self.clusters),
+            "pods": sum(len(c.pods) for c in self.clusters),
+            "collections": self.collections,
+            "failed_collections": self.failed_collections,
+            "last_collection": None if last is None else _iso(last),
+            "last_collection_duration_ms": None if duration is None else round(duration * 1e3, 1),
+            "last_collection_error": self.last_error,
+            "series": len(self.series),
+            "series_points": self.series.total_points,
+            "events": len(self.events),
+            "ws_clients": len(self.hub.clients),
+            "ws_messages_published": self.hub.sent_total,
+            "ws_messages_dropped": self.hub.dropped_total + sum(c.dropped for c in self.hub.clients),
+        }
+
+
+def _sum(usages: list[Usage]) -> Usage:
+    return Usage(
+        round(sum(u.cpu_millicores for u in usages), 3),
+        sum(u.memory_bytes for u in usages),
+        sum(u.disk_read_bytes for u in usages),
+        sum(u.disk_write_bytes for u in usages),
+        sum(u.net_bytes_sent for u in usages),
+        sum(u.net_bytes_recv for u in usages),
+    )
+
+
+def _iso(ts: float) -> str:
+    return utc_iso(datetime.fromtimestamp(ts, UTC))
