@@ -1,5 +1,282 @@
-"""edge-config's public API (routes only; the logic lives beside it)."""
+"""edge-config's API (routes only): the seed's paths, mounted at the root and again under /api/edge."""
 
-from fastapi import APIRouter
+import asyncio
+from collections import Counter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from titanium_common.errors import error_body
+
+from .configs import ConfigBody, ConfigPatch, DevicePatch, config_from_body, is_dns_label, normalise_device_id, patched
+from .configs import public_config as shown
+from .devices import DeviceClient
+from .health import HealthMonitor
+from .kube import KubeSync, manifests_yaml
+from .reloads import Reloader
+from .store import DeviceStore
 
 router = APIRouter()
+
+
+def _device_id(device_id: str) -> str:
+    return normalise_device_id(device_id)
+
+
+DeviceId = Annotated[str, Depends(_device_id)]
+
+
+def _checked_namespace(namespace: str) -> str:
+    if not is_dns_label(namespace):
+        raise ValueError(f"namespace {namespace[:80]!r} is not a DNS-1123 label (a Kubernetes namespace name)")
+    return namespace
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    namespace: str | None = None
+
+    _namespace = field_validator("namespace")(lambda value: value if value is None else _checked_namespace(value))
+
+
+def _namespace(request: Request, namespace: str | None = None) -> str:
+    if namespace is None:
+        return request.app.state.settings.kube_namespace
+    try:
+        return _checked_namespace(namespace)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+Namespace = Annotated[str, Depends(_namespace)]
+
+
+def _store(request: Request) -> DeviceStore:
+    return request.app.state.store
+
+
+def _monitor(request: Request) -> HealthMonitor:
+    return request.app.state.monitor
+
+
+def _reloader(request: Request) -> Reloader:
+    return request.app.state.reloader
+
+
+def _kube(request: Request) -> KubeSync:
+    return request.app.state.kube
+
+
+def _reload_after_change(request: Request, record: dict[str, Any]) -> bool:
+    """The seed's rule: a changed device with a known address is told to reload (here in the background)."""
+    config = record["config"]
+    if not config.get("ip_address"):
+        return False
+    _reloader(request).schedule(record["device_id"], config["ip_address"], config["reload_port"])
+    return True
+
+
+def _device_view(request: Request, record: dict[str, Any]) -> dict[str, Any]:
+    config = record["config"]
+    return {
+        "device_id": record["device_id"],
+        "device_type": config["device_type"],
+        "ip_address": config.get("ip_address"),
+        "port": config["port"],
+        "reload_port": config["reload_port"],
+        **_monitor(request).of(record).public(),
+        "version": record["version"],
+        "last_reload": record["last_reload"],
+        "reload_pending": _reloader(request).pending(record["device_id"]),
+    }
+
+
+def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
+    healthy = sum(view["status"] == "healthy" for view in views)
+    return {
+        "total": len(views),
+        "healthy": healthy,
+        "unhealthy": len(views) - healthy,
+        "by_status": dict(Counter(view["status"] for view in views)),
+    }
+
+
+# ---- configs ------------------------------------------------------------------------------------------------
+
+
+@router.get("/config")
+async def list_configs(request: Request) -> dict[str, Any]:
+    records = await _store(request).all()
+    return {"configs": [{"device_id": r["device_id"], **shown(r["config"])} for r in records], "total": len(records)}
+
+
+@router.get("/config/{device_id}")
+async def get_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+    """What the device fetches: its config, in the seed's shape."""
+    return shown((await _store(request).get(device_id))["config"])
+
+
+@router.put("/config/{device_id}")
+async def put_config(device_id: DeviceId, body: ConfigBody, request: Request) -> dict[str, Any]:
+    status, record, changed = await _store(request).put(device_id, config_from_body(device_id, body))
+    return {
+        "status": status,
+        "device_id": device_id,
+        "reload_triggered": _reload_after_change(request, record),
+        "version": record["version"],
+        "changed": changed,
+    }
+
+
+@router.post("/config/{device_id}", status_code=201)
+async def create_config(device_id: DeviceId, body: ConfigBody, request: Request) -> dict[str, Any]:
+    if body.ip_address is None:
+        raise HTTPException(422, "ip_address is required to create a device with POST")
+    record = await _store(request).create(device_id, config_from_body(device_id, body))
+    return {"status": "created", "device_id": device_id, "version": record["version"]}
+
+
+@router.patch("/config/{device_id}")
+async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request) -> dict[str, Any]:
+    record, changed = await _store(request).patch(device_id, lambda current: patched(device_id, current, body))
+    return {
+        "status": "patched",
+        "device_id": device_id,
+        "reload_triggered": _reload_after_change(request, record),
+        "version": record["version"],
+        "changed": changed,
+        "config": shown(record["config"]),
+    }
+
+
+@router.delete("/config/{device_id}")
+async def delete_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+    await _store(request).delete(device_id)
+    _monitor(request).forget(device_id)
+    return {"status": "deleted", "device_id": device_id}
+
+
+@router.get("/config/{device_id}/history")
+async def config_history(device_id: DeviceId, request: Request) -> dict[str, Any]:
+    versions = [version | {"config": shown(version["config"])} for version in await _store(request).history(device_id)]
+    return {"device_id": device_id, "versions": versions, "total": len(versions)}
+
+
+# ---- devices and health ---------------------------------------------------------------------------------------
+
+
+@router.get("/devices")
+async def list_devices(request: Request) -> dict[str, Any]:
+    """From the latest background probe round; never probes inside the request."""
+    views = [_device_view(request, record) for record in await _store(request).all()]
+    return {"devices": views, **_counts(views), "last_probe_round": _monitor(request).last_round}
+
+
+@router.get("/devices/{device_id}/status")
+async def device_status(device_id: DeviceId, request: Request) -> dict[str, Any]:
+    return _device_view(request, await _store(request).get(device_id))
+
+
+@router.patch("/devices/{device_id}")
+async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request) -> dict[str, Any]:
+    """The basic fields only, and no reload (the device's own config is unchanged)."""
+    record, changed = await _store(request).patch(
+        device_id, lambda current: patched(device_id, current, body), action="device-patched"
+    )
+    return {"status": "updated", "changed": changed, **_device_view(request, record)}
+
+
+def _address(record: dict[str, Any]) -> tuple[str, int]:
+    config = record["config"]
+    if not config.get("ip_address"):
+        raise HTTPException(409, f"device {record['device_id']!r} has no ip_address")
+    return config["ip_address"], config["reload_port"]
+
+
+@router.get("/devices/{device_id}/local-config")
+async def local_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+    """The config the device itself runs with, from its `GET /config` (5 s by default)."""
+    ip, port = _address(await _store(request).get(device_id))
+    devices: DeviceClient = request.app.state.devices
+    return {"device_id": device_id, "local_config": await devices.local_config(ip, port)}
+
+
+@router.post("/devices/{device_id}/reload")
+async def reload_device(device_id: DeviceId, request: Request) -> JSONResponse:
+    ip, port = _address(await _store(request).get(device_id))
+    result = await _reloader(request).reload_now(device_id, ip, port)
+    if result["status"] == "reloaded":
+        return JSONResponse(result)
+    return JSONResponse(error_body(f"reload of {device_id!r} failed: {result['error']}") | result, status_code=502)
+
+
+@router.post("/devices/reload")
+async def reload_all(request: Request) -> dict[str, Any]:
+    """Every device with an address, concurrently; one device's failure is its own result."""
+    records = [r for r in await _store(request).all() if r["config"].get("ip_address")]
+    reloader = _reloader(request)
+    results = await asyncio.gather(*(reloader.reload_now(r["device_id"], *_address(r)) for r in records))
+    success = sum(result["status"] == "reloaded" for result in results)
+    return {"results": results, "total": len(results), "success": success, "failed": len(results) - success}
+
+
+@router.get("/metrics/summary")
+async def metrics_summary(request: Request) -> dict[str, Any]:
+    records = await _store(request).all()
+    views = [_device_view(request, record) for record in records]
+    by_type = Counter(view["device_type"] for view in views)
+    return {**_counts(views), "by_device_type": dict(by_type), "last_probe_round": _monitor(request).last_round}
+
+
+# ---- Kubernetes ---------------------------------------------------------------------------------------------------
+
+
+@router.post("/kubernetes/sync")
+async def kube_sync(request: Request, body: Annotated[SyncRequest | None, Body()] = None) -> dict[str, Any]:
+    namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
+    return await _kube(request).sync(namespace)
+
+
+@router.post("/kubernetes/sync/{device_id}")
+async def kube_sync_device(
+    device_id: DeviceId, request: Request, body: Annotated[SyncRequest | None, Body()] = None
+) -> dict[str, Any]:
+    namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
+    return await _kube(request).sync(namespace, device_id)
+
+
+@router.get("/kubernetes/manifests", response_class=PlainTextResponse)
+async def kube_manifests(namespace: Namespace, request: Request) -> PlainTextResponse:
+    """Multi-document YAML of the healthy devices' objects, for `kubectl apply -f`; needs no cluster."""
+    monitor = _monitor(request)
+    records = [
+        r for r in await _store(request).all() if r["config"].get("ip_address") and monitor.of(r).status == "healthy"
+    ]
+    return PlainTextResponse(manifests_yaml(records, namespace), media_type="application/yaml")
+
+
+@router.delete("/kubernetes/cleanup")
+async def kube_cleanup(namespace: Namespace, request: Request) -> dict[str, Any]:
+    return await _kube(request).cleanup(namespace)
+
+
+@router.get("/kubernetes/status")
+async def kube_status(request: Request) -> dict[str, Any]:
+    return await _kube(request).status()
+
+
+@router.get("/kubernetes/health")
+async def kube_health(request: Request) -> dict[str, Any]:
+    return await _kube(request).health()
+
+
+@router.get("/kubernetes/resources/{device_id}")
+async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request) -> dict[str, Any]:
+    return await _kube(request).resources(namespace, device_id)
+
+
+@router.delete("/kubernetes/resources/{device_id}")
+async def kube_delete_resources(device_id: DeviceId, namespace: Namespace, request: Request) -> dict[str, Any]:
+    return await _kube(request).delete_resources(namespace, device_id)

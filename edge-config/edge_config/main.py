@@ -1,15 +1,122 @@
-from fastapi import FastAPI
+import asyncio
+import contextlib
+from collections import Counter
+from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from titanium_common.db import Database, install_error_handlers
+from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
+from .configs import InvalidConfig
+from .devices import DeviceCallFailed, DeviceClient
+from .health import STATUSES, HealthMonitor
+from .kube import KubeSync, KubeUnavailable
+from .reloads import Reloader
 from .settings import EdgeConfigSettings
+from .store import DeviceNotFound, DeviceStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Configs are small; a bigger body is refused before it is read (the gateway allows 10 MiB).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                response = JSONResponse(error_body(f"request body over {MAX_BODY_BYTES} bytes"), status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    async def device_not_found(request: Request, exc: DeviceNotFound) -> JSONResponse:
+        # The seed's clients read error/device_id/message, the suite's read detail/request_id: both are here.
+        body = error_body(str(exc)) | {"error": "Device not found", "device_id": exc.device_id, "message": str(exc)}
+        return JSONResponse(body, status_code=404)
+
+    async def refused(request: Request, exc: InvalidConfig | DeviceCallFailed) -> JSONResponse:
+        return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+
+    async def kube_unavailable(request: Request, exc: KubeUnavailable) -> JSONResponse:
+        body = error_body(exc.detail) | ({"error": exc.error} if exc.error else {})
+        return JSONResponse(body, status_code=exc.status_code)
+
+    app.add_exception_handler(DeviceNotFound, device_not_found)
+    app.add_exception_handler(InvalidConfig, refused)
+    app.add_exception_handler(DeviceCallFailed, refused)
+    app.add_exception_handler(KubeUnavailable, kube_unavailable)
 
 
 def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     settings = settings or EdgeConfigSettings()
-    return create_fastapi_app(settings, title="edge-config", distribution="edge-config", routers=[api.router])
+    db = Database.from_settings(settings, migrations=MIGRATIONS)
+    store = DeviceStore(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await db.start()
+        session = create_client_session()
+        client = DeviceClient(
+            session, settings.health_timeout_s, settings.reload_timeout_s, settings.local_config_timeout_s
+        )
+        app.state.devices = client
+        app.state.monitor = HealthMonitor(store, client, settings.health_interval_s, settings.probe_concurrency)
+        app.state.reloader = Reloader(client, store, settings.reload_attempts, settings.reload_backoff_s)
+        app.state.kube = KubeSync(store, app.state.monitor, settings)
+        await app.state.kube.start()
+        loops = [asyncio.create_task(app.state.monitor.run(), name="health probes")]
+        if settings.sync_interval_s:
+            loops.append(asyncio.create_task(app.state.kube.run(), name="kubernetes sync"))
+        try:
+            yield
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await app.state.reloader.close()
+            await app.state.kube.close()
+            await session.close()
+            await db.close()
+
+    app = create_fastapi_app(
+        settings, title="edge-config", distribution="edge-config", routers=[api.router], lifespan=lifespan
+    )
+    # One router, mounted twice: the seed's paths at the root (devices, scripts) and under /api/edge (gateway).
+    app.include_router(api.router, prefix="/api/edge")
+    # Inside the kit's middleware (appended, not prepended), so a refused body still gets a request id and counts.
+    app.user_middleware.append(Middleware(BodyLimit))
+    app.state.store = store
+    app.state.settings = settings
+    install_error_handlers(app)
+    _install_handlers(app)
+    db.attach(app.state.kit)
+
+    async def edge_figures() -> dict:
+        monitor: HealthMonitor = app.state.monitor
+        by_status = Counter(monitor.of(record).status for record in await store.all())
+        return {
+            "devices": {"total": by_status.total(), "by_status": {s: by_status.get(s, 0) for s in STATUSES}},
+            "health_probes": {"interval_s": settings.health_interval_s, "last_round": monitor.last_round},
+            "reloads": dict(app.state.reloader.outcomes),
+            "kubernetes": app.state.kube.stats(),
+        }
+
+    app.state.kit.add_stats_provider(edge_figures)
+    return app
 
 
 def main() -> None:

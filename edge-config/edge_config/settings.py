@@ -1,6 +1,34 @@
-from titanium_common.settings import ServiceSettings
+from typing import Literal
+
+from pydantic import Field
+
+from titanium_common.db import DatabaseSettings
 
 
-class EdgeConfigSettings(ServiceSettings):
+class EdgeConfigSettings(DatabaseSettings):
     service_name: str = "edge-config"
     port: int = 8005
+
+    # Device health: every device is probed concurrently once per interval; answers come from the latest round.
+    health_interval_s: float = Field(default=10.0, gt=0)
+    health_timeout_s: float = Field(default=2.0, gt=0)
+    probe_concurrency: int = Field(default=64, ge=1)
+    # Consecutive failed probes before a managed Kubernetes object of the device is deleted by a sync.
+    unhealthy_grace: int = Field(default=3, ge=1)
+
+    # Reload after a config change: POST /reload with bounded retries, in the background.
+    reload_timeout_s: float = Field(default=2.0, gt=0)
+    reload_attempts: int = Field(default=3, ge=1, le=10)
+    reload_backoff_s: float = Field(default=0.5, ge=0)
+    local_config_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Kubernetes: auto = KUBECONFIG_PATH, else $KUBECONFIG or ~/.kube/config if present, else in-cluster if running
+    # in a pod, else none (the /kubernetes/* calls answer 503; manifests still work).
+    kube_mode: Literal["auto", "kubeconfig", "in-cluster", "off"] = "auto"
+    kubeconfig_path: str = ""
+    kube_context: str = ""
+    kube_namespace: str = "monitoring"
+    kube_timeout_s: float = Field(default=5.0, gt=0)
+    kube_sync_concurrency: int = Field(default=8, ge=1)
+    # Periodic sync of healthy devices into `kube_namespace`; 0 turns it off.
+    sync_interval_s: float = Field(default=0.0, ge=0)

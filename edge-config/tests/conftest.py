@@ -1,0 +1,165 @@
+"""edge-config tests: the real service on a loopback port, real device doubles (aiohttp servers answering the
+device-side exporter's /health, /reload and /config), a real database (SQLite and PostgreSQL) and, for the
+Kubernetes parts, the real kubernetes_asyncio client against the shared API server double (tests/support)."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from edge_config.main import create_app
+from edge_config.settings import EdgeConfigSettings
+from tests.support.servers import serving
+from titanium_common.suite import free_port
+
+WAIT_S = 10.0
+
+
+@dataclass
+class DeviceDouble:
+    """One edge device's exporter on its `reload_port`. `health`/`reload` are the HTTP statuses it answers;
+    `hang` makes every call wait until the test ends (a device that accepts connections but never answers)."""
+
+    port: int = 0
+    health: int = 200
+    reload: int = 200
+    hang: bool = False
+    config: dict[str, Any] = field(default_factory=lambda: {"device_type": "jetson_orin", "port": 9100})
+    calls: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def count(self, call: str) -> int:
+        return self.calls.count(call)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.calls.append(f"{request.method} {request.path}")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.hang:
+                await self.released.wait()
+            if request.path == "/health":
+                return web.json_response({"status": "ok" if self.health == 200 else "bad"}, status=self.health)
+            if request.path == "/reload":
+                return web.json_response({"reloaded": self.reload == 200}, status=self.reload)
+            return web.json_response(self.config)
+        finally:
+            self.in_flight -= 1
+
+
+class DeviceFarm:
+    """Starts device doubles on free loopback ports and stops them all at the end of the test."""
+
+    def __init__(self) -> None:
+        self.runners: list[web.AppRunner] = []
+        self.devices: list[DeviceDouble] = []
+
+    async def start(self, **behaviour) -> DeviceDouble:
+        device = DeviceDouble(**behaviour)
+        app = web.Application()
+        app.router.add_get("/health", device._answer)
+        app.router.add_post("/reload", device._answer)
+        app.router.add_get("/config", device._answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        device.port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", device.port).start()
+        self.runners.append(runner)
+        self.devices.append(device)
+        return device
+
+    async def close(self) -> None:
+        for device in self.devices:
+            device.released.set()
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def farm() -> AsyncIterator[DeviceFarm]:
+    devices = DeviceFarm()
+    try:
+        yield devices
+    finally:
+        await devices.close()
+
+
+@dataclass
+class Edge:
+    app: Any
+    url: str
+    client: httpx.AsyncClient
+
+    async def probe_round(self) -> dict[str, Any]:
+        """One background probe round, now (tests run it by hand instead of waiting for the interval)."""
+        return await self.app.state.monitor.probe_round()
+
+    async def register(self, device_id: str, device: DeviceDouble | None = None, **config) -> dict[str, Any]:
+        body = {"device_type": "jetson_orin", **config}
+        if device is not None:
+            body |= {"ip_address": "127.0.0.1", "reload_port": device.port}
+        answer = await self.client.put(f"/config/{device_id}", json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    async def status(self, device_id: str) -> dict[str, Any]:
+        answer = await self.client.get(f"/devices/{device_id}/status")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = WAIT_S) -> Any:
+    async with asyncio.timeout(timeout_s):
+        while not (result := await check()):  # noqa: ASYNC110 - polling an HTTP answer, there is no event to wait on
+            await asyncio.sleep(0.02)
+    return result
+
+
+@pytest.fixture
+def eventually():
+    """`await eventually(check)`: wait until `check()` returns something truthy (what happens in the background)."""
+    return _eventually
+
+
+@pytest.fixture
+def edge_settings(database_target) -> EdgeConfigSettings:
+    """Short device timeouts, no automatic probe rounds (tests call `edge.probe_round()`), no cluster."""
+    return EdgeConfigSettings(
+        env="test",
+        health_interval_s=3600,
+        health_timeout_s=0.5,
+        reload_timeout_s=0.5,
+        reload_attempts=3,
+        reload_backoff_s=0.01,
+        local_config_timeout_s=0.5,
+        unhealthy_grace=2,
+        kube_mode="off",
+        **database_target.settings(),
+    )
+
+
+@pytest.fixture
+def start_edge(edge_settings) -> Callable[..., contextlib.AbstractAsyncContextManager[Edge]]:
+    """`async with start_edge(**setting_overrides) as edge:` a running edge-config."""
+
+    @contextlib.asynccontextmanager
+    async def start(**overrides) -> AsyncIterator[Edge]:
+        settings = edge_settings.model_copy(update=overrides)
+        app = create_app(settings)
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield Edge(app, url, client)
+
+    return start
+
+
+@pytest.fixture
+async def edge(start_edge) -> AsyncIterator[Edge]:
+    async with start_edge() as running:
+        yield running
