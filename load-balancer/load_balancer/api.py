@@ -123,7 +123,7 @@ async def lb_health(request: web.Request) -> web.Response:
 
 async def blog_slash(request: web.Request) -> web.Response:
     query = request.rel_url.raw_query_string
-    raise web.HTTPPermanentRedirect(f"/blog/?{query}" if query else "/blog/")
+    return web.Response(status=308, headers={"Location": f"/blog/?{query}" if query else "/blog/"})
 
 
 def add_routes(app: web.Application) -> None:

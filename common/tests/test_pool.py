@@ -1,0 +1,195 @@
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from titanium_common.aiohttp_app import CLIENT, attach_client_session, create_aiohttp_app
+from titanium_common.pool import ReplicaPool, attach_pools, proxy_to_pool
+from titanium_common.settings import ServiceSettings
+from titanium_common.suite import free_port
+
+NAME = web.AppKey("name", str)
+
+
+async def whoami(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response({"replica": request.app[NAME], "method": request.method, "size": len(body)})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+class Replica:
+    """A backend on a fixed port that can be killed and brought back on the same port."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> "Replica":
+        app = web.Application()
+        app[NAME] = self.name
+        app.router.add_get("/health", health)
+        app.router.add_route("*", "/{tail:.*}", whoami)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+        return self
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+@pytest.fixture
+async def replicas():
+    started = [await Replica("a").start(), await Replica("b").start()]
+    yield started
+    for replica in started:
+        if replica.runner is not None:
+            await replica.runner.cleanup()
+
+
+async def start_proxy(pool: ReplicaPool) -> tuple[web.AppRunner, str]:
+    app = create_aiohttp_app(ServiceSettings(service_name="pool-proxy", env="test"))
+    attach_client_session(app)
+    attach_pools(app, [pool])
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        return await proxy_to_pool(request, request.app[CLIENT], pool, max_body_bytes=1024 * 1024)
+
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def proxy_for():
+    runners: list[web.AppRunner] = []
+
+    async def start(pool: ReplicaPool) -> str:
+        runner, url = await start_proxy(pool)
+        runners.append(runner)
+        return url
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def test_least_outstanding_picks_the_least_busy_and_spreads_ties():
+    pool = ReplicaPool("up", ["http://a", "http://b", "http://c"])
+    a, b, c = pool.replicas
+    assert [pool.pick().url for _ in range(3)] == ["http://a", "http://b", "http://c"]
+    a.outstanding, b.outstanding, c.outstanding = 3, 1, 2
+    assert pool.pick() is b
+    b.healthy = False
+    assert pool.pick() is c
+    assert pool.pick(exclude=c) is a
+
+
+def test_round_robin_skips_unhealthy_replicas():
+    pool = ReplicaPool("up", ["http://a", "http://b", "http://c"], strategy="round-robin")
+    pool.replicas[1].healthy = False
+    assert [pool.pick().url for _ in range(4)] == ["http://a", "http://c", "http://c", "http://a"]
+    for replica in pool.replicas:
+        replica.healthy = False
+    assert pool.pick() is None
+
+
+def test_a_pool_needs_a_url():
+    with pytest.raises(ValueError, match="no replica"):
+        ReplicaPool("up", [])
+
+
+async def test_a_dead_replica_is_retried_elsewhere_ejected_and_readmitted(replicas, proxy_for):
+    a, b = replicas
+    pool = ReplicaPool("demo", [a.url, b.url], strategy="round-robin", eject_after_failures=3, check_interval_s=60)
+    url = await proxy_for(pool)
+    async with aiohttp.ClientSession() as http:
+        seen = set()
+        for _ in range(4):
+            async with http.get(f"{url}/x") as r:
+                seen.add((await r.json())["replica"])
+        assert seen == {"a", "b"}
+        await b.stop()
+        for _ in range(10):
+            async with http.get(f"{url}/x") as r:
+                assert r.status == 200
+                assert (await r.json())["replica"] == "a"
+        dead = pool.replicas[1]
+        assert not dead.healthy
+        assert dead.connect_failures == 3  # ejected after 3, then no longer tried
+        assert "Connect call failed" in dead.last_error
+        await b.start()
+        async with aiohttp.ClientSession() as checks:
+            await pool.check_all(checks)
+        assert dead.healthy
+        seen = set()
+        for _ in range(4):
+            async with http.get(f"{url}/x") as r:
+                seen.add((await r.json())["replica"])
+        assert seen == {"a", "b"}
+
+
+async def test_a_post_is_not_sent_twice(replicas, proxy_for):
+    a, b = replicas
+    await a.stop()
+    pool = ReplicaPool("demo", [a.url, b.url], strategy="round-robin", check_interval_s=60)
+    url = await proxy_for(pool)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/x", data=b"once") as r:
+            assert r.status == 502
+            assert "upstream demo unavailable" in (await r.json())["detail"]
+        async with http.post(f"{url}/x", data=b"once") as r:
+            assert (await r.json()) == {"replica": "b", "method": "POST", "size": 4}
+        async with http.put(f"{url}/x", data=b"idempotent") as r:
+            assert (await r.json())["replica"] == "b"
+
+
+async def test_no_healthy_replica_is_503_at_once(replicas, proxy_for):
+    a, b = replicas
+    await a.stop()
+    await b.stop()
+    pool = ReplicaPool("demo", [a.url, b.url], eject_after_failures=1, check_interval_s=60)
+    url = await proxy_for(pool)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/x") as r:
+            assert r.status == 502
+        assert pool.healthy_count == 0
+        started = time.monotonic()
+        async with http.get(f"{url}/x") as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"] == "1"
+            assert (await r.json())["detail"] == "upstream demo has no healthy replica"
+        assert time.monotonic() - started < 1.0
+
+
+async def test_active_checks_eject_after_failed_checks_and_readmit(replicas, proxy_for):
+    a, b = replicas
+    pool = ReplicaPool("demo", [a.url, b.url], check_interval_s=0.05, check_timeout_s=0.5, unhealthy_after_checks=2)
+    await proxy_for(pool)  # runs the checker while the app runs
+    await b.stop()
+    for _ in range(200):
+        if not pool.replicas[1].healthy:
+            break
+        await asyncio.sleep(0.02)
+    assert not pool.replicas[1].healthy
+    assert pool.replicas[0].healthy
+    assert pool.snapshot()["healthy"] == 1
+    await b.start()
+    for _ in range(200):
+        if pool.replicas[1].healthy:
+            break
+        await asyncio.sleep(0.02)
+    assert pool.replicas[1].healthy

@@ -1,0 +1,137 @@
+"""The balancer as a proxy: routing, replicas coming and going, WebSocket relay, body limits."""
+
+import asyncio
+import inspect
+
+import aiohttp
+
+from titanium_common.suite import free_port
+
+
+async def wait_for(predicate, timeout_s: float = 10.0) -> None:
+    """Until `predicate()` (a bool, or an awaitable of one) is true."""
+    for _ in range(int(timeout_s / 0.05)):
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_routes_by_path_and_answers_its_own(servers, start_lb, backend_app, lb_settings):
+    gateway = await servers(backend_app("gw"))
+    dashboard = await servers(backend_app("dash"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], dashboard_urls=[dashboard.url]))
+    async with aiohttp.ClientSession() as http:
+        for path, backend in [
+            ("/api/users/1?x=%20y", "gw"),
+            ("/blog/posts/1", "gw"),
+            ("/ws/clusters", "gw"),
+            ("/", "dash"),
+            ("/app.js", "dash"),
+            ("/apix", "dash"),
+        ]:
+            async with http.get(f"{lb.url}{path}", headers={"X-Request-ID": "route-1"}) as r:
+                seen = await r.json()
+                assert (seen["backend"], seen["path"]) == (backend, path)
+                assert seen["headers"]["X-Request-ID"] == "route-1"
+                assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
+                assert seen["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{lb.port}"
+                assert r.headers["X-Request-ID"] == "route-1"
+        async with http.get(f"{lb.url}/blog?page=2", allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (308, "/blog/?page=2")
+        async with http.post(f"{lb.url}/internal/credentials/verify", json={}) as r:
+            assert r.status == 404
+            assert (await r.json())["detail"] == "no route for /internal/credentials/verify"
+        async with http.get(f"{lb.url}/lb-health") as r:
+            assert (await r.json())["service"] == "load-balancer"
+
+
+async def test_a_replica_killed_mid_run_is_ejected_and_readmitted(servers, start_lb, backend_app, lb_settings):
+    a = await servers(backend_app("a"))
+    b = await servers(backend_app("b"))
+    lb = await start_lb(lb_settings(gateway_urls=[a.url, b.url], health_check_interval_s=0.2, eject_after_failures=2))
+    answers: list[tuple[int, str]] = []
+    running = True
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        while running:
+            async with http.get(f"{lb.url}/api/x") as r:
+                answers.append((r.status, (await r.json()).get("backend", "")))
+
+    async def pool_member(http: aiohttp.ClientSession, index: int) -> dict:
+        async with http.get(f"{lb.url}/stats") as r:
+            return (await r.json())["load-balancer"]["pools"]["api-gateway"]["members"][index]
+
+    async with aiohttp.ClientSession() as http:
+        clients = [asyncio.create_task(client(http)) for _ in range(4)]
+        try:
+            await wait_for(lambda: len(answers) > 20)
+            await b.stop()
+            killed_at = len(answers)
+
+            async def b_ejected() -> bool:
+                return not (await pool_member(http, 1))["healthy"]
+
+            await wait_for(b_ejected)
+            ejected_at = len(answers)
+            await wait_for(lambda: len(answers) > ejected_at + 40)
+            after_kill = answers[killed_at:]
+            assert {status for status, _ in after_kill} == {200}, "traffic must continue on the other replica"
+            assert {backend for _, backend in answers[ejected_at + 4 :]} == {"a"}
+            await b.start()
+
+            async def b_back() -> bool:
+                return (await pool_member(http, 1))["healthy"]
+
+            await wait_for(b_back)
+            readmitted_at = len(answers)
+            await wait_for(lambda: len(answers) > readmitted_at + 40)
+            assert {backend for _, backend in answers[readmitted_at + 4 :]} == {"a", "b"}
+        finally:
+            running = False
+            await asyncio.gather(*clients, return_exceptions=True)
+    assert {status for status, _ in answers} == {200}
+
+
+async def test_no_healthy_gateway_is_503_at_once(start_lb, lb_settings):
+    lb = await start_lb(lb_settings(gateway_urls=[f"http://127.0.0.1:{free_port()}"], eject_after_failures=1))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{lb.url}/api/users") as r:
+            assert r.status == 502
+            assert "upstream api-gateway unavailable" in (await r.json())["detail"]
+        async with http.get(f"{lb.url}/api/users") as r:
+            assert r.status == 503
+            assert (await r.json())["detail"] == "upstream api-gateway has no healthy replica"
+
+
+async def test_websocket_relay_through_the_balancer(servers, start_lb, backend_app, lb_settings):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url]))
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{lb.url}/ws/echo") as ws:
+        await ws.send_str("hello")
+        assert await ws.receive_str(timeout=5) == "gw:hello"
+        await ws.send_bytes(b"abc")
+        assert await ws.receive_bytes(timeout=5) == b"cba"
+        async with http.get(f"{lb.url}/stats") as r:
+            own = (await r.json())["load-balancer"]
+        assert own["websockets"]["relayed"] == 1
+        assert own["open_websockets"] == 1
+
+
+async def test_a_body_over_the_limit_is_413(servers, start_lb, backend_app, lb_settings):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], max_body_bytes=1000))
+
+    async def chunked():
+        for _ in range(5):
+            yield b"x" * 400
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{lb.url}/api/upload", data=b"x" * 1001) as r:
+            assert r.status == 413
+            assert (await r.json())["detail"] == "request body over 1000 bytes"
+        async with http.post(f"{lb.url}/api/upload", data=chunked()) as r:
+            assert r.status == 413
+        async with http.post(f"{lb.url}/api/upload", data=b"x" * 1000) as r:
+            assert (await r.json())["size"] == 1000

@@ -1,0 +1,105 @@
+"""GET /stats: the balancer's own figures plus every service's /stats, fetched in parallel with a bound."""
+
+import asyncio
+import time
+
+import aiohttp
+from aiohttp import web
+
+SERVICES = ("api-gateway", "auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config")
+
+
+async def test_one_hung_and_one_refusing_service_are_marked_and_the_answer_is_prompt(
+    servers, start_lb, backend_app, lb_settings
+):
+    release = asyncio.Event()
+
+    async def hung_stats(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    hung_app = web.Application()
+    hung_app.router.add_get("/stats", hung_stats)
+    hung = await servers(hung_app)
+    gateway = await servers(backend_app("api-gateway"))
+    user = await servers(backend_app("user-service"))
+    refusing = "http://127.0.0.1:1"  # nothing listens on port 1
+    lb = await start_lb(
+        lb_settings(
+            gateway_urls=[gateway.url],
+            user_service_url=user.url,
+            blog_service_url=hung.url,
+            auth_service_url=refusing,
+        )
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            started = time.monotonic()
+            async with http.get(f"{lb.url}/stats") as answer:
+                stats = await answer.json()
+            elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    # The contract is 2.2 s; the margin is for a loaded shared machine, not for slack in the code.
+    assert elapsed < 3.0
+    assert answer.status == 200
+    assert stats["blog-service"]["service_status"] == "timeout"
+    assert "2 s" in stats["blog-service"]["error"]
+    assert stats["auth-service"]["service_status"] == "offline"
+    assert "refused" in stats["auth-service"]["error"].lower() or "connect" in stats["auth-service"]["error"].lower()
+    assert stats["user-service"] == {"service": "user-service", "service_status": "online"}
+    assert stats["api-gateway"]["service"] == "api-gateway"
+    assert set(SERVICES) <= set(stats)
+    assert "timestamp" in stats
+    lb_own = stats["load-balancer"]
+    assert lb_own["service"] == "load-balancer"
+    assert lb_own["status"] == "healthy"
+    for field in (
+        "requests_per_second",
+        "has_real_traffic",
+        "state",
+        "total_requests",
+        "success_rate",
+        "avg_response_time_ms",
+        "avg_response_time_ms_lifetime",
+        "open_websockets",
+    ):
+        assert field in lb_own
+    assert set(lb_own["latency_ms"]) == {"p50", "p95", "p99"}
+    assert lb_own["pools"]["api-gateway"]["members"][0]["url"] == gateway.url
+
+
+async def test_a_service_answering_garbage_is_offline_not_a_failure(servers, start_lb, lb_settings):
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(text="<html>oops</html>", status=500)
+
+    async def not_json(request: web.Request) -> web.Response:
+        return web.Response(text="not json")
+
+    broken_app, text_app = web.Application(), web.Application()
+    broken_app.router.add_get("/stats", broken)
+    text_app.router.add_get("/stats", not_json)
+    broken_server, text_server = await servers(broken_app), await servers(text_app)
+    lb = await start_lb(lb_settings(edge_config_url=broken_server.url, cluster_monitor_url=text_server.url))
+    async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
+        stats = await answer.json()
+    assert stats["edge-config"] == {
+        "service_status": "offline",
+        "error": "/stats answered HTTP 500",
+        "url": broken_server.url,
+    }
+    assert stats["cluster-monitor"]["service_status"] == "offline"
+
+
+async def test_no_healthy_gateway_makes_the_balancer_degraded(start_lb, lb_settings):
+    lb = await start_lb(lb_settings(health_check_interval_s=0.05))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            async with http.get(f"{lb.url}/stats") as answer:
+                own = (await answer.json())["load-balancer"]
+            if own["status"] == "degraded":
+                break
+            await asyncio.sleep(0.05)
+    assert own["service_status"] == "degraded"
+    assert own["pools"]["api-gateway"]["healthy"] == 0
+    assert "no healthy api-gateway replica" in own["degraded_reasons"]
