@@ -98,6 +98,8 @@ class Cluster:
     karmada_ready: bool | None = None
     # Why the cluster could not be read (None: it answered).
     error: str | None = None
+    # False for a Karmada member with no context here: only Karmada's word about it is known.
+    observed: bool = True
     metrics_available: bool = False
     metrics_error: str | None = None
     nodes: list[Node] = field(default_factory=list)
@@ -110,4 +112,4 @@ class Cluster:
         """seed 000: a cluster with no Ready node is a failure; so is one Karmada or the API calls not ready."""
         if self.error is not None or self.karmada_ready is False:
             return False
-        return any(node.ready for node in self.nodes)
+        return any(node.ready for node in self.nodes) if self.observed else bool(self.karmada_ready)

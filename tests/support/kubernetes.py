@@ -29,7 +29,11 @@ What kmock 0.8 does not do and `ApiServerDouble` adds (small, on top of kmock ra
 - `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, `key`, `!key`) and `fieldSelector` (`=`, `==`, `!=` on dotted
   paths such as `metadata.name`, `spec.nodeName`) on lists: kmock lists every object of the resource;
 - PUT (replace): kmock has no action for it and answers 404;
-- `metadata.uid`, `resourceVersion` (bumped on every write), `creationTimestamp` and `namespace` on create.
+- `metadata.uid`, `resourceVersion` (bumped on every write), `creationTimestamp` and `namespace` on create;
+- core/v1 Namespace objects themselves: kmock parses `/api/v1/namespaces[/{name}]` as a namespace prefix with no
+  resource and fails (500), so the double keeps namespaces in a dict of its own (get, list, create, patch, put,
+  delete; no watch);
+- `GET /version/` (with the slash, as kubernetes_asyncio's VersionApi asks): kmock answers only `/version`.
 Still not like a real server: strategic-merge patches merge dicts but replace lists whole; watches ignore selectors;
 no admission, defaulting or validation (store only well-formed objects).
 """
@@ -65,6 +69,7 @@ BUILTIN_RESOURCES = (
     ("discovery.k8s.io/v1/endpointslices", "EndpointSlice", True),
 )
 
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?(?:/status)?/?$")
 _WRITES = frozenset({kmock.method.POST, kmock.method.PUT, kmock.method.PATCH})
 _SELECTOR_TERMS = re.compile(r",(?![^()]*\))")
 _SET_TERM = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
@@ -132,6 +137,7 @@ class ApiServerDouble(kmock.KubernetesEmulator):
     """kmock's stateful emulator plus selectors, PUT and server-set metadata (see the module docstring)."""
 
     _versions: itertools.count = attrs.field(factory=lambda: itertools.count(1), init=False)
+    namespaces: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -139,6 +145,45 @@ class ApiServerDouble(kmock.KubernetesEmulator):
             self.resources[resource] = kmock.ResourceInfo(
                 kind=kind, namespaced=namespaced, verbs={"get", "list", "watch", "create", "update", "patch", "delete"}
             )
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path == "/version/":  # kubernetes_asyncio's VersionApi asks with the slash; kmock has no slash
+            return aiohttp.web.json_response(await self._serve_server_version(None))
+        match = _NAMESPACE_PATH.match(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        return await self._namespace(raw_request, match.group(1))
+
+    async def _namespace(self, raw: aiohttp.web.BaseRequest, name: str | None) -> aiohttp.web.StreamResponse:
+        body = await raw.json() if raw.can_read_body else None
+        if name is None and raw.method == "GET":
+            labels = label_matcher(raw.query.get("labelSelector", ""))
+            items = [ns for ns in self.namespaces.values() if labels(ns["metadata"].get("labels") or {})]
+            listing = {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}
+            return aiohttp.web.json_response(listing)
+        if name is None and raw.method == "POST":
+            name = body["metadata"]["name"]
+            if name in self.namespaces:
+                return _status(409, "AlreadyExists", f'namespaces "{name}" already exists')
+            meta = body["metadata"]
+            meta |= {"uid": str(uuid.uuid4()), "creationTimestamp": _now()}
+            meta["resourceVersion"] = str(next(self._versions))
+            body.setdefault("status", {"phase": "Active"})
+            self.namespaces[name] = body
+            return aiohttp.web.json_response(body, status=201)
+        if name not in self.namespaces:
+            return _status(404, "NotFound", f'namespaces "{name}" not found')
+        if raw.method == "DELETE":
+            return aiohttp.web.json_response(self.namespaces.pop(name))
+        if raw.method in ("PATCH", "PUT"):
+            stored = kmock.Object(self.namespaces[name])
+            if raw.method == "PUT":
+                stored.create(body)
+            else:
+                stored.patch(body)
+            self.namespaces[name] = stored.raw
+            self.namespaces[name]["metadata"]["resourceVersion"] = str(next(self._versions))
+        return aiohttp.web.json_response(self.namespaces[name])
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is not None and request.method in _WRITES and isinstance(request.data, dict):
@@ -180,6 +225,12 @@ class ApiServerDouble(kmock.KubernetesEmulator):
         ]
         listing["metadata"]["resourceVersion"] = str(next(self._versions))
         return listing
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason}
+    body["message"] = message
+    return aiohttp.web.json_response(body, status=code)
 
 
 def _path(resource: str, namespace: str | None, name: str | None = None) -> str:

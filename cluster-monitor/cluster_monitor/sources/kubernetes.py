@@ -194,8 +194,7 @@ class KubernetesSource:
         for member_id, (ready, region) in members.items():
             cluster = known.get(member_id)
             if cluster is None:  # a Karmada member this service has no context for: its state is Karmada's word
-                cluster = known[member_id] = Cluster(member_id, display_name(member_id))
-                cluster.error = None if ready else "Karmada reports it not ready"
+                cluster = known[member_id] = Cluster(member_id, display_name(member_id), observed=False)
             cluster.karmada_ready = ready
             cluster.region = region or cluster.region
         return list(known.values())
