@@ -185,7 +185,7 @@ async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request)
     record, changed = await _store(request).patch(
         device_id, lambda current: patched(device_id, current, body), action="device-patched"
     )
-    return {"status": "updated", "changed": changed, **_device_view(request, record)}
+    return {"status": "updated", "device_id": device_id, "changed": changed, "device": _device_view(request, record)}
 
 
 def _address(record: dict[str, Any]) -> tuple[str, int]:

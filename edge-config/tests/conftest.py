@@ -4,6 +4,7 @@ Kubernetes parts, the real kubernetes_asyncio client against the shared API serv
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,17 +32,18 @@ class DeviceDouble:
     hang: bool = False
     config: dict[str, Any] = field(default_factory=lambda: {"device_type": "jetson_orin", "port": 9100})
     calls: list[str] = field(default_factory=list)
-    in_flight: int = 0
-    most_in_flight: int = 0
+    in_flight: Counter = field(default_factory=Counter)
+    most_in_flight: Counter = field(default_factory=Counter)
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def count(self, call: str) -> int:
         return self.calls.count(call)
 
     async def _answer(self, request: web.Request) -> web.Response:
-        self.calls.append(f"{request.method} {request.path}")
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        call = f"{request.method} {request.path}"
+        self.calls.append(call)
+        self.in_flight[call] += 1
+        self.most_in_flight[call] = max(self.most_in_flight[call], self.in_flight[call])
         try:
             if self.hang:
                 await self.released.wait()
@@ -51,7 +53,7 @@ class DeviceDouble:
                 return web.json_response({"reloaded": self.reload == 200}, status=self.reload)
             return web.json_response(self.config)
         finally:
-            self.in_flight -= 1
+            self.in_flight[call] -= 1
 
 
 class DeviceFarm:
