@@ -110,15 +110,17 @@ class Monitor:
         self.series.retain(keep)
 
     async def run(self) -> None:
+        """Collect every interval (the app's start-up did the first collection)."""
         while True:
-            await self.collect_once()
             await asyncio.sleep(self.settings.collect_interval_s)
+            await self.collect_once()
 
     async def heartbeat(self) -> None:
         """seed 000: `clusters` every 5 s even without a change."""
         while True:
             await asyncio.sleep(self.settings.ws_push_interval_s)
-            self.publish_clusters(only_if_changed=False)
+            if self.hub.clients:
+                self.publish_clusters(only_if_changed=False)
 
     # ---- the live feed -----------------------------------------------------------------------------------------
     def clusters_data(self) -> list[dict]:

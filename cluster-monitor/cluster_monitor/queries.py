@@ -221,9 +221,19 @@ class Catalog:
     def all_series(self, kind: str, cluster: str | None, window: int, points: int) -> dict[str, Any]:
         clusters = self._clusters(cluster)
         if kind == "nodes":
-            series = [self.node_series(n.name, c.id, window, points) for c in clusters for n in c.nodes]
+            series = [
+                {"kind": "node", "name": n.name, "cluster": c.id}
+                | self._series([("node", c.id, n.name)], window, points)
+                for c in clusters
+                for n in c.nodes
+            ]
         elif kind == "pods":
-            series = [self.pod_series(p.name, p.namespace, c.id, window, points) for c in clusters for p in c.pods]
+            series = [
+                {"kind": "pod", "name": p.name, "namespace": p.namespace, "cluster": c.id}
+                | self._series([("pod", *p.key)], window, points)
+                for c in clusters
+                for p in c.pods
+            ]
         elif kind == "namespaces":
             names = sorted({ns.name for c in clusters for ns in c.namespaces})
             series = [self.namespace_series(name, cluster, window, points) for name in names]

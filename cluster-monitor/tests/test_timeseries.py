@@ -1,7 +1,10 @@
 """Ring buffers stay bounded: thousands of samples per object and thousands of churned pods."""
 
+import pytest
+
 from cluster_monitor.collector import Monitor
 from cluster_monitor.model import Cluster, Deployment, Namespace, Node, Pod, Usage
+from cluster_monitor.queries import Ambiguous, Catalog, NotFound
 from cluster_monitor.settings import ClusterMonitorSettings
 from cluster_monitor.timeseries import Point, SeriesStore, downsample, sum_by_time
 
@@ -68,3 +71,26 @@ async def test_vanished_pods_are_dropped_so_memory_stays_bounded():
     # Aggregates are the sums of the pods' usage at each collection.
     assert monitor.series.latest(("namespace", "c1", "jobs")).usage == Usage(30, 300)
     assert monitor.series.latest(("deployment", "c1", "jobs", "job")).usage == Usage(30, 300)
+
+
+class TwinSource:
+    """Two clusters that both have a node called "worker" (names are only unique within a cluster)."""
+
+    name = "scripted"
+
+    async def snapshot(self) -> list[Cluster]:
+        return [Cluster(cid, cid, nodes=[Node(cid, "worker", True, usage=Usage(1, 1))]) for cid in ("east", "west")]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_name_in_two_clusters_needs_the_cluster_said():
+    monitor = Monitor(ClusterMonitorSettings(env="test"), TwinSource())
+    await monitor.collect_once()
+    catalog = Catalog(monitor)
+    with pytest.raises(Ambiguous, match="node 'worker' exists in east, west"):
+        catalog.node("worker")
+    assert catalog.node("worker", cluster="west")["cluster"] == "west"
+    with pytest.raises(NotFound, match="cluster 'north' not found"):
+        catalog.node("worker", cluster="north")
