@@ -21,7 +21,6 @@ import aiohttp
 import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config.config_exception import ConfigException
 
 from .configs import SERVICE_PREFIX
 from .health import HealthMonitor
@@ -169,7 +168,7 @@ async def connect(settings: EdgeConfigSettings) -> tuple[client.ApiClient | None
             where = "in-cluster service account"
         else:
             return None, "no kubeconfig (KUBECONFIG_PATH, $KUBECONFIG, ~/.kube/config) and not running in a pod"
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # a broken kubeconfig fails in many ways (YAML, base64, files, exec plugins)
         return None, f"failed to load the Kubernetes configuration: {exc}"[:300]
     log.info("Kubernetes API at %s (%s)", configuration.host, where)
     return client.ApiClient(configuration=configuration), f"{configuration.host} ({where})"
@@ -247,7 +246,8 @@ class KubeSync:
             existing = await self._read(kind, name, namespace)
             if existing is None:
                 await self._call(kind, "create", namespace, wanted)
-                outcome = "created" if kind.kind == "Service" else "updated"
+                # A new Service means a new device; a missing Endpoints or slice beside an old one is a repair.
+                outcome = "created" if kind.kind == "Service" else outcome if outcome == "created" else "updated"
                 continue
             if existing["metadata"].get("labels", {}).get("managed_by") != MANAGER:
                 raise Refused(f"{kind.kind} {namespace}/{name} exists and is not managed by {MANAGER}")
@@ -365,8 +365,7 @@ class KubeSync:
         deleted: dict[str, list[str]] = {kind.kind: [] for kind in KINDS}
         async with self._lock, self._cluster_errors():
             for kind in KINDS:
-                for obj in await self._managed(kind, namespace):
-                    name = obj["metadata"]["name"]
+                for name in sorted(obj["metadata"]["name"] for obj in await self._managed(kind, namespace)):
                     try:
                         await self._call(kind, "delete", name, namespace)
                     except ApiException as exc:

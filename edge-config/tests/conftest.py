@@ -26,6 +26,7 @@ class DeviceDouble:
     """One edge device's exporter on its `reload_port`. `health`/`reload` are the HTTP statuses it answers;
     `hang` makes every call wait until the test ends (a device that accepts connections but never answers)."""
 
+    host: str = "127.0.0.1"
     port: int = 0
     health: int = 200
     reload: int = 200
@@ -63,7 +64,7 @@ class DeviceFarm:
         self.runners: list[web.AppRunner] = []
         self.devices: list[DeviceDouble] = []
 
-    async def start(self, **behaviour) -> DeviceDouble:
+    async def start(self, host: str = "127.0.0.1", **behaviour) -> DeviceDouble:
         device = DeviceDouble(**behaviour)
         app = web.Application()
         app.router.add_get("/health", device._answer)
@@ -72,7 +73,8 @@ class DeviceFarm:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         device.port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", device.port).start()
+        device.host = host
+        await web.TCPSite(runner, host, device.port).start()
         self.runners.append(runner)
         self.devices.append(device)
         return device
@@ -106,7 +108,7 @@ class Edge:
     async def register(self, device_id: str, device: DeviceDouble | None = None, **config) -> dict[str, Any]:
         body = {"device_type": "jetson_orin", **config}
         if device is not None:
-            body |= {"ip_address": "127.0.0.1", "reload_port": device.port}
+            body |= {"ip_address": device.host, "reload_port": device.port}
         answer = await self.client.put(f"/config/{device_id}", json=body)
         assert answer.status_code == 200, answer.text
         return answer.json()

@@ -1,0 +1,46 @@
+"""GET /kubernetes/manifests: multi-document YAML of the healthy devices' objects, valid for a recent Kubernetes."""
+
+import kubernetes_validate
+import pytest
+import yaml
+
+# The newest Kubernetes the validator knows (Endpoints is deprecated since 1.33 but still served).
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+
+
+async def test_manifests_validate_strictly_for_a_recent_kubernetes(edge, farm):
+    await edge.register("v4", await farm.start(), port=9100, device_type="jetson_orin")
+    await edge.register("v6", await farm.start(host="::1"), port=9200, device_type="rpi5")
+    await edge.register("sick", await farm.start(health=500))
+    await edge.register("noip")
+    await edge.probe_round()
+
+    answer = await edge.client.get("/kubernetes/manifests", params={"namespace": "edge-metrics"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/yaml")
+    documents = list(yaml.safe_load_all(answer.text))
+    assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
+        ("Service", "edge-device-v4"), ("Endpoints", "edge-device-v4"), ("EndpointSlice", "edge-device-v4"),
+        ("Service", "edge-device-v6"), ("Endpoints", "edge-device-v6"), ("EndpointSlice", "edge-device-v6"),
+    ]  # fmt: skip
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        assert document["metadata"]["namespace"] == "edge-metrics"
+        assert document["metadata"]["labels"]["app"] == "edge-exporter"
+        assert document["metadata"]["labels"]["managed_by"] == "edge-config"
+    assert documents[5]["addressType"] == "IPv6" and documents[4]["subsets"][0]["addresses"] == [{"ip": "::1"}]
+
+
+async def test_the_validator_would_catch_a_broken_manifest(edge, farm):
+    """The check above can fail: the same document with a wrong field type is refused."""
+    await edge.register("v4", await farm.start())
+    await edge.probe_round()
+    service = next(yaml.safe_load_all((await edge.client.get("/api/edge/kubernetes/manifests")).text))
+    service["spec"]["ports"][0]["port"] = "metrics"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
+
+
+async def test_no_healthy_devices_is_an_empty_stream(edge):
+    answer = await edge.client.get("/kubernetes/manifests")
+    assert answer.status_code == 200 and list(yaml.safe_load_all(answer.text)) == []
+    assert "monitoring" in answer.text
