@@ -65,8 +65,13 @@ class Upstream:
 
     def open(self, *, connect_s: float, response_s: float, pool_size: int) -> None:
         # One pool per upstream: a hung service can hold at most its own connections, never another's.
+        # The proxy core sets X-Request-ID itself, so the session's request tracing would be pure cost.
         self._session = create_client_session(
-            connect_s=connect_s, response_s=response_s, limit=pool_size, auto_decompress=False
+            connect_s=connect_s,
+            response_s=response_s,
+            limit=pool_size,
+            auto_decompress=False,
+            pass_request_id=False,
         )
 
     async def close(self) -> None:
