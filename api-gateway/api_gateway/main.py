@@ -1,3 +1,6 @@
+import asyncio
+
+import uvloop
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
@@ -42,4 +45,6 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
 
 def main() -> None:
     settings = GatewaySettings()
+    # uvloop takes about 10 % off the CPU time of each proxied request (load-tests/bench_gateway.py).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     serve(create_app(settings), settings)
