@@ -8,14 +8,18 @@ T = TypeVar("T")
 
 class RouteTable(Generic[T]):
     def __init__(self, routes: Mapping[str, T]) -> None:
-        # Longest first, so that /api/users/x picks /api/users over a shorter /api prefix.
-        self._routes = sorted(((p.rstrip("/"), target) for p, target in routes.items()), key=lambda r: -len(r[0]))
+        self._routes = {prefix.rstrip("/"): target for prefix, target in routes.items()}
+        self._depth = max((p.count("/") for p in self._routes), default=0)
 
     def match(self, path: str) -> T | None:
         """The target for `path`, or None. `/internal/*` is never routed, whatever the table says."""
         if path == "/internal" or path.startswith("/internal/"):
             return None
-        for prefix, target in self._routes:
-            if path == prefix or path.startswith(prefix + "/"):
+        # Try the path cut after its first `depth` segments, then shorter and shorter: the longest prefix wins,
+        # in a few dictionary lookups however long the table is.
+        candidate = "/".join(path.split("/", self._depth + 1)[: self._depth + 1])
+        while candidate:
+            if (target := self._routes.get(candidate)) is not None:
                 return target
+            candidate = candidate.rpartition("/")[0]
         return None

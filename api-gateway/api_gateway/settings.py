@@ -61,7 +61,7 @@ class GatewaySettings(ServiceSettings):
         table = dict(PREFIXES)
         for pair in split_list(self.extra_routes):
             prefix, sep, name = pair.partition("=")
-            if not sep or not prefix.strip().startswith("/") or not name.strip():
+            if not sep or not prefix.strip().startswith("/") or not prefix.strip("/ ") or not name.strip():
                 raise ValueError(f"EXTRA_ROUTES entry {pair!r} is not /prefix=upstream-name")
             table[prefix.strip()] = name.strip()
         return table

@@ -109,6 +109,7 @@ async def test_replicas_of_one_service_take_turns(start_gateway, upstreams):
     [
         ({"extra_routes": "/api/x=nowhere"}, "unknown upstream 'nowhere'"),
         ({"extra_routes": "api/x"}, "is not /prefix=upstream-name"),
+        ({"extra_routes": "/=user-service"}, "is not /prefix=upstream-name"),
         ({"user_service_url": " , "}, "no URL configured for user-service"),
         ({"cors_origins": "https://a.example, *"}, "explicit origins"),
     ],
