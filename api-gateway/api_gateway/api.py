@@ -5,7 +5,8 @@ import time
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, json_error
-from titanium_common.proxy import proxy_http, proxy_websocket
+from titanium_common.pool import proxy_to_pool
+from titanium_common.proxy import proxy_websocket
 
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -34,15 +35,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
     stats = upstream.stats
     stats.in_flight += 1
     started = time.perf_counter()
-    # Anything that escapes proxy_http (e.g. the client vanished before the answer) counts as a failure.
+    # Anything that escapes the proxy (e.g. the client vanished before the answer) counts as a failure.
     status = 500
     try:
-        response = await proxy_http(
-            request,
-            upstream.session,
-            upstream.name,
-            upstream.next_url(),
-            max_body_bytes=request.app[SETTINGS].max_body_bytes,
+        response = await proxy_to_pool(
+            request, upstream.session, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
         )
         status = response.status
         return response
@@ -54,12 +51,16 @@ async def forward(request: web.Request) -> web.StreamResponse:
 async def relay_websocket(request: web.Request, upstream: Upstream) -> web.StreamResponse:
     """A relayed socket lives for minutes: it is counted apart, and stays out of the request latency figures."""
     stats = upstream.stats
-    stats.websockets_open += 1
     stats.websockets_total += 1
+    replica = upstream.replicas.pick()
+    if replica is None:
+        stats.record(503, 0.0)
+        return json_error(503, f"upstream {upstream.name} has no healthy replica", {"Retry-After": "1"})
+    stats.websockets_open += 1
     started = time.perf_counter()
     try:
         response = await proxy_websocket(
-            request, upstream.session, upstream.name, upstream.next_url(), open_sockets=request.app[OPEN_WEBSOCKETS]
+            request, upstream.session, upstream.name, replica.url, open_sockets=request.app[OPEN_WEBSOCKETS]
         )
     finally:
         stats.websockets_open -= 1

@@ -1,11 +1,11 @@
 """The services behind the gateway: each has its own connection pool, replica rotation and figures for /stats."""
 
-import itertools
 from typing import Any
 
 import aiohttp
 
 from titanium_common.http_client import create_client_session
+from titanium_common.pool import ReplicaPool
 from titanium_common.window import LatencyReservoir
 
 
@@ -47,15 +47,13 @@ class UpstreamStats:
 
 
 class Upstream:
+    """One service: its replicas (health-checked, ejected after connect failures), its own connection pool."""
+
     def __init__(self, name: str, urls: list[str]) -> None:
         self.name = name
-        self.urls = urls
-        self._rotation = itertools.cycle(urls)
+        self.replicas = ReplicaPool(name, urls)
         self.stats = UpstreamStats()
         self._session: aiohttp.ClientSession | None = None
-
-    def next_url(self) -> str:
-        return next(self._rotation)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -63,7 +61,7 @@ class Upstream:
             raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
         return self._session
 
-    def open(self, *, connect_s: float, response_s: float, pool_size: int) -> None:
+    def open(self, checks: aiohttp.ClientSession, *, connect_s: float, response_s: float, pool_size: int) -> None:
         # One pool per upstream: a hung service can hold at most its own connections, never another's.
         # The proxy core sets X-Request-ID itself, so the session's request tracing would be pure cost.
         self._session = create_client_session(
@@ -73,11 +71,17 @@ class Upstream:
             auto_decompress=False,
             pass_request_id=False,
         )
+        # Health checks use their own session: a pool saturated by slow answers must not fail them.
+        self.replicas.start(checks)
 
     async def close(self) -> None:
+        await self.replicas.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.stats.as_dict(), "replicas": self.replicas.snapshot()}
 
 
 class Upstreams:
@@ -85,17 +89,22 @@ class Upstreams:
 
     def __init__(self, urls: dict[str, list[str]]) -> None:
         self.by_name = {name: Upstream(name, u) for name, u in urls.items()}
+        self._checks: aiohttp.ClientSession | None = None
 
     def __getitem__(self, name: str) -> Upstream:
         return self.by_name[name]
 
     def open(self, **options: Any) -> None:
+        self._checks = create_client_session(limit=len(self.by_name) * 4, pass_request_id=False)
         for upstream in self.by_name.values():
-            upstream.open(**options)
+            upstream.open(self._checks, **options)
 
     async def close(self) -> None:
         for upstream in self.by_name.values():
             await upstream.close()
+        if self._checks is not None:
+            await self._checks.close()
+            self._checks = None
 
     async def stats(self) -> dict[str, Any]:
-        return {"upstreams": {name: {"urls": u.urls, **u.stats.as_dict()} for name, u in self.by_name.items()}}
+        return {"upstreams": {name: u.as_dict() for name, u in self.by_name.items()}}

@@ -25,6 +25,23 @@ async def test_refused_port_is_502_naming_the_upstream(start_gateway):
             assert r.status == 200
 
 
+async def test_a_refusing_replica_is_skipped_then_ejected(start_gateway, upstreams):
+    refused = f"http://127.0.0.1:{free_port()}"
+    gateway = await start_gateway(user_service_url=f"{refused},{upstreams.urls['user-service']}")
+    async with aiohttp.ClientSession() as http:
+        for _ in range(6):
+            # A GET whose connect failed was sent nowhere: it is retried on the other replica.
+            async with http.get(gateway.make_url("/api/users")) as r:
+                assert r.status == 200
+        async with http.post(gateway.make_url("/api/users"), json={"username": "a"}) as r:
+            assert r.status == 200
+        async with http.get(gateway.make_url("/stats")) as r:
+            replicas = (await r.json())["upstreams"]["user-service"]["replicas"]
+    assert replicas["healthy"] == 1
+    first = replicas["members"][0]
+    assert (first["url"], first["healthy"], first["connect_failures"]) == (refused, False, 3)
+
+
 async def test_hung_upstream_is_504_while_another_keeps_answering(upstreams, run_gateway_process):
     # The gateway runs as its own process; a pool of 4 makes the hung upstream exhaust its own pool.
     env = {**upstreams.environment(), "UPSTREAM_POOL_SIZE": "4"}
