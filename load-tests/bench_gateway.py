@@ -3,11 +3,11 @@
 Chains, all ending at the same one-process FastAPI endpoint (uvicorn):
   direct            wrk → FastAPI
   titanium          wrk → load balancer → api-gateway → FastAPI        (the suite's real request path)
-  bare-aiohttp      wrk → bare aiohttp proxy → bare aiohttp proxy → FastAPI   (the floor for two aiohttp hops)
+  bare-aiohttp      wrk → minimal aiohttp proxy → minimal aiohttp proxy → FastAPI  (the floor for two hops)
 and, re-measuring the design's choice of aiohttp for the gateway, with the load balancer in front of each:
   lb+fastapi-httpx    LB → FastAPI relay with one shared httpx.AsyncClient → FastAPI
   lb+fastapi-aiohttp  LB → FastAPI relay with one shared aiohttp.ClientSession → FastAPI
-  lb+bare-aiohttp     LB → bare aiohttp proxy → FastAPI
+  lb+bare-aiohttp     LB → minimal aiohttp proxy → FastAPI
 
 Chains take turns for several rounds; besides RPS and latency, each hop's CPU time per request is read from /proc,
 which other load on the machine barely moves (RPS does).
@@ -19,25 +19,16 @@ The same file also serves the helper processes: `bench_gateway.py serve <role> -
 import argparse
 import contextlib
 import os
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench_load_balancer import serve_minimal_proxy
+from wrk import WrkResult, cpu_seconds, free_port, load_balancer, process, python_role, run_wrk
+
 PATH = "/api/users/bench?x=1"
-START_TIMEOUT_S = 30.0
-# Everything logs at WARNING: at thousands of requests per second an access-log line each would be measured too.
-QUIET_ENV = {"LOG_LEVEL": "WARNING", "ENV": "test"}
+SCRIPT = Path(__file__).resolve()
 
 # ---------------------------------------------------------------- helper processes (the `serve` roles)
 
@@ -99,235 +90,115 @@ def serve_fastapi_relay(port: int, upstream: str, client: str) -> None:
 
 
 def serve_bare_aiohttp(port: int, upstream: str) -> None:
-    """The least an aiohttp proxy can be: no middleware, no accounting, whole bodies."""
+    """The load balancer bench's minimal aiohttp proxy, on the gateway's event loop (uvloop): the comparison then
+    measures what Titanium adds, not the loop."""
     import asyncio
 
-    import aiohttp
     import uvloop
-    from aiohttp import web
 
-    async def session_ctx(app):
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), auto_decompress=False)
-        yield
-        await app["session"].close()
-
-    async def relay(request: web.Request) -> web.Response:
-        body = await request.read()
-        headers = _forwarded_headers(request.headers)
-        async with request.app["session"].request(
-            request.method, upstream + request.raw_path, headers=headers, data=body or None
-        ) as r:
-            return web.Response(body=await r.read(), status=r.status, content_type=r.content_type)
-
-    app = web.Application()
-    app.cleanup_ctx.append(session_ctx)
-    app.router.add_route("*", "/{tail:.*}", relay)
-    # The same event loop as the gateway, so that the comparison measures what Titanium adds, not the loop.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-# ---------------------------------------------------------------- process and wrk helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Processes:
-    """Child processes for one chain; all stopped (TERM, then KILL) when the block ends."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen, Path]] = []
-        self.logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-        self.pids: dict[str, int] = {}
-
-    def cpu_seconds(self, name: str) -> float:
-        """User + system CPU time used so far by the named process (Linux /proc)."""
-        fields = Path(f"/proc/{self.pids[name]}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, probe: str = "/health") -> str:
-        port = free_port()
-        log = self.logs / f"{name}.log"
-        full_env = {**os.environ, **QUIET_ENV, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [a.replace("{port}", str(port)) for a in argv],
-                env=full_env,
-                cwd=REPO_ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.children.append((name, process, log))
-        self.pids[name] = process.pid
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited at start-up:\n{log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + probe, timeout=1):
-                    return base
-            except urllib.error.HTTPError:
-                return base
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{name} did not answer within {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        for _, process, _ in reversed(self.children):
-            if process.poll() is None:
-                process.terminate()
-        for _, process, _ in self.children:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.children.clear()
-
-
-@contextlib.contextmanager
-def processes() -> Iterator[Processes]:
-    group = Processes()
-    try:
-        yield group
-    finally:
-        group.stop()
-        shutil.rmtree(group.logs, ignore_errors=True)
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    load: float
-    # CPU time each hop of the chain spent per request, in microseconds: unlike RPS, barely moved by other load.
-    cpu_us: dict[str, float]
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * _UNITS[unit]
-
-
-def wrk(url: str, *, duration_s: int, connections: int, threads: int) -> tuple[float, float, float, int, int]:
-    """(requests/s, p50 ms, p99 ms, non-2xx plus socket errors, requests) from one wrk run."""
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", out))
-    if socket_errors := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(n) for n in socket_errors.groups())
-    return rps, p50, p99, errors, requests
-
-
-@dataclass
-class Chain:
-    url: str
-    hops: list[str]
-
-
-def measure(group: Processes, chain: Chain, args: argparse.Namespace) -> Result:
-    load = os.getloadavg()[0]
-    before = {hop: group.cpu_seconds(hop) for hop in chain.hops}
-    rps, p50, p99, errors, requests = wrk(
-        chain.url + PATH, duration_s=args.duration, connections=args.connections, threads=args.threads
-    )
-    cpu_us = {hop: (group.cpu_seconds(hop) - before[hop]) / max(requests, 1) * 1e6 for hop in chain.hops}
-    return Result(rps, p50, p99, errors, load, cpu_us)
+    serve_minimal_proxy(port, upstream)
 
 
 # ---------------------------------------------------------------- the chains
 
 
-def me(*role: str) -> list[str]:
-    return [sys.executable, __file__, "serve", *role, "--port", "{port}"]
+@dataclass
+class Chain:
+    url: str
+    # Process name → pid, for the CPU time each hop spends per request.
+    hops: dict[str, int]
 
 
-def service(module: str) -> list[str]:
-    return [sys.executable, "-m", module]
+@dataclass
+class Result:
+    wrk: WrkResult
+    load: float
+    # CPU microseconds per request, by hop: unlike RPS, barely moved by other load on the machine.
+    cpu_us: dict[str, float]
 
 
-def start_chains(group: Processes, quick: bool) -> dict[str, Chain]:
+def start_chains(stack: contextlib.ExitStack, quick: bool) -> dict[str, Chain]:
     """Every chain, started once; all share one FastAPI endpoint, and only one chain is loaded at a time."""
-    backend = group.start("fastapi", me("fastapi-backend"))
 
-    def relay(name: str, role: str, upstream: str) -> str:
-        return group.start(name, [*me(role), "--upstream", upstream])
+    def role(name: str, *extra: str) -> tuple[str, int]:
+        port = free_port()
+        child = stack.enter_context(python_role(SCRIPT, name, port, *extra))
+        return f"http://127.0.0.1:{port}", child.pid
 
-    def lb(name: str, target: str) -> str:
-        return group.start(name, service("load_balancer"), {"GATEWAY_URLS": target})
+    def lb(target: str) -> tuple[str, int]:
+        port = free_port()
+        return f"http://127.0.0.1:{port}", stack.enter_context(load_balancer(port, target)).pid
 
-    gateway = group.start("api-gateway", service("api_gateway"), {"USER_SERVICE_URL": backend})
+    def gateway(backend: str) -> tuple[str, int]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {"PORT": str(port), "USER_SERVICE_URL": backend}
+        return url, stack.enter_context(process([sys.executable, "-m", "api_gateway"], env=env, ready_url=url)).pid
+
+    backend, backend_pid = role("fastapi-backend")
+    gw, gw_pid = gateway(backend)
+    front, lb_pid = lb(gw)
+    inner, inner_pid = role("bare-aiohttp", "--upstream", backend)
+    outer, outer_pid = role("bare-aiohttp", "--upstream", inner)
     chains = {
-        "direct": Chain(backend, ["fastapi"]),
-        "titanium": Chain(lb("load-balancer", gateway), ["load-balancer", "api-gateway", "fastapi"]),
-        "bare-aiohttp": Chain(
-            relay("bare-outer", "bare-aiohttp", relay("bare-inner", "bare-aiohttp", backend)),
-            ["bare-outer", "bare-inner", "fastapi"],
-        ),
+        "direct": Chain(backend, {"fastapi": backend_pid}),
+        "titanium": Chain(front, {"load-balancer": lb_pid, "api-gateway": gw_pid, "fastapi": backend_pid}),
+        "bare-aiohttp": Chain(outer, {"outer": outer_pid, "inner": inner_pid, "fastapi": backend_pid}),
     }
     if not quick:
-        for role in ("fastapi-httpx", "fastapi-aiohttp", "bare-aiohttp"):
-            middle = relay(role, role, backend)
-            chains[f"lb+{role}"] = Chain(lb(f"lb-{role}", middle), [f"lb-{role}", role, "fastapi"])
+        for name in ("fastapi-httpx", "fastapi-aiohttp", "bare-aiohttp"):
+            middle, middle_pid = role(name, "--upstream", backend)
+            lb_url, lb_pid = lb(middle)
+            chains[f"lb+{name}"] = Chain(lb_url, {"lb": lb_pid, name: middle_pid, "fastapi": backend_pid})
     return chains
 
 
-def run_rounds(group: Processes, chains: dict[str, Chain], args: argparse.Namespace) -> dict[str, list[Result]]:
+def measure(chain: Chain, args: argparse.Namespace) -> Result:
+    load = os.getloadavg()[0]
+    before = {hop: cpu_seconds(pid) for hop, pid in chain.hops.items()}
+    result = run_wrk(chain.url + PATH, duration_s=args.duration, connections=args.connections)
+    cpu_us = {hop: (cpu_seconds(pid) - before[hop]) * 1e6 / max(result.requests, 1) for hop, pid in chain.hops.items()}
+    return Result(result, load, cpu_us)
+
+
+def run_rounds(chains: dict[str, Chain], args: argparse.Namespace) -> dict[str, list[Result]]:
     """Chains take turns, round after round: a burst of load from elsewhere hits them all alike."""
     for chain in chains.values():
-        wrk(chain.url + PATH, duration_s=2, connections=8, threads=1)  # warm-up: pools filled, code paths hot
+        run_wrk(chain.url + PATH, duration_s=2, connections=8)  # warm-up: pools filled, code paths hot
     results: dict[str, list[Result]] = {name: [] for name in chains}
     for n in range(1, args.rounds + 1):
         print(f"round {n}/{args.rounds}", flush=True)
         for name, chain in chains.items():
-            r = measure(group, chain, args)
+            r = measure(chain, args)
             results[name].append(r)
             cpu = "  ".join(f"{hop} {us:.0f}" for hop, us in r.cpu_us.items())
             print(
-                f"  {name:<18} {r.rps:6.0f} RPS  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  errors {r.errors}"
-                f"  load {r.load:.1f}  CPU us/req: {cpu}",
+                f"  {name:<18} {r.wrk.rps:6.0f} RPS  p50 {r.wrk.p50_ms:6.2f} ms  p99 {r.wrk.p99_ms:6.2f} ms"
+                f"  errors {r.wrk.errors}  load {r.load:.1f}  CPU us/req: {cpu}",
                 flush=True,
             )
     return results
 
 
-def report(results: dict[str, list[Result]]) -> None:
+def report(results: dict[str, list[Result]], args: argparse.Namespace) -> None:
     median = statistics.median
-    print(f"\nmedians over {len(results['direct'])} rounds:")
+    print(f"\nmedians over {args.rounds} rounds (wrk -t2 -c{args.connections} -d{args.duration}s GET {PATH}):")
     for name, runs in results.items():
-        rps, p50, p99 = (median([getattr(r, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
+        rps, p50, p99 = (median([getattr(r.wrk, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
         cpu = "  ".join(f"{hop} {median([r.cpu_us[hop] for r in runs]):.0f}" for hop in runs[0].cpu_us)
         print(f"  {name:<18} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
 
     def ratio(a: str, b: str) -> float:
         # Paired by round, so that both sides of a ratio saw the same background load.
-        return median([x.rps / y.rps for x, y in zip(results[a], results[b], strict=True)])
+        return median([x.wrk.rps / y.wrk.rps for x, y in zip(results[a], results[b], strict=True)])
 
     titanium = results["titanium"]
     print(f"titanium vs FastAPI direct:        {ratio('titanium', 'direct'):6.1%} of the RPS")
     print(f"titanium vs bare aiohttp two hops: {ratio('titanium', 'bare-aiohttp'):6.1%} of the RPS (target >= 90 %)")
     print(
-        f"titanium: {median([r.rps for r in titanium]):.0f} RPS (target >= 2000), "
-        f"p99 {median([r.p99_ms for r in titanium]):.1f} ms (target <= 30 ms)"
+        f"titanium: {median([r.wrk.rps for r in titanium]):.0f} RPS (target >= 2000), "
+        f"p99 {median([r.wrk.p99_ms for r in titanium]):.1f} ms (target <= 30 ms)"
     )
     if "lb+fastapi-httpx" in results:
         base = "lb+bare-aiohttp"
@@ -351,7 +222,6 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="only direct, titanium and bare-aiohttp")
     args = parser.parse_args()
 
@@ -364,13 +234,10 @@ def main() -> int:
             serve_fastapi_relay(args.port, args.upstream, args.role.removeprefix("fastapi-"))
         return 0
 
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (make bench installs it)", file=sys.stderr)
-        return 1
-    print(f"api-gateway bench: wrk -t{args.threads} -c{args.connections} -d{args.duration}s GET {PATH}", flush=True)
-    with processes() as group:
-        results = run_rounds(group, start_chains(group, args.quick), args)
-    report(results)
+    print("api-gateway benchmark (loopback; other processes on this machine make the numbers noisy)", flush=True)
+    with contextlib.ExitStack() as stack:
+        results = run_rounds(start_chains(stack, args.quick), args)
+    report(results, args)
     return 0
 
 
