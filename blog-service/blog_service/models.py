@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from titanium_common.db import Timestamped, utcnow
+from titanium_common.clock import utc_iso, utcnow
+from titanium_common.db import Timestamped
 
 EXCERPT_LENGTH = 200
 
@@ -32,8 +33,8 @@ class Post(Timestamped, Base):
             "title": self.title,
             "author": self.author,
             "author_id": self.author_id,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": utc_iso(self.created_at),
+            "updated_at": utc_iso(self.updated_at),
             "excerpt": excerpt,
         }
 

@@ -5,8 +5,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, WebSocket
 from pydantic import BaseModel, Field
 
+from titanium_common.clock import utc_iso
+
 from .collector import Monitor
-from .events import utc_iso
 from .model import Usage
 from .queries import Catalog
 

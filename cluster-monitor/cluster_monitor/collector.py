@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .events import EventLog, changes, utc_iso
+from titanium_common.clock import utc_iso
+
+from .events import EventLog, changes
 from .feed import FeedHub, message
 from .model import Cluster, Namespace, Node, Pod, Usage, display_name
 from .settings import ClusterMonitorSettings

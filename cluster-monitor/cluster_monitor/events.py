@@ -2,18 +2,14 @@
 
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from titanium_common.clock import utc_iso
 
 from .model import Cluster
 
 EventType = Literal["info", "critical", "auto", "success"]
 Listener = Callable[[dict[str, Any]], None]
-
-
-def utc_iso(moment: datetime | None = None) -> str:
-    """UTC with a `Z` (seed 004 labelled local time as Z)."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EventLog:

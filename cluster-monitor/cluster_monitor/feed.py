@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from .events import utc_iso
+from titanium_common.clock import utc_iso
 
 log = logging.getLogger("cluster_monitor.feed")
 

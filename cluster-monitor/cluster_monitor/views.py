@@ -3,7 +3,8 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import utc_iso
+from titanium_common.clock import utc_iso
+
 from .model import Cluster, Node, Pod, Usage
 from .quantities import human_bytes
 from .timeseries import Point

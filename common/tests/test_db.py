@@ -103,3 +103,20 @@ async def test_http_mapping_of_missing_and_conflicting_rows():
     assert conflict_answer.status_code == 409
     assert conflict_answer.json()["detail"] == "name taken"
     assert conflict_answer.json()["request_id"]
+
+
+async def test_sqlite_writers_queue_and_each_reads_what_the_last_wrote(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}", migrations=MIGRATIONS, name="db-test")
+    await db.start()
+
+    async def add_next() -> None:
+        async with db.transaction() as session:
+            count = (await session.execute(text("SELECT count(*) FROM items"))).scalar()
+            await asyncio.sleep(0.01)  # the other writers try to get in between the read and the write
+            await session.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": f"item-{count}"})
+
+    await asyncio.gather(*(add_next() for _ in range(12)))
+    async with db.sessions() as session:
+        names = set((await session.execute(text("SELECT name FROM items"))).scalars())
+    assert names == {f"item-{n}" for n in range(12)}
+    await db.close()

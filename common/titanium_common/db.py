@@ -14,7 +14,7 @@ import time
 import weakref
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .clock import utcnow
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.db")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DB_PING_TIMEOUT_S = 2.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Timestamped:
@@ -85,7 +82,13 @@ def _normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# Execution option of the writers' engine: its transactions take SQLite's write lock when they begin.
+SQLITE_WRITER = "titanium_sqlite_writer"
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # The driver's own implicit BEGIN is off, so that _sqlite_begin decides how each transaction starts.
+    dbapi_connection.isolation_level = None
     # WAL lets readers run beside the one writer; the busy timeout makes a second writer wait, not fail.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -93,6 +96,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A write transaction that began DEFERRED reads, then fails to upgrade its lock when another writer got there
+    # first; beginning IMMEDIATE makes concurrent writers queue (busy timeout) and each read what the last wrote.
+    immediate = connection.get_execution_options().get(SQLITE_WRITER, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _upgrade_to_head(connection: Connection, script_location: str, version_table: str, schema: str | None) -> None:
@@ -149,6 +159,8 @@ class Database:
         self.backend = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = self._create_engine(echo, pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(**{SQLITE_WRITER: True}) if self.backend == "sqlite" else self.engine
+        self._writer_sessions = async_sessionmaker(writer, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, *, migrations: Path | str) -> "Database":
@@ -168,6 +180,7 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
             return engine
         connect_args: dict[str, Any] = {"timeout": 5}
         if self.schema:
@@ -206,7 +219,7 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self, conflict: str = "conflicts with an existing record") -> AsyncIterator[AsyncSession]:
         """A session that commits on success; a unique-constraint violation becomes `ConflictError(conflict)`."""
-        async with self.sessions() as session:
+        async with self._writer_sessions() as session:
             try:
                 async with session.begin():
                     yield session

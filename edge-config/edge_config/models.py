@@ -1,23 +1,16 @@
 """Device configs and their history (the schema is created by the Alembic migrations beside this module)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from titanium_common.clock import utc_iso, utcnow
 
 
 def iso(moment: datetime | None) -> str | None:
-    """SQLite hands back naive datetimes; every time this service stores is UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
+    return utc_iso(moment) if moment is not None else None
 
 
 class Base(DeclarativeBase):

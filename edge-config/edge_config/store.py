@@ -60,8 +60,8 @@ WRITE_ATTEMPTS = 5
 
 
 async def _retrying(write: Callable[[], Awaitable[T]]) -> T:
-    """Concurrent writers of one device collide on its next version number (SQLite has no row locks, and a new
-    device has no row to lock yet): the loser reads again and writes on top, so no change is lost or refused."""
+    """Two first writers of a new device both find no row to lock and collide on its version number: the loser
+    reads again and writes on top, so no change is lost or refused."""
     for _ in range(WRITE_ATTEMPTS - 1):
         with contextlib.suppress(ConflictError):
             return await write()

@@ -3,6 +3,7 @@
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from titanium_common.clock import utc_iso
 from titanium_common.db import Timestamped
 
 
@@ -26,6 +27,6 @@ class User(Timestamped, Base):
             "username": self.username,
             "email": self.email,
             "role": self.role,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "created_at": utc_iso(self.created_at),
+            "updated_at": utc_iso(self.updated_at),
         }
