@@ -3,9 +3,9 @@
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from datetime import UTC, datetime
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -17,7 +17,8 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 32 random hex digits, like uuid4().hex without building a UUID (a few µs on every request of a proxy).
+    return os.urandom(16).hex()
 
 
 def accept_request_id(incoming: str | None) -> str:

@@ -61,6 +61,7 @@ class ServiceKit:
             ["service", "method", "route"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """`check` raises (or returns False) when the dependency does not answer."""
@@ -71,8 +72,16 @@ class ServiceKit:
         self.stats_providers.append(provider)
 
     def observe(self, method: str, route: str, path: str, status: int, seconds: float) -> None:
-        self._requests.labels(self.service, method, route, str(status)).inc()
-        self._latency.labels(self.service, method, route).observe(seconds)
+        # labels() validates and locks on every call; the children are cached (bounded: routes are templates).
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._requests.labels(self.service, method, route, str(status)),
+                self._latency.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if path in KIT_PATHS:
             return
         self.total += 1
