@@ -99,6 +99,9 @@ class ReplicaPool:
         """A healthy replica (not `exclude`), or None when there is none."""
         replicas = self.replicas
         n = len(replicas)
+        if n == 1:
+            only = replicas[0]
+            return only if only.healthy and only is not exclude else None
         start = self._next
         self._next = (start + 1) % n
         best: Replica | None = None

@@ -41,26 +41,42 @@ SMALL_BODY_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
 
 
+# What never goes upstream: hop-by-hop headers, and Host (the upstream's own is set by the client).
+_NOT_UPSTREAM = HOP_BY_HOP | {"host"}
+# A small answer is sent whole, with a Content-Length of its own.
+_NOT_DOWNSTREAM_WHOLE = HOP_BY_HOP | {"content-length"}
+# Connection values that name nothing beyond the hop-by-hop set: the common case skips the token parsing.
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close", "upgrade", "Keep-Alive", "Close", "Upgrade"})
+
+
 def _connection_tokens(headers) -> set[str]:
     return {t.strip().lower() for t in headers.get("Connection", "").split(",") if t.strip()}
 
 
+def _end_to_end(headers, always_dropped: frozenset[str]) -> CIMultiDict[str]:
+    """`headers` minus `always_dropped` and whatever the Connection header names."""
+    dropped = always_dropped
+    connection = headers.get("Connection")
+    if connection is not None and connection not in _PLAIN_CONNECTION:
+        dropped = always_dropped | _connection_tokens(headers)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped])
+
+
 def upstream_request_headers(request: web.Request) -> CIMultiDict[str]:
     """The client's headers minus hop-by-hop ones, plus X-Forwarded-* and the request id."""
-    dropped = HOP_BY_HOP | _connection_tokens(request.headers) | {"host"}
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in dropped)
+    incoming = request.headers
+    headers = _end_to_end(incoming, _NOT_UPSTREAM)
     peer = request.remote or ""
-    earlier = request.headers.get("X-Forwarded-For")
+    earlier = incoming.get("X-Forwarded-For")
     headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
-    headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
-    headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
+    headers["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto") or request.scheme
+    headers["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host") or request.host
     headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     return headers
 
 
 def downstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    dropped = HOP_BY_HOP | _connection_tokens(upstream.headers)
-    return CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in dropped)
+    return _end_to_end(upstream.headers, HOP_BY_HOP)
 
 
 class LimitedBody:
@@ -135,12 +151,12 @@ async def forward_http(
             data=body.__aiter__() if body else None,
             allow_redirects=False,
         ) as upstream:
-            headers = downstream_response_headers(upstream)
             length = upstream.content_length
             if length is not None and length <= SMALL_BODY_BYTES:
                 payload = await upstream.read()
-                headers.popall("Content-Length", None)
+                headers = _end_to_end(upstream.headers, _NOT_DOWNSTREAM_WHOLE)
                 return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=headers)
+            headers = downstream_response_headers(upstream)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
