@@ -1,0 +1,129 @@
+"""Load balancer benchmark: wrk against real processes on loopback. Numbers to read, never asserted.
+
+Four chains, all ending at the same fast static backend (nginx, one worker, a fixed JSON answer):
+  direct        wrk → backend
+  nginx         wrk → nginx (one worker, keep-alive upstream) → backend
+  aiohttp-min   wrk → a minimal aiohttp proxy (one shared ClientSession, whole bodies, no accounting) → backend
+  titanium      wrk → the Titanium load balancer (pools, streaming, real-traffic accounting, kit) → backend
+The path is /api/..., so the balancer counts every request as real traffic: all its accounting is on.
+Chains take turns for several rounds (the median is shown); the proxies' CPU time per request is read from /proc,
+which other load on the machine moves less than it moves RPS.
+
+Run: `make bench` (all bench_*.py), or `.venv/bin/python load-tests/bench_load_balancer.py [--rounds 3]
+[--duration 10] [--connections 32]`. The same file serves the minimal proxy: `... serve aiohttp-min --port N
+--upstream URL`.
+"""
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from wrk import WrkResult, cpu_seconds, free_port, load_balancer, nginx, python_role, run_wrk
+
+PATH = "/api/users/bench?x=1"
+CHAINS = ("direct", "nginx", "aiohttp-min", "titanium")
+
+
+def serve_minimal_proxy(port: int, upstream: str) -> None:
+    """The floor for an aiohttp proxy: forward method, path, headers and body; read the answer whole."""
+    import aiohttp
+    from aiohttp import web
+
+    hop = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+    session_key = web.AppKey("session", aiohttp.ClientSession)
+
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+        data = await request.read() if request.body_exists else None
+        async with request.app[session_key].request(
+            request.method, upstream + request.raw_path, headers=headers, data=data, allow_redirects=False
+        ) as answer:
+            body = await answer.read()
+            kept = {k: v for k, v in answer.headers.items() if k.lower() not in hop}
+            return web.Response(body=body, status=answer.status, headers=kept)
+
+    async def session(app: web.Application):
+        app[session_key] = aiohttp.ClientSession(auto_decompress=False)
+        yield
+        await app[session_key].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(session)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float | None]]]:
+    """Per chain, per round: the wrk result and the proxy's CPU milliseconds per request (None for direct)."""
+    script = Path(__file__).resolve()
+    results: dict[str, list[tuple[WrkResult, float | None]]] = {name: [] for name in CHAINS}
+    backend_port, nginx_port, minimal_port, lb_port = (free_port() for _ in range(4))
+    backend = f"http://127.0.0.1:{backend_port}"
+    with (
+        nginx(backend_port),
+        nginx(nginx_port, upstream_url=backend),
+        python_role(script, "aiohttp-min", minimal_port, "--upstream", backend) as minimal,
+        load_balancer(lb_port, backend) as lb,
+    ):
+        chains = {
+            "direct": (backend_port, None),
+            "nginx": (nginx_port, None),
+            "aiohttp-min": (minimal_port, minimal.pid),
+            "titanium": (lb_port, lb.pid),
+        }
+        for port, _ in chains.values():  # warm-up: connections, first allocations
+            run_wrk(f"http://127.0.0.1:{port}{PATH}", duration_s=2, connections=args.connections)
+        for round_no in range(1, args.rounds + 1):
+            for name, (port, pid) in chains.items():
+                cpu_before = cpu_seconds(pid) if pid else 0.0
+                result = run_wrk(
+                    f"http://127.0.0.1:{port}{PATH}", duration_s=args.duration, connections=args.connections
+                )
+                cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1) if pid else None
+                results[name].append((result, cpu_ms))
+                print(f"  round {round_no} {name:<12} {result.row()}", flush=True)
+    return results
+
+
+def report(results: dict[str, list[tuple[WrkResult, float | None]]], args: argparse.Namespace) -> None:
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r, _ in results[name])
+
+    print(f"\nmedian of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, GET {PATH}")
+    print(f"{'chain':<12} {'RPS':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'proxy CPU ms/req':>17}")
+    for name in CHAINS:
+        cpus = [c for _, c in results[name] if c is not None]
+        cpu = f"{statistics.median(cpus):>17.3f}" if cpus else f"{'-':>17}"
+        errors = sum(r.errors for r, _ in results[name])
+        print(
+            f"{name:<12} {median(name, 'rps'):>10,.0f} {median(name, 'p50_ms'):>9.2f} "
+            f"{median(name, 'p99_ms'):>9.2f} {errors:>7} {cpu}"
+        )
+    lb, minimal, proxy = median("titanium", "rps"), median("aiohttp-min", "rps"), median("nginx", "rps")
+    print(f"\ntitanium / aiohttp-min = {lb / minimal:.0%}   (target ≥ 90 %)")
+    print(f"titanium / nginx       = {lb / proxy:.0%}   (target ≥ 20 %)")
+    print(f"aiohttp-min / nginx    = {minimal / proxy:.0%}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve")
+    serve.add_argument("role", choices=["aiohttp-min"])
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--upstream", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve_minimal_proxy(args.port, args.upstream)
+        return 0
+    print("load balancer benchmark (loopback; other processes on this machine make the numbers noisy)")
+    report(measure(args), args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
