@@ -5,7 +5,12 @@ from typing import Any
 import aiohttp
 from fastapi import HTTPException
 
+from titanium_common.http_client import standard_timeout
+
 USER_SERVICE = "user-service"
+# Argon2 is slow on purpose (tens of ms and 64 MiB per check) and checks queue behind each other under load: the
+# suite's 2 s answer timeout would turn a busy user-service into failed logins.
+CREDENTIALS_CHECK_TIMEOUT = standard_timeout(response_s=5.0)
 
 
 class UserDirectory:
@@ -16,7 +21,9 @@ class UserDirectory:
     async def check(self, username: str, password: str) -> dict[str, Any] | None:
         """The user (`id`, `username`, `role`) if the password matches, None if not; 503 if user-service is down."""
         try:
-            async with self.session.post(self.url, json={"username": username, "password": password}) as answer:
+            async with self.session.post(
+                self.url, json={"username": username, "password": password}, timeout=CREDENTIALS_CHECK_TIMEOUT
+            ) as answer:
                 status = answer.status
                 body = await answer.json(content_type=None) if status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

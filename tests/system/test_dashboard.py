@@ -63,7 +63,8 @@ async def test_a_stopped_service_turns_red_within_two_polls_and_the_rest_stay_gr
     page, log = browser_page
     await page.goto(suite.url("load-balancer") + "/")
     await page.wait_for_selector("#card-blog-service[data-status=online]")
-    await asyncio.to_thread(suite.stop_service, "blog-service")
+    # From this thread: a child started from a worker thread is stopped when that thread ends (PR_SET_PDEATHSIG).
+    suite.stop_service("blog-service")
     try:
         stopped_at = await polls_so_far(page)
         await page.wait_for_selector("#card-blog-service[data-status=offline]", timeout=15_000)
@@ -73,7 +74,7 @@ async def test_a_stopped_service_turns_red_within_two_polls_and_the_rest_stay_gr
                 assert await page.get_attribute(f"#card-{name}", "data-status") in ("online", "degraded"), name
         await screenshot(page, "dashboard-service-down")
     finally:
-        await asyncio.to_thread(suite.start_service, "blog-service")
+        suite.start_service("blog-service")
     await page.wait_for_selector("#card-blog-service[data-status=online]", timeout=15_000)
     # The failed /stats fetch is a handled state on the page, not a console error.
     assert log.errors == []
