@@ -18,6 +18,16 @@ async def badge_is(page, text: str, timeout_ms: int = WINDOW_WAIT_MS) -> None:
     )
 
 
+async def gateway_routes_to_blog_again(suite, within_s: float = 15.0) -> None:
+    """The gateway re-admits a replica at its next health check; later tests expect the suite whole again."""
+    async with httpx.AsyncClient(base_url=suite.url("load-balancer")) as client:
+        for _ in range(int(within_s / 0.2)):
+            if (await client.get("/api/posts")).status_code == 200:
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"blog-service not reachable through the gateway {within_s:.0f} s after its restart")
+
+
 async def polls_so_far(page) -> int:
     return int(await page.evaluate("Number(document.body.dataset.polls || 0)"))
 
@@ -76,5 +86,6 @@ async def test_a_stopped_service_turns_red_within_two_polls_and_the_rest_stay_gr
     finally:
         suite.start_service("blog-service")
     await page.wait_for_selector("#card-blog-service[data-status=online]", timeout=15_000)
+    await gateway_routes_to_blog_again(suite)
     # The failed /stats fetch is a handled state on the page, not a console error.
     assert log.errors == []
