@@ -39,6 +39,9 @@ WEBSOCKET_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # Bodies up to this size are read whole: one write is cheaper than a stream for small answers.
 SMALL_BODY_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
+# nginx's status for "the client closed the request": never seen by the client, it keeps such requests out of
+# the 5xx (upstream failure) figures.
+CLIENT_CLOSED_REQUEST = 499
 
 
 # What never goes upstream: hop-by-hop headers, and Host (the upstream's own is set by the client).
@@ -87,11 +90,20 @@ class LimitedBody:
         self.max_bytes = max_bytes
         self.exceeded = False
         self.started = False
+        self.client_gone = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
         seen = 0
-        async for chunk in self.request.content.iter_chunked(CHUNK_BYTES):
+        chunks = self.request.content.iter_chunked(CHUNK_BYTES)
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                self.client_gone = True
+                raise
             seen += len(chunk)
             if seen > self.max_bytes:
                 self.exceeded = True
@@ -179,6 +191,9 @@ async def forward_http(
     except aiohttp.ClientError as exc:
         if body is not None and body.exceeded:
             return json_error(413, f"request body over {body.max_bytes} bytes")
+        if body is not None and body.client_gone:
+            log.debug("client went away during the upload of %s %s", request.method, request.path)
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         if response is not None:
             log.warning("upstream %s broke mid-response on %s: %s", upstream_name, request.path, exc)
             return response

@@ -135,3 +135,24 @@ async def test_a_body_over_the_limit_is_413(servers, start_lb, backend_app, lb_s
             assert r.status == 413
         async with http.post(f"{lb.url}/api/upload", data=b"x" * 1000) as r:
             assert (await r.json())["size"] == 1000
+
+
+async def test_a_client_hanging_up_mid_upload_is_not_an_upstream_failure(servers, start_lb, backend_app, lb_settings):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url]))
+    _, writer = await asyncio.open_connection("127.0.0.1", lb.port)
+    head = b"POST /api/upload HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n"
+    writer.write(head + b"2710\r\n" + b"y" * 10_000 + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    async with aiohttp.ClientSession() as http:
+
+        async def counted() -> bool:
+            async with http.get(f"{lb.url}/stats") as r:
+                return (await r.json())["load-balancer"]["real_requests"] == 1
+
+        await wait_for(counted)
+        async with http.get(f"{lb.url}/stats") as r:
+            own = (await r.json())["load-balancer"]
+    assert own["success_rate"] == 100.0
