@@ -35,7 +35,8 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     app[api.SOCKETS] = set()
     gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
     app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
-    attach_client_session(app, auto_decompress=False, pass_request_id=False)
+    # The proxy sets X-Request-ID itself, and its pool waits are bounded by the upstreams' read timeouts.
+    attach_client_session(app, auto_decompress=False, pass_request_id=False, bound_pool_wait=False)
     attach_pools(app, (gateway, app[api.DASHBOARD]))
 
     async def close_sockets(app: web.Application) -> None:
