@@ -25,6 +25,7 @@ log = logging.getLogger("titanium.observability")
 # Probes and scrapes are not traffic: the load balancer asks every service for /stats every poll.
 KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"})
 UNMATCHED_ROUTE = "<unmatched>"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 READINESS_TIMEOUT_S = 2.0
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -72,7 +73,10 @@ class ServiceKit:
         self.stats_providers.append(provider)
 
     def observe(self, method: str, route: str, path: str, status: int, seconds: float) -> None:
-        # labels() validates and locks on every call; the children are cached (bounded: routes are templates).
+        # labels() validates and locks on every call; the children are cached. Both stay bounded: routes are
+        # templates, and a client cannot invent methods (any token is valid HTTP) to grow them.
+        if method not in HTTP_METHODS:
+            method = "OTHER"
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
