@@ -1,3 +1,6 @@
+import asyncio
+import logging
+
 import aiohttp
 import pytest
 from aiohttp import web
@@ -14,10 +17,19 @@ async def item(request: web.Request) -> web.Response:
     return web.json_response({"id": request.match_info["id"]})
 
 
+async def socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for _ in ws:
+        pass
+    return ws
+
+
 @pytest.fixture
 async def base_url():
     app = create_aiohttp_app(ServiceSettings(service_name="demo-aio", env="test"))
     app.router.add_get("/api/items/{id}", item)
+    app.router.add_get("/api/socket", socket)
     app.router.add_post("/api/items", item)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -76,3 +88,25 @@ async def test_failing_readiness_is_503():
             assert (await r.json())["checks"] == {"upstream": "failing"}
     finally:
         await server.close()
+
+
+async def test_a_websocket_counts_as_a_request_but_its_lifetime_is_no_latency(base_url):
+    async with aiohttp.ClientSession(base_url) as http:
+        async with http.ws_connect("/api/socket") as ws:
+            await asyncio.sleep(1.0)
+            await ws.close()
+        await asyncio.sleep(0.1)
+        async with http.get("/stats") as r:
+            requests = (await r.json())["requests"]
+    assert requests["total"] == 1
+    assert requests["latency_ms"]["p99"] < 1000
+
+
+async def test_probes_are_logged_at_debug_and_traffic_at_info(base_url, caplog):
+    caplog.set_level(logging.INFO, logger="titanium.access")
+    async with aiohttp.ClientSession(base_url) as http:
+        for path in ("/health", "/ready", "/stats", "/metrics", "/api/items/5"):
+            async with http.get(path):
+                pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "titanium.access"]
+    assert len(lines) == 1 and lines[0].startswith("GET /api/items/5 200")

@@ -9,7 +9,7 @@ from aiohttp import web
 from .errors import error_body
 from .http_client import client_session_context
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit
+from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
 
 KIT = web.AppKey("titanium_kit", ServiceKit)
@@ -18,7 +18,6 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # Headers of an HTTP error that a client still needs in a JSON error response.
 _KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "Location")
 
-access_log = logging.getLogger("titanium.access")
 log = logging.getLogger("titanium.http")
 
 
@@ -57,7 +56,7 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
         elapsed = time.perf_counter() - started
         kit = request.app[KIT]
         kit.observe(request.method, _route_template(request), request.path, status, elapsed)
-        access_log.info("%s %s %d %.1fms", request.method, request.path_qs, status, elapsed * 1000)
+        log_access(request.method, request.path, request.path_qs, status, elapsed)
         request_id_var.reset(token)
 
 

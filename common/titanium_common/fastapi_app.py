@@ -16,10 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit
+from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
 
-access_log = logging.getLogger("titanium.access")
 log = logging.getLogger("titanium.http")
 
 
@@ -69,7 +68,7 @@ class ObservabilityMiddleware:
             self.kit.observe(scope["method"], _route_template(scope), path, status, elapsed)
             query = scope.get("query_string", b"")
             shown = f"{path}?{query.decode('latin-1')}" if query else path
-            access_log.info("%s %s %d %.1fms", scope["method"], shown, status, elapsed * 1000)
+            log_access(scope["method"], path, shown, status, elapsed)
             request_id_var.reset(token)
 
 

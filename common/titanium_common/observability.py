@@ -21,6 +21,7 @@ from .settings import ServiceSettings, package_version
 from .window import LatencyReservoir, SlidingWindow
 
 log = logging.getLogger("titanium.observability")
+access_log = logging.getLogger("titanium.access")
 
 # Probes and scrapes are not traffic: the load balancer asks every service for /stats every poll.
 KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"})
@@ -31,6 +32,13 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 StatsProvider = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def log_access(method: str, path: str, shown_path: str, status: int, seconds: float) -> None:
+    """One access line per request; probes and scrapes (every few seconds from every pool) only at DEBUG."""
+    level = logging.DEBUG if path in KIT_PATHS else logging.INFO
+    if access_log.isEnabledFor(level):
+        access_log.log(level, "%s %s %d %.1fms", method, shown_path, status, seconds * 1000)
 
 
 class ServiceKit:
@@ -85,14 +93,18 @@ class ServiceKit:
                 self._latency.labels(self.service, method, route),
             )
         children[0].inc()
-        children[1].observe(seconds)
+        # A WebSocket's duration is how long it stayed open, not a latency: it would swamp the percentiles.
+        upgraded = status == 101
+        if not upgraded:
+            children[1].observe(seconds)
         if path in KIT_PATHS:
             return
         self.total += 1
         if status >= 500:
             self.errors += 1
         self.window.add()
-        self.latencies.add(seconds * 1000.0)
+        if not upgraded:
+            self.latencies.add(seconds * 1000.0)
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
         async def run(name: str, check: ReadinessCheck) -> tuple[str, str]:
