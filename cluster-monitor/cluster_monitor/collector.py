@@ -106,7 +106,7 @@ class Monitor:
             # Namespace and deployment series are the sums of their pods' current usage (seed 004 left them empty).
             for key, usages in groups.items():
                 keep.add(key)
-                self.series.record(key, now, _sum(usages))
+                self.series.record(key, now, Usage.total(usages))
             keep.update(("namespace", cluster.id, ns.name) for ns in cluster.namespaces)
             keep.update(("deployment", cluster.id, d.namespace, d.name) for d in cluster.deployments)
         self.series.retain(keep)
@@ -218,17 +218,6 @@ class Monitor:
             "ws_messages_published": self.hub.sent_total,
             "ws_messages_dropped": self.hub.dropped_total + sum(c.dropped for c in self.hub.clients),
         }
-
-
-def _sum(usages: list[Usage]) -> Usage:
-    return Usage(
-        round(sum(u.cpu_millicores for u in usages), 3),
-        sum(u.memory_bytes for u in usages),
-        sum(u.disk_read_bytes for u in usages),
-        sum(u.disk_write_bytes for u in usages),
-        sum(u.net_bytes_sent for u in usages),
-        sum(u.net_bytes_recv for u in usages),
-    )
 
 
 def _iso(ts: float) -> str:

@@ -20,6 +20,20 @@ class Usage:
     net_bytes_sent: int = 0
     net_bytes_recv: int = 0
 
+    @classmethod
+    def total(cls, usages: list["Usage"]) -> "Usage | None":
+        """The sum of several samples (a namespace's or a deployment's pods); None for none."""
+        if not usages:
+            return None
+        return cls(
+            round(sum(u.cpu_millicores for u in usages), 3),
+            sum(u.memory_bytes for u in usages),
+            sum(u.disk_read_bytes for u in usages),
+            sum(u.disk_write_bytes for u in usages),
+            sum(u.net_bytes_sent for u in usages),
+            sum(u.net_bytes_recv for u in usages),
+        )
+
 
 @dataclass
 class Node:

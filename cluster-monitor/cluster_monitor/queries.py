@@ -17,19 +17,6 @@ class Ambiguous(LookupError):
     pass
 
 
-def _sum(usages: list[Usage]) -> Usage | None:
-    if not usages:
-        return None
-    return Usage(
-        round(sum(u.cpu_millicores for u in usages), 3),
-        sum(u.memory_bytes for u in usages),
-        sum(u.disk_read_bytes for u in usages),
-        sum(u.disk_write_bytes for u in usages),
-        sum(u.net_bytes_sent for u in usages),
-        sum(u.net_bytes_recv for u in usages),
-    )
-
-
 def _one(found: list, what: str, where: Iterable[str]) -> Any:
     if not found:
         raise NotFound(f"{what} not found")
@@ -124,7 +111,7 @@ class Catalog:
             "pod_count": len(pods),
             "running_pods": sum(1 for p in pods if p.phase == "Running"),
             "deployment_count": sum(1 for c in here for d in c.deployments if d.namespace == name),
-            **usage_fields(_sum(usages), *self._allocatable(c.id for c in here)),
+            **usage_fields(Usage.total(usages), *self._allocatable(c.id for c in here)),
         }
 
     def namespaces(self, cluster: str | None = None) -> list[dict[str, Any]]:
@@ -161,7 +148,7 @@ class Catalog:
             ],
             "pod_count": len(pods),
             "pods": [p.name for p in pods],
-            **usage_fields(_sum(usages), *self._allocatable(d.cluster for d in parts)),
+            **usage_fields(Usage.total(usages), *self._allocatable(d.cluster for d in parts)),
         }
 
     def _deployment_keys(self, clusters: list[Cluster], namespace: str | None = None) -> list[tuple[str, str]]:
