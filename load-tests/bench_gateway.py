@@ -89,17 +89,6 @@ def serve_fastapi_relay(port: int, upstream: str, client: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
 
 
-def serve_bare_aiohttp(port: int, upstream: str) -> None:
-    """The load balancer bench's minimal aiohttp proxy, on the gateway's event loop (uvloop): the comparison then
-    measures what Titanium adds, not the loop."""
-    import asyncio
-
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    serve_minimal_proxy(port, upstream)
-
-
 # ---------------------------------------------------------------- the chains
 
 
@@ -229,7 +218,7 @@ def main() -> int:
         if args.role == "fastapi-backend":
             serve_fastapi_backend(args.port)
         elif args.role == "bare-aiohttp":
-            serve_bare_aiohttp(args.port, args.upstream)
+            serve_minimal_proxy(args.port, args.upstream)
         else:
             serve_fastapi_relay(args.port, args.upstream, args.role.removeprefix("fastapi-"))
         return 0
