@@ -3,10 +3,10 @@
 import contextvars
 import json
 import logging
-import os
 import re
 import sys
 from datetime import UTC, datetime
+from random import getrandbits
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _NO_REQUEST = "-"
@@ -17,8 +17,9 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 
 def new_request_id() -> str:
-    # 32 random hex digits, like uuid4().hex without building a UUID (a few µs on every request of a proxy).
-    return os.urandom(16).hex()
+    # 32 random hex digits, like uuid4().hex. A correlation id, not a secret: the non-cryptographic generator spares
+    # a getrandom() system call on every request of a proxy (5 µs of 160 in a py-spy profile of the load balancer).
+    return f"{getrandbits(128):032x}"
 
 
 def accept_request_id(incoming: str | None) -> str:
