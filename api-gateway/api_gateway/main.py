@@ -1,11 +1,8 @@
-import asyncio
-
-import uvloop
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
 from titanium_common.proxy import close_websockets
-from titanium_common.runner import serve
+from titanium_common.runner import serve_proxy
 
 from . import api
 from .cors import setup_cors
@@ -45,6 +42,4 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
 
 def main() -> None:
     settings = GatewaySettings()
-    # uvloop takes about 10 % off the CPU time of each proxied request (load-tests/bench_gateway.py).
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    serve(create_app(settings), settings)
+    serve_proxy(create_app(settings), settings)

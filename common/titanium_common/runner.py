@@ -1,7 +1,10 @@
 """Start a service's app on its host and port: one entry point for FastAPI and aiohttp apps alike."""
 
+import asyncio
+import gc
 import logging
 
+import uvloop
 from aiohttp import web
 
 from .logs import configure_logging
@@ -36,3 +39,25 @@ def serve(app, settings: ServiceSettings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         timeout_keep_alive=60,
     )
+
+
+# A proxied request makes many short-lived objects that reference counting frees anyway: collecting the youngest
+# generation every 10,000 allocations instead of 700 costs less CPU (a few %, load-tests/bench_load_balancer.py),
+# for a little more memory held by cycles between collections.
+PROXY_GC_THRESHOLDS = (10_000, 10, 10)
+
+
+async def _freeze_start_up_objects(app: web.Application) -> None:
+    # What start-up built lives as long as the process: full collections (about 25 ms each under load, measured)
+    # need not walk it again and again.
+    gc.collect()
+    gc.freeze()
+
+
+def serve_proxy(app: web.Application, settings: ServiceSettings) -> None:
+    """serve() for the aiohttp proxies (load balancer, gateway), tuned for CPU per request: uvloop (about 10 % less
+    than the default loop, load-tests/bench_*.py), fewer young-generation collections, start-up objects frozen."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    gc.set_threshold(*PROXY_GC_THRESHOLDS)
+    app.on_startup.append(_freeze_start_up_objects)
+    serve(app, settings)

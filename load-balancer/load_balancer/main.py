@@ -1,13 +1,9 @@
-import asyncio
-import gc
-
-import uvloop
 from aiohttp import web
 
 from titanium_common.aiohttp_app import attach_client_session, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools
 from titanium_common.proxy import close_websockets
-from titanium_common.runner import serve
+from titanium_common.runner import serve_proxy
 
 from . import api
 from .settings import LoadBalancerSettings
@@ -47,24 +43,6 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     return app
 
 
-# A proxied request makes many short-lived objects that reference counting frees anyway: collecting the youngest
-# generation every 10,000 allocations instead of 700 costs less CPU (a few %, load-tests/bench_load_balancer.py),
-# for a little more memory held by cycles between collections.
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
-async def _freeze_start_up_objects(app: web.Application) -> None:
-    # What start-up built lives as long as the process: full collections (about 25 ms each under load, measured)
-    # need not walk it again and again.
-    gc.collect()
-    gc.freeze()
-
-
 def main() -> None:
     settings = LoadBalancerSettings()
-    # uvloop: less CPU per proxied request than the default loop (load-tests/bench_load_balancer.py).
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    gc.set_threshold(*GC_THRESHOLDS)
-    app = create_app(settings)
-    app.on_startup.append(_freeze_start_up_objects)
-    serve(app, settings)
+    serve_proxy(create_app(settings), settings)
