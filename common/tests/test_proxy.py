@@ -142,7 +142,9 @@ async def test_bodies_stream_both_ways(proxy):
             seen = await r.json()
         assert seen["size"] == len(payload)
         assert seen["sha256"] == hashlib.sha256(payload).hexdigest()
-        async with http.get(proxy.make_url("/big")) as r:
+        # The streamed answer is prepared by the proxy core itself: it still carries the request id.
+        async with http.get(proxy.make_url("/big"), headers={"X-Request-ID": "big-1"}) as r:
+            assert r.headers["X-Request-ID"] == "big-1"
             received = 0
             async for chunk in r.content.iter_any():
                 received += len(chunk)

@@ -10,7 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .aiohttp_app import REQUEST_ID, json_error
+from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
 
 log = logging.getLogger("titanium.proxy")
@@ -175,6 +175,7 @@ async def forward_http(
                 return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=headers)
             headers = downstream_response_headers(upstream)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+            echo_request_id(request, response)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
@@ -302,6 +303,7 @@ async def proxy_websocket(
         autoping=False,
         max_msg_size=max_msg_size,
     )
+    echo_request_id(request, client_ws)
     try:
         await client_ws.prepare(request)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, KIT, json_error
+from titanium_common.aiohttp_app import CLIENT, KIT, echo_request_id, json_error
 from titanium_common.pool import ReplicaPool, proxy_to_pool
 from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
 
@@ -69,6 +69,7 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=app[SETTINGS].ws_heartbeat_s, autoping=False)
     if not ws.can_prepare(request).ok:
         return json_error(400, "a WebSocket upgrade is expected here")
+    echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]
     meter.heartbeat_sockets += 1
