@@ -1,11 +1,14 @@
 import asyncio
+import contextlib
 import hashlib
+import logging
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from titanium_common import proxy as proxy_module
 from titanium_common.aiohttp_app import CLIENT, attach_client_session, create_aiohttp_app
 from titanium_common.proxy import is_websocket_upgrade, proxy_http, proxy_websocket
 from titanium_common.settings import ServiceSettings
@@ -263,3 +266,40 @@ async def test_websocket_upgrade_the_upstream_rejects_keeps_its_status(proxy):
         with pytest.raises(aiohttp.WSServerHandshakeError) as rejected:
             await http.ws_connect(proxy.make_url("/ws/none"))
         assert rejected.value.status == 404
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A download far larger than the socket buffers between it, the proxy and a client."""
+    response = web.StreamResponse()
+    response.content_length = 256 * MAX_BODY
+    await response.prepare(request)
+    for _ in range(256):
+        await response.write(b"x" * MAX_BODY)
+    return response
+
+
+async def test_a_client_that_stops_reading_is_cut_off(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="titanium.proxy")
+    monkeypatch.setattr(proxy_module, "CLIENT_WRITE_TIMEOUT_S", 0.5)
+    app = web.Application()
+    app.router.add_get("/endless", endless)
+    upstream = await start(app)
+    server = await make_proxy(str(upstream.make_url("")).rstrip("/"))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /endless HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        # Read nothing for a while: the proxy's writes block once the buffers are full, and it gives up.
+        await asyncio.sleep(3)
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            async with asyncio.timeout(30):
+                while chunk := await reader.read(1024 * 1024):
+                    received += len(chunk)
+        assert received < 256 * MAX_BODY
+        assert any("client stopped reading GET /endless" in r.getMessage() for r in caplog.records)
+        writer.close()
+    finally:
+        await server.close()
+        await upstream.close()

@@ -42,6 +42,9 @@ CHUNK_BYTES = 64 * 1024
 # nginx's status for "the client closed the request": never seen by the client, it keeps such requests out of
 # the 5xx (upstream failure) figures.
 CLIENT_CLOSED_REQUEST = 499
+# A client that stops reading a streamed answer for this long is cut off, so it cannot hold the handler and an
+# upstream connection for ever (the seed's server WriteTimeout).
+CLIENT_WRITE_TIMEOUT_S = 10.0
 
 
 # What never goes upstream: hop-by-hop headers, and Host (the upstream's own is set by the client).
@@ -125,6 +128,18 @@ class UpstreamUnreachable(Exception):
     """Connecting to the upstream failed: nothing was sent, so another replica may take the request."""
 
 
+class ClientStalled(Exception):
+    """The client took no data for CLIENT_WRITE_TIMEOUT_S."""
+
+
+async def _write_to_client(response: web.StreamResponse, chunk: bytes) -> None:
+    try:
+        async with asyncio.timeout(CLIENT_WRITE_TIMEOUT_S):
+            await response.write(chunk)
+    except TimeoutError:
+        raise ClientStalled from None
+
+
 def body_too_large(request: web.Request, max_body_bytes: int) -> web.Response | None:
     """The 413 answer for a declared length over the limit (a chunked body is checked while it streams)."""
     if request.content_length is not None and request.content_length > max_body_bytes:
@@ -178,9 +193,14 @@ async def forward_http(
             echo_request_id(request, response)
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+                await _write_to_client(response, chunk)
             await response.write_eof()
             return response
+    except ClientStalled:
+        log.info("client stopped reading %s %s: cut off", request.method, request.path)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
         # The client hung up mid-response: normal traffic for a proxy, not an error worth a traceback.
         log.debug("client went away during %s %s: %s", request.method, request.path, exc)
