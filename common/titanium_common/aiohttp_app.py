@@ -61,7 +61,7 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
         elapsed = time.perf_counter() - started
         kit = request.app[KIT]
         kit.observe(request.method, _route_template(request), request.path, status, elapsed)
-        log_access(request.method, request.path, request.path_qs, status, elapsed)
+        log_access(request.method, request.path, request.rel_url, status, elapsed)
         request_id_var.reset(token)
 
 

@@ -103,8 +103,9 @@ class RequestMetrics:
         return [requests, latency]
 
 
-def log_access(method: str, path: str, shown_path: str, status: int, seconds: float) -> None:
-    """One access line per request; probes and scrapes (every few seconds from every pool) only at DEBUG."""
+def log_access(method: str, path: str, shown_path: object, status: int, seconds: float) -> None:
+    """One access line per request; probes and scrapes (every few seconds from every pool) only at DEBUG.
+    `shown_path` is rendered with str() only if the line is written (a URL object costs nothing when it is not)."""
     level = logging.DEBUG if path in KIT_PATHS else logging.INFO
     if access_log.isEnabledFor(level):
         access_log.log(level, "%s %s %d %.1fms", method, shown_path, status, seconds * 1000)
