@@ -64,6 +64,9 @@ def create_client_session(
         trace_configs=traces,
         auto_decompress=auto_decompress,
         raise_for_status=False,
+        # One session serves every client of a service: a jar would keep one user's Set-Cookie and send it on
+        # everyone's later calls to that host (a proxied login cookie reaching other users). No jar is also cheaper.
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

@@ -4,6 +4,7 @@ import asyncio
 import inspect
 
 import aiohttp
+from aiohttp import web
 
 from titanium_common.suite import free_port
 
@@ -169,3 +170,30 @@ async def test_methods_outside_http_share_one_metrics_label(servers, start_lb, b
             metrics = await r.text()
     assert "PROPFIND" not in metrics
     assert 'method="OTHER"' in metrics
+
+
+async def test_an_upstream_cookie_never_reaches_other_clients(servers, start_lb, lb_settings):
+    """The balancer's one client session serves everyone: a Set-Cookie goes back to the client who got it and is
+    never replayed upstream on other clients' requests. By host name: aiohttp's jar ignores cookies from an IP."""
+
+    async def login(request: web.Request) -> web.Response:
+        response = web.json_response({"cookie": request.headers.get("Cookie")})
+        response.set_cookie("session", "alice-secret")
+        return response
+
+    async def profile(request: web.Request) -> web.Response:
+        return web.json_response({"cookie": request.headers.get("Cookie")})
+
+    app = web.Application()
+    app.router.add_get("/api/login", login)
+    app.router.add_get("/api/profile", profile)
+    upstream = await servers(app)
+    lb = await start_lb(lb_settings(gateway_urls=[f"http://localhost:{upstream.port}"]))
+    async with aiohttp.ClientSession() as alice, aiohttp.ClientSession() as bob:
+        async with alice.get(f"{lb.url}/api/login") as r:
+            assert r.status == 200
+            assert r.cookies["session"].value == "alice-secret"
+        async with bob.get(f"{lb.url}/api/profile") as r:
+            assert (await r.json())["cookie"] is None
+        async with bob.get(f"{lb.url}/api/profile", headers={"Cookie": "session=bob"}) as r:
+            assert (await r.json())["cookie"] == "session=bob"
