@@ -34,13 +34,18 @@ async def echo(request: web.Request) -> web.Response:
     )
 
 
-async def big(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse()
-    response.content_length = 8 * MAX_BODY
-    await response.prepare(request)
-    for _ in range(8):
-        await response.write(b"x" * MAX_BODY)
-    return response
+def download(mebibytes: int):
+    """A handler streaming `mebibytes` MiB with a declared length."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = mebibytes * MAX_BODY
+        await response.prepare(request)
+        for _ in range(mebibytes):
+            await response.write(b"x" * MAX_BODY)
+        return response
+
+    return stream
 
 
 async def hang(request: web.Request) -> web.Response:
@@ -85,7 +90,7 @@ async def start(app: web.Application) -> TestServer:
 async def upstream():
     app = web.Application(client_max_size=64 * MAX_BODY)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
-    app.router.add_get("/big", big)
+    app.router.add_get("/big", download(8))
     app.router.add_get("/hang", hang)
     app.router.add_get("/ws/echo", websocket_echo)
     app[WS_SEEN] = {"closed": asyncio.Event()}
@@ -268,21 +273,12 @@ async def test_websocket_upgrade_the_upstream_rejects_keeps_its_status(proxy):
         assert rejected.value.status == 404
 
 
-async def endless(request: web.Request) -> web.StreamResponse:
-    """A download far larger than the socket buffers between it, the proxy and a client."""
-    response = web.StreamResponse()
-    response.content_length = 256 * MAX_BODY
-    await response.prepare(request)
-    for _ in range(256):
-        await response.write(b"x" * MAX_BODY)
-    return response
-
-
 async def test_a_client_that_stops_reading_is_cut_off(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="titanium.proxy")
     monkeypatch.setattr(proxy_module, "CLIENT_WRITE_TIMEOUT_S", 0.5)
     app = web.Application()
-    app.router.add_get("/endless", endless)
+    # Far larger than the socket buffers between the upstream, the proxy and the client.
+    app.router.add_get("/endless", download(256))
     upstream = await start(app)
     server = await make_proxy(str(upstream.make_url("")).rstrip("/"))
     try:
