@@ -104,3 +104,17 @@ async def test_stats_provider_can_degrade(client):
     stats = (await client.get("/stats")).json()
     assert stats["service_status"] == "degraded"
     assert stats["cache"] == {"backend": "none"}
+
+
+async def test_head_is_get_without_the_body(client):
+    got = await client.get("/api/items/7")
+    head = await client.head("/api/items/7", headers={"X-Request-ID": "head-1"})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["X-Request-ID"] == "head-1"
+    assert (await client.head("/api/items")).status_code == 405
+    metrics = (await client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    heads = [s for s in families["http_requests"].samples if s.labels.get("method") == "HEAD"]
+    assert any(s.labels["route"] == "/api/items/{item_id}" and s.labels["status"] == "200" for s in heads)

@@ -44,6 +44,11 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        if method == "HEAD":
+            # FastAPI routes GET only: HEAD is the GET answer without its body (RFC 9110 9.3.2). A copy, because
+            # the server reads its own scope to know that no body may be sent.
+            scope = {**scope, "method": "GET"}
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
         rid = accept_request_id(incoming)
         scope.setdefault("state", {})["request_id"] = rid
@@ -58,6 +63,8 @@ class ObservabilityMiddleware:
                 headers = MutableHeaders(scope=message)
                 if REQUEST_ID_HEADER not in headers:
                     headers.append(REQUEST_ID_HEADER, rid)
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -65,10 +72,10 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             path = scope["path"]
-            self.kit.observe(scope["method"], _route_template(scope), path, status, elapsed)
+            self.kit.observe(method, _route_template(scope), path, status, elapsed)
             query = scope.get("query_string", b"")
             shown = f"{path}?{query.decode('latin-1')}" if query else path
-            log_access(scope["method"], path, shown, status, elapsed)
+            log_access(method, path, shown, status, elapsed)
             request_id_var.reset(token)
 
 
