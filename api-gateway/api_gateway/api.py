@@ -5,8 +5,8 @@ import time
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, json_error
-from titanium_common.pool import proxy_to_pool
-from titanium_common.proxy import proxy_websocket
+from titanium_common.pool import proxy_to_pool, websocket_to_pool
+from titanium_common.proxy import is_websocket_upgrade
 
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -16,10 +16,6 @@ ROUTES = web.AppKey("routes", RouteTable[Upstream])
 SETTINGS = web.AppKey("settings", GatewaySettings)
 # Client sides of relayed WebSockets, closed with 1001 when the gateway shuts down.
 OPEN_WEBSOCKETS = web.AppKey("open_websockets", set)
-
-
-def is_websocket_upgrade(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 async def api_health(request: web.Request) -> web.Response:
@@ -52,15 +48,11 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
     """A relayed socket lives for minutes: it is counted apart, and stays out of the request latency figures."""
     stats = upstream.stats
     stats.websockets_total += 1
-    replica = upstream.replicas.pick()
-    if replica is None:
-        stats.record(503, 0.0)
-        return json_error(503, f"upstream {upstream.name} has no healthy replica", {"Retry-After": "1"})
     stats.websockets_open += 1
     started = time.perf_counter()
     try:
-        response = await proxy_websocket(
-            request, upstream.session, upstream.name, replica.url, open_sockets=request.app[OPEN_WEBSOCKETS]
+        response = await websocket_to_pool(
+            request, upstream.session, upstream.replicas, open_sockets=request.app[OPEN_WEBSOCKETS]
         )
     finally:
         stats.websockets_open -= 1

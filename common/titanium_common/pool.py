@@ -5,14 +5,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSet
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 
 from .aiohttp_app import CLIENT, json_error
-from .proxy import LimitedBody, UpstreamUnreachable, body_too_large, forward_http
+from .proxy import LimitedBody, UpstreamUnreachable, body_too_large, forward_http, proxy_websocket
 
 log = logging.getLogger("titanium.pool")
 
@@ -203,6 +203,24 @@ def attach_pools(app: web.Application, pools: Iterable[ReplicaPool]) -> None:
     app.cleanup_ctx.append(lifetime)
 
 
+def _no_healthy_replica(pool: ReplicaPool) -> web.Response:
+    return json_error(503, f"upstream {pool.name} has no healthy replica", {"Retry-After": "1"})
+
+
+async def websocket_to_pool(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    pool: ReplicaPool,
+    *,
+    open_sockets: MutableSet[web.WebSocketResponse] | None = None,
+) -> web.StreamResponse:
+    """proxy_websocket to a healthy replica; 503 at once with none, as for plain requests."""
+    replica = pool.pick()
+    if replica is None:
+        return _no_healthy_replica(pool)
+    return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
+
+
 async def proxy_to_pool(
     request: web.Request,
     session: aiohttp.ClientSession,
@@ -217,7 +235,7 @@ async def proxy_to_pool(
         return refused
     replica = pool.pick()
     if replica is None:
-        return json_error(503, f"upstream {pool.name} has no healthy replica", {"Retry-After": "1"})
+        return _no_healthy_replica(pool)
     body = LimitedBody(request, max_body_bytes) if request.body_exists else None
     retried = False
     while True:

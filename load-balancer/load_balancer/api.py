@@ -1,14 +1,14 @@
 """Load balancer routes: /stats (fan-out), /api/ws-heartbeat, /lb-health, /blog, and the proxy for the rest."""
 
 import time
-from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
 from titanium_common.aiohttp_app import CLIENT, KIT, echo_request_id, json_error
-from titanium_common.pool import ReplicaPool, proxy_to_pool
-from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
+from titanium_common.clock import utc_iso
+from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
+from titanium_common.proxy import is_websocket_upgrade
 
 from .fanout import fetch_all
 from .settings import LoadBalancerSettings
@@ -42,7 +42,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         meter.total_requests += 1
         meter.relayed_sockets += 1
         try:
-            return await proxy_websocket(request, app[CLIENT], pool.name, pool_url(pool), open_sockets=app[SOCKETS])
+            return await websocket_to_pool(request, app[CLIENT], pool, open_sockets=app[SOCKETS])
         finally:
             meter.relayed_sockets -= 1
     started = time.perf_counter()
@@ -83,7 +83,7 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
                 break
             meter.record_ws_activity()
             if msg.type is aiohttp.WSMsgType.TEXT and msg.data == "hb":
-                await ws.send_json({"type": "hb", "timestamp": datetime.now(UTC).isoformat()})
+                await ws.send_json({"type": "hb", "timestamp": utc_iso()})
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         pass  # the client vanished: the socket is closed below like any other
     finally:
@@ -115,7 +115,7 @@ async def stats(request: web.Request) -> web.Response:
     if gateway.healthy_count == 0:
         own["status"] = own["service_status"] = "degraded"
         own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
-    return web.json_response({"load-balancer": own, **services, "timestamp": datetime.now(UTC).isoformat()})
+    return web.json_response({"load-balancer": own, **services, "timestamp": utc_iso()})
 
 
 async def lb_health(request: web.Request) -> web.Response:
