@@ -42,7 +42,8 @@ class Catalog:
         return found
 
     def _allocatable(self, clusters: Iterable[str]) -> tuple[float, int]:
-        nodes = [n for c in self.monitor.clusters if c.id in set(clusters) for n in c.nodes]
+        ids = set(clusters)
+        nodes = [n for c in self.monitor.clusters if c.id in ids for n in c.nodes]
         return sum(n.cpu_allocatable_m for n in nodes), sum(n.memory_allocatable_bytes for n in nodes)
 
     def _deployment_of(self, pod: Pod) -> str | None:

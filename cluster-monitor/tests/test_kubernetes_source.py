@@ -145,6 +145,8 @@ async def test_two_clusters_from_two_contexts_with_and_without_metrics_server(ku
             2,
             300,
         )
+        # Of both clusters' allocatable CPU (4,000 m + 8,000 m), not the first one's.
+        assert namespace["cpu_percentage"] == 2.5
         assert (await get(http, "/api/deployments/api"))["clusters"] == ["member2"]
         assert [p["name"] for p in (await get(http, "/api/nodes/m2-node/pods"))["pods"]] == ["api-1"]
 
