@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from titanium_common.auth_client import token_verifier
-from titanium_common.db import Database, install_error_handlers
+from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.runner import serve
 
@@ -35,7 +35,6 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.mount("/blog", StaticFiles(directory=HERE / "static", html=True), name="blog-spa")
-    install_error_handlers(app)
     db.attach(app.state.kit)
 
     async def post_figures() -> dict:

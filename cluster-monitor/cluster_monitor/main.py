@@ -1,26 +1,16 @@
 import asyncio
 import contextlib
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.runner import serve
 
 from . import api
 from .collector import Monitor
-from .queries import Ambiguous, Catalog, NotFound
+from .queries import Catalog
 from .settings import ClusterMonitorSettings
 from .sources import Source, open_source
-
-
-async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-    return JSONResponse(error_body(str(exc)), status_code=404)
-
-
-async def _ambiguous(request: Request, exc: Ambiguous) -> JSONResponse:
-    return JSONResponse(error_body(str(exc)), status_code=409)
 
 
 def create_app(settings: ClusterMonitorSettings | None = None, source: Source | None = None) -> FastAPI:
@@ -46,8 +36,6 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
     app = create_fastapi_app(
         settings, title="cluster-monitor", distribution="cluster-monitor", routers=[api.router], lifespan=lifespan
     )
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(Ambiguous, _ambiguous)
 
     async def figures() -> dict:
         return await app.state.monitor.stats()

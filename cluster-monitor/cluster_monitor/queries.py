@@ -3,18 +3,22 @@
 from collections.abc import Iterable
 from typing import Any
 
+from titanium_common.errors import ServiceError
+
 from .collector import Monitor
 from .model import Cluster, Deployment, Node, Pod, Usage
 from .timeseries import downsample, sum_by_time
 from .views import cluster_view, node_view, pod_view, point_view, usage_fields
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(ServiceError, LookupError):
+    status_code = 404
 
 
-class Ambiguous(LookupError):
-    pass
+class Ambiguous(ServiceError, LookupError):
+    """A name found in several clusters: `?cluster=` must say which."""
+
+    status_code = 409
 
 
 def _one(found: list, what: str, where: Iterable[str]) -> Any:

@@ -6,7 +6,7 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from titanium_common.db import ConflictError, Database, DatabaseSettings, NotFoundError, install_error_handlers
+from titanium_common.db import ConflictError, Database, DatabaseSettings, NotFoundError
 from titanium_common.fastapi_app import create_fastapi_app
 
 MIGRATIONS = Path(__file__).parent / "db_migrations"
@@ -94,7 +94,6 @@ async def test_http_mapping_of_missing_and_conflicting_rows():
         raise ConflictError("name taken")
 
     app = create_fastapi_app(DatabaseSettings(service_name="svc"), title="svc", routers=[router])
-    install_error_handlers(app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         missing_answer = await client.get("/missing")
         conflict_answer = await client.get("/conflict")

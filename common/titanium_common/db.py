@@ -3,7 +3,7 @@
 A service builds one `Database` from its settings (`DatabaseSettings` fields), calls `await db.start()` in its
 lifespan (which applies its Alembic migrations, safely when replicas start together) and `await db.close()` on
 shutdown. Writes go through `db.transaction()`, which turns unique-constraint violations into `ConflictError`;
-`NotFoundError` is the one "no such row". `install_error_handlers(app)` maps both to 409/404 on a FastAPI app.
+`NotFoundError` is the one "no such row". Both are `ServiceError`s: a FastAPI app from the kit answers 409/404.
 """
 
 import asyncio
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .clock import utcnow
+from .errors import ServiceError
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.db")
@@ -60,13 +61,13 @@ class DatabaseSettings(ServiceSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
 
 
-class NotFoundError(LookupError):
+class NotFoundError(ServiceError, LookupError):
     """The row asked for does not exist (404)."""
 
     status_code = 404
 
 
-class ConflictError(ValueError):
+class ConflictError(ServiceError, ValueError):
     """The write collides with an existing row, e.g. a unique constraint (409)."""
 
     status_code = 409
@@ -248,14 +249,3 @@ class Database:
             }
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         return {"db": {"status": "ok", "backend": self.backend, "latency_ms": latency_ms}}
-
-
-def install_error_handlers(app) -> None:
-    """On a FastAPI app from `create_fastapi_app`: NotFoundError → 404, ConflictError → 409, in the one error shape."""
-    from .fastapi_app import _error_response
-
-    async def handle(request, exc: NotFoundError | ConflictError):
-        return _error_response(request, exc.status_code, str(exc))
-
-    app.add_exception_handler(NotFoundError, handle)
-    app.add_exception_handler(ConflictError, handle)

@@ -5,5 +5,21 @@ from typing import Any
 from .logs import current_request_id
 
 
+class ServiceError(Exception):
+    """An answer in the one error shape with `status_code`; `extra` adds fields (older clients' keys).
+
+    Every app from `create_fastapi_app` turns it into its JSON answer: services raise, they register no handlers.
+    """
+
+    status_code = 500
+
+    def __init__(self, detail: str, *, status_code: int | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.extra = extra or {}
+
+
 def error_body(detail: Any, request_id: str | None = None) -> dict[str, Any]:
     return {"detail": detail, "request_id": request_id or current_request_id()}

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
@@ -83,14 +83,20 @@ def _request_id(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "-")
 
 
-def _error_response(request: Request, status: int, detail: Any, headers: dict | None = None) -> JSONResponse:
+def _error_response(
+    request: Request, status: int, detail: Any, headers: dict | None = None, extra: dict | None = None
+) -> JSONResponse:
     rid = _request_id(request)
     merged = {**(headers or {}), REQUEST_ID_HEADER: rid}
-    return JSONResponse(error_body(detail, rid), status_code=status, headers=merged)
+    return JSONResponse(error_body(detail, rid) | (extra or {}), status_code=status, headers=merged)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return _error_response(request, exc.status_code, exc.detail, exc.headers)
+
+
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    return _error_response(request, exc.status_code, exc.detail, extra=exc.extra)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -142,6 +148,7 @@ def create_fastapi_app(
     app.add_middleware(ObservabilityMiddleware, kit=kit)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(Exception, _unhandled_error)
     app.include_router(_kit_router(kit))
     for router in routers:

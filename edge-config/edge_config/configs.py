@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from titanium_common.errors import ServiceError
+
 SERVICE_PREFIX = "edge-device-"
 # Kubernetes object names are DNS-1123 labels of at most 63 characters, and ours are `edge-device-<id>`.
 DEVICE_ID_MAX = 63 - len(SERVICE_PREFIX)
@@ -23,7 +25,7 @@ DEFAULTS: dict[str, Any] = {"port": DEFAULT_PORT, "reload_port": DEFAULT_RELOAD_
                             "enabled_metrics": None}  # fmt: skip
 
 
-class InvalidConfig(ValueError):
+class InvalidConfig(ServiceError, ValueError):
     """A body or id this service refuses (422), with a message saying why."""
 
     status_code = 422

@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from titanium_common.errors import ServiceError
+
 MAX_LOCAL_CONFIG_BYTES = 1024 * 1024
 
 
@@ -17,13 +19,11 @@ class Probe:
     error: str | None = None
 
 
-class DeviceCallFailed(Exception):
+class DeviceCallFailed(ServiceError):
     """A device did not give a usable answer: 502 (refused, bad answer) or 504 (no answer in time)."""
 
     def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+        super().__init__(detail, status_code=status_code)
 
 
 def device_url(ip: str, port: int, path: str) -> URL:

@@ -22,6 +22,8 @@ import yaml
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from titanium_common.errors import ServiceError
+
 from .configs import SERVICE_PREFIX
 from .health import HealthMonitor
 from .models import iso, utcnow
@@ -35,14 +37,12 @@ MANAGED = f"managed_by={MANAGER}"
 PORT_NAME = "metrics"
 
 
-class KubeUnavailable(Exception):
+class KubeUnavailable(ServiceError):
     """The cluster cannot be used: not configured (503), unreachable (503), or it refused the call (502)."""
 
     def __init__(self, status_code: int, detail: str, error: str | None = None) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-        self.error = error
+        # `error`: the seed's own key for "no cluster", which its clients read.
+        super().__init__(detail, status_code=status_code, extra={"error": error} if error else None)
 
 
 NOT_INITIALIZED = "Kubernetes client not initialized"

@@ -3,25 +3,24 @@ import contextlib
 from collections import Counter
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from titanium_common.db import Database, install_error_handlers
+from titanium_common.db import Database
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
-from .configs import InvalidConfig
-from .devices import DeviceCallFailed, DeviceClient
+from .devices import DeviceClient
 from .health import STATUSES, HealthMonitor
-from .kube import KubeSync, KubeUnavailable
+from .kube import KubeSync
 from .reloads import Reloader
 from .settings import EdgeConfigSettings
-from .store import DeviceNotFound, DeviceStore
+from .store import DeviceStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Configs are small; a bigger body is refused before it is read (the gateway allows 10 MiB).
@@ -40,25 +39,6 @@ class BodyLimit:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _install_handlers(app: FastAPI) -> None:
-    async def device_not_found(request: Request, exc: DeviceNotFound) -> JSONResponse:
-        # The seed's clients read error/device_id/message, the suite's read detail/request_id: both are here.
-        body = error_body(str(exc)) | {"error": "Device not found", "device_id": exc.device_id, "message": str(exc)}
-        return JSONResponse(body, status_code=404)
-
-    async def refused(request: Request, exc: InvalidConfig | DeviceCallFailed) -> JSONResponse:
-        return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
-
-    async def kube_unavailable(request: Request, exc: KubeUnavailable) -> JSONResponse:
-        body = error_body(exc.detail) | ({"error": exc.error} if exc.error else {})
-        return JSONResponse(body, status_code=exc.status_code)
-
-    app.add_exception_handler(DeviceNotFound, device_not_found)
-    app.add_exception_handler(InvalidConfig, refused)
-    app.add_exception_handler(DeviceCallFailed, refused)
-    app.add_exception_handler(KubeUnavailable, kube_unavailable)
 
 
 def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
@@ -101,8 +81,6 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     app.user_middleware.append(Middleware(BodyLimit))
     app.state.store = store
     app.state.settings = settings
-    install_error_handlers(app)
-    _install_handlers(app)
     db.attach(app.state.kit)
 
     async def edge_figures() -> dict:

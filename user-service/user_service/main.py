@@ -4,7 +4,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from titanium_common.auth_client import token_verifier
-from titanium_common.db import Database, install_error_handlers
+from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.runner import serve
 
@@ -42,7 +42,6 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
-    install_error_handlers(app)
     db.attach(app.state.kit)
 
     async def user_figures() -> dict:
