@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_load_balancer import serve_minimal_proxy
-from wrk import WrkResult, cpu_seconds, free_port, load_balancer, process, python_role, run_wrk
+from wrk import WrkResult, cpu_seconds, load_balancer, process, python_role, run_wrk
+
+from titanium_common.suite import free_port
 
 PATH = "/api/users/bench?x=1"
 SCRIPT = Path(__file__).resolve()

@@ -19,7 +19,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from wrk import WrkResult, cpu_seconds, free_port, load_balancer, nginx, python_role, run_wrk
+from wrk import WrkResult, cpu_seconds, load_balancer, nginx, python_role, run_wrk
+
+from titanium_common.suite import free_port
 
 PATH = "/api/users/bench?x=1"
 CHAINS = ("direct", "nginx", "aiohttp-min", "titanium")

@@ -8,7 +8,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,6 @@ class WrkResult:
 
     def row(self) -> str:
         return f"{self.rps:>10,.0f} {self.p50_ms:>9.2f} {self.p99_ms:>9.2f} {self.errors:>7}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ms(value: str) -> float:

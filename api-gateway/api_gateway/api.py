@@ -6,7 +6,7 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, json_error
 from titanium_common.pool import proxy_to_pool, websocket_to_pool
-from titanium_common.proxy import is_websocket_upgrade
+from titanium_common.proxy import CLIENT_CLOSED_REQUEST, is_websocket_upgrade
 
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -31,8 +31,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     stats = upstream.stats
     stats.in_flight += 1
     started = time.perf_counter()
-    # Anything that escapes the proxy (e.g. the client vanished before the answer) counts as a failure.
-    status = 500
+    # Stays 499 if the client goes away before an answer exists: not an upstream failure.
+    status = CLIENT_CLOSED_REQUEST
     try:
         response = await proxy_to_pool(
             request, upstream.session, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes

@@ -29,7 +29,7 @@ def split_list(value: str) -> list[str]:
 class GatewaySettings(ServiceSettings):
     service_name: str = "api-gateway"
     port: int = 8000
-    # Each may list several replicas, comma-separated; requests go round-robin.
+    # Each may list several replicas, comma-separated; requests go to the least busy healthy one.
     auth_service_url: str = "http://127.0.0.1:8001"
     user_service_url: str = "http://127.0.0.1:8002"
     blog_service_url: str = "http://127.0.0.1:8003"

@@ -44,9 +44,6 @@ class SeriesStore:
             del self._series[key]
         return len(gone)
 
-    def keys(self) -> list[Hashable]:
-        return list(self._series)
-
     @property
     def total_points(self) -> int:
         return sum(len(series) for series in self._series.values())

@@ -284,17 +284,10 @@ class FakeCluster:
 
 @dataclass
 class KubeApi:
-    """Every cluster of a test and the kubeconfig that names them (`current_context` is the first)."""
+    """Every cluster of a test and the kubeconfig that names them (its current context is the first)."""
 
     kubeconfig: Path
     clusters: dict[str, FakeCluster] = field(default_factory=dict)
-
-    @property
-    def current_context(self) -> str:
-        return next(iter(self.clusters))
-
-    def env(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig)}
 
 
 def write_kubeconfig(path: Path, servers: dict[str, str], current: str) -> Path:

@@ -65,8 +65,8 @@ async def open_karmada(settings: ClusterMonitorSettings) -> client.ApiClient | N
     return await config.new_client_from_config(settings.karmada_kubeconfig, persist_config=False)
 
 
-def _condition(conditions: list[Any] | None, kind: str = "Ready") -> bool:
-    return any(c.type == kind and c.status == "True" for c in conditions or ())
+def _is_ready(conditions: list[Any] | None) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or ())
 
 
 def _node(cluster: str, item: client.V1Node) -> Node:
@@ -80,7 +80,7 @@ def _node(cluster: str, item: client.V1Node) -> Node:
     return Node(
         cluster=cluster,
         name=item.metadata.name,
-        ready=_condition(status.conditions),
+        ready=_is_ready(status.conditions),
         created=item.metadata.creation_timestamp,
         roles=",".join(roles) or "<none>",
         version=info.kubelet_version if info else "",
