@@ -35,7 +35,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     status = CLIENT_CLOSED_REQUEST
     try:
         response = await proxy_to_pool(
-            request, upstream.session, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
+            request, upstream.http, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
         )
         status = response.status
         return response

@@ -6,6 +6,7 @@ import aiohttp
 
 from titanium_common.http_client import create_client_session
 from titanium_common.pool import ReplicaPool
+from titanium_common.upstream_client import UpstreamClient
 from titanium_common.window import LatencyReservoir
 
 
@@ -47,22 +48,32 @@ class UpstreamStats:
 
 
 class Upstream:
-    """One service: its replicas (health-checked, ejected after connect failures), its own connection pool."""
+    """One service: its replicas (health-checked, ejected after connect failures), its own connection pools."""
 
     def __init__(self, name: str, urls: list[str]) -> None:
         self.name = name
         self.replicas = ReplicaPool(name, urls)
         self.stats = UpstreamStats()
+        self._http: UpstreamClient | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
+    def http(self) -> UpstreamClient:
+        """Forwarded HTTP requests."""
+        if self._http is None:
+            raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
+        return self._http
+
+    @property
     def session(self) -> aiohttp.ClientSession:
+        """Relayed WebSockets."""
         if self._session is None:
             raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
         return self._session
 
     def open(self, checks: aiohttp.ClientSession, *, connect_s: float, response_s: float, pool_size: int) -> None:
         # One pool per upstream: a hung service can hold at most its own connections, never another's.
+        self._http = UpstreamClient(connect_s=connect_s, response_s=response_s, limit=pool_size)
         # The proxy core sets X-Request-ID itself, so the session's request tracing would be pure cost.
         self._session = create_client_session(
             connect_s=connect_s,
@@ -76,6 +87,9 @@ class Upstream:
 
     async def close(self) -> None:
         await self.replicas.stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -5,7 +5,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, attach_client_session, create_aiohttp_app
+from titanium_common.aiohttp_app import UPSTREAM, attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools, proxy_to_pool
 from titanium_common.settings import ServiceSettings
 from titanium_common.suite import free_port
@@ -60,10 +60,11 @@ async def replicas():
 async def start_proxy(pool: ReplicaPool) -> tuple[web.AppRunner, str]:
     app = create_aiohttp_app(ServiceSettings(service_name="pool-proxy", env="test"))
     attach_client_session(app)
+    attach_upstream_client(app)
     attach_pools(app, [pool])
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        return await proxy_to_pool(request, request.app[CLIENT], pool, max_body_bytes=1024 * 1024)
+        return await proxy_to_pool(request, request.app[UPSTREAM], pool, max_body_bytes=1024 * 1024)
 
     app.router.add_route("*", "/{tail:.*}", forward)
     runner = web.AppRunner(app)

@@ -9,7 +9,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from titanium_common import proxy as proxy_module
-from titanium_common.aiohttp_app import CLIENT, attach_client_session, create_aiohttp_app
+from titanium_common.aiohttp_app import (
+    CLIENT,
+    UPSTREAM,
+    attach_client_session,
+    attach_upstream_client,
+    create_aiohttp_app,
+)
 from titanium_common.proxy import is_websocket_upgrade, proxy_http, proxy_websocket
 from titanium_common.settings import ServiceSettings
 from titanium_common.suite import free_port
@@ -102,11 +108,12 @@ async def upstream():
 async def make_proxy(base_url: str, response_s: float = 2.0) -> TestServer:
     app = create_aiohttp_app(ServiceSettings(service_name="proxy", env="test"), client_max_size=MAX_BODY)
     attach_client_session(app, auto_decompress=False, response_s=response_s)
+    attach_upstream_client(app, response_s=response_s)
 
     async def forward(request: web.Request) -> web.StreamResponse:
         if is_websocket_upgrade(request):
             return await proxy_websocket(request, request.app[CLIENT], "demo-upstream", base_url)
-        return await proxy_http(request, request.app[CLIENT], "demo-upstream", base_url, max_body_bytes=MAX_BODY)
+        return await proxy_http(request, request.app[UPSTREAM], "demo-upstream", base_url, max_body_bytes=MAX_BODY)
 
     app.router.add_route("*", "/{tail:.*}", forward)
     return await start(app)
@@ -157,6 +164,16 @@ async def test_bodies_stream_both_ways(proxy):
             async for chunk in r.content.iter_any():
                 received += len(chunk)
         assert received == 8 * MAX_BODY
+
+
+async def test_head_keeps_the_length_a_get_would_have(proxy):
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):  # the connection the HEAD answer came on is not reused: the next request still works
+            async with http.head(proxy.make_url("/big")) as r:
+                assert r.status == 200
+                assert r.headers["Content-Length"] == str(8 * MAX_BODY)
+        async with http.get(proxy.make_url("/echo/after-head")) as r:
+            assert (await r.json())["path"] == "/echo/after-head"
 
 
 async def test_a_body_over_the_limit_gets_413(proxy):

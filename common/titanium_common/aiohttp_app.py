@@ -11,9 +11,12 @@ from .http_client import client_session_context
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
+from .upstream_client import UpstreamClient
 
 KIT = web.AppKey("titanium_kit", ServiceKit)
 CLIENT = web.AppKey("titanium_client", aiohttp.ClientSession)
+# The proxies' client for forwarded HTTP requests (WebSocket relays and the app's own calls use CLIENT).
+UPSTREAM = web.AppKey("titanium_upstream_client", UpstreamClient)
 REQUEST_ID = web.RequestKey("request_id", str)
 # Headers of an HTTP error that a client still needs in a JSON error response.
 _KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "Location")
@@ -115,5 +118,16 @@ def attach_client_session(app: web.Application, **session_options) -> None:
         async for session in client_session_context(**session_options):
             app[CLIENT] = session
             yield
+
+    app.cleanup_ctx.append(lifetime)
+
+
+def attach_upstream_client(app: web.Application, **client_options) -> None:
+    """Give a proxy app the proxy core's upstream client at `app[UPSTREAM]`, closed when the app stops."""
+
+    async def lifetime(app: web.Application):
+        app[UPSTREAM] = client = UpstreamClient(**client_options)
+        yield
+        await client.close()
 
     app.cleanup_ctx.append(lifetime)

@@ -21,15 +21,11 @@ async def _pass_request_id(
 
 
 def standard_timeout(
-    connect_s: float = CONNECT_TIMEOUT_S, response_s: float = RESPONSE_TIMEOUT_S, *, bound_pool_wait: bool = True
+    connect_s: float = CONNECT_TIMEOUT_S, response_s: float = RESPONSE_TIMEOUT_S
 ) -> aiohttp.ClientTimeout:
-    """No overall limit (bodies may stream for long); connect and each wait for data are bounded.
-
-    `bound_pool_wait=False` bounds only the TCP connect, not the wait for a free pooled connection: one timer less
-    per request, for a proxy whose queueing is bounded by its upstream's own timeouts.
-    """
-    pool_wait = connect_s if bound_pool_wait else None
-    return aiohttp.ClientTimeout(total=None, connect=pool_wait, sock_connect=connect_s, sock_read=response_s)
+    """No overall limit (bodies may stream for long); connect (with the wait for a pooled connection) and each
+    wait for data are bounded."""
+    return aiohttp.ClientTimeout(total=None, connect=connect_s, sock_connect=connect_s, sock_read=response_s)
 
 
 def create_client_session(
@@ -40,7 +36,6 @@ def create_client_session(
     limit_per_host: int = 0,
     auto_decompress: bool = True,
     pass_request_id: bool = True,
-    bound_pool_wait: bool = True,
 ) -> aiohttp.ClientSession:
     """A keep-alive pooled session that passes the current X-Request-ID on every call it makes.
 
@@ -60,7 +55,7 @@ def create_client_session(
     )
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=standard_timeout(connect_s, response_s, bound_pool_wait=bound_pool_wait),
+        timeout=standard_timeout(connect_s, response_s),
         trace_configs=traces,
         auto_decompress=auto_decompress,
         raise_for_status=False,

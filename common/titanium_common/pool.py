@@ -12,13 +12,12 @@ import aiohttp
 from aiohttp import web
 
 from .aiohttp_app import CLIENT, json_error
-from .proxy import LimitedBody, UpstreamUnreachable, body_too_large, forward_http, proxy_websocket
+from .proxy import LimitedBody, body_too_large, forward_http, proxy_websocket
+from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreachable
 
 log = logging.getLogger("titanium.pool")
 
 Strategy = Literal["least-outstanding", "round-robin"]
-# Safe to send twice (RFC 9110 9.2.2); only these are retried on another replica after a failed connect.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class Replica:
@@ -223,13 +222,13 @@ async def websocket_to_pool(
 
 async def proxy_to_pool(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     pool: ReplicaPool,
     *,
     max_body_bytes: int,
 ) -> web.StreamResponse:
     """proxy_http over a pool: 503 at once with no healthy replica; an idempotent request whose connect failed
-    (nothing sent yet) is tried once more on another replica."""
+    (nothing sent yet) is tried once more on another replica (only these are: RFC 9110 9.2.2)."""
     refused = body_too_large(request, max_body_bytes)
     if refused is not None:
         return refused
@@ -242,7 +241,7 @@ async def proxy_to_pool(
         replica.outstanding += 1
         replica.requests += 1
         try:
-            response = await forward_http(request, session, pool.name, replica.url, body)
+            response = await forward_http(request, client, pool.name, replica.url, body)
         except UpstreamUnreachable as exc:
             error = str(exc)
         else:

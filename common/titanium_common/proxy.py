@@ -12,6 +12,7 @@ from yarl import URL
 
 from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
+from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamTimeout, UpstreamUnreachable
 
 log = logging.getLogger("titanium.proxy")
 
@@ -47,47 +48,64 @@ CLIENT_CLOSED_REQUEST = 499
 CLIENT_WRITE_TIMEOUT_S = 10.0
 
 
-# What never goes upstream: hop-by-hop headers, and Host (the upstream's own is set by the client).
-_NOT_UPSTREAM = HOP_BY_HOP | {"host"}
+# What never goes upstream: hop-by-hop headers; Host and the body's framing, which the upstream client sets;
+# Expect, which the proxy has answered itself (the body is sent without waiting); and the X-Forwarded-* and
+# request id headers, which the proxy sets anew.
+_NOT_UPSTREAM = frozenset(
+    name.encode()
+    for name in HOP_BY_HOP
+    | {"host", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+    | {REQUEST_ID_HEADER.lower()}
+)
+_NOT_DOWNSTREAM = frozenset(name.encode() for name in HOP_BY_HOP)
 # A small answer is sent whole, with a Content-Length of its own.
-_NOT_DOWNSTREAM_WHOLE = HOP_BY_HOP | {"content-length"}
+_NOT_DOWNSTREAM_WHOLE = _NOT_DOWNSTREAM | {b"content-length"}
+_WEBSOCKET_HANDSHAKE = frozenset(name.encode() for name in WEBSOCKET_HANDSHAKE)
 # Connection values that name nothing beyond the hop-by-hop set: the common case skips the token parsing.
 _PLAIN_CONNECTION = frozenset({"keep-alive", "close", "upgrade", "Keep-Alive", "Close", "Upgrade"})
+_PLAIN_CONNECTION_BYTES = frozenset(value.encode() for value in _PLAIN_CONNECTION)
 
 
 def _connection_tokens(headers) -> set[str]:
     return {t.strip().lower() for t in headers.get("Connection", "").split(",") if t.strip()}
 
 
-def _end_to_end(headers, always_dropped: frozenset[str]) -> CIMultiDict[str]:
-    """`headers` minus `always_dropped` and whatever the Connection header names."""
-    dropped = always_dropped
-    connection = headers.get("Connection")
-    if connection is not None and connection not in _PLAIN_CONNECTION:
-        dropped = always_dropped | _connection_tokens(headers)
-    # A copy made in C, then a dozen lookups: cheaper than lower-casing every name in Python (2-4x, measured).
-    result = CIMultiDict(headers)
-    for name in dropped:
-        if name in result:
-            del result[name]
-    return result
+def _text(raw: bytes) -> str:
+    # The decoding aiohttp's own parser uses, so that a header passes through byte for byte.
+    return raw.decode("utf-8", "surrogateescape")
 
 
-def upstream_request_headers(request: web.Request) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop ones, plus X-Forwarded-* and the request id."""
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def upstream_request_headers(request: web.Request) -> list[Header]:
+    """The client's headers minus hop-by-hop ones (and those the Connection header names), plus X-Forwarded-*
+    and the request id, as raw name/value pairs in the client's order."""
     incoming = request.headers
-    headers = _end_to_end(incoming, _NOT_UPSTREAM)
+    dropped = _NOT_UPSTREAM
+    connection = incoming.get("Connection")
+    if connection is not None and connection not in _PLAIN_CONNECTION:
+        dropped = dropped | {_raw(token) for token in _connection_tokens(incoming)}
+    headers = [(name, value) for name, value in request.raw_headers if name.lower() not in dropped]
     peer = request.remote or ""
     earlier = incoming.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
-    headers["X-Forwarded-Proto"] = incoming.get("X-Forwarded-Proto") or request.scheme
-    headers["X-Forwarded-Host"] = incoming.get("X-Forwarded-Host") or request.host
-    headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+    headers += (
+        (b"X-Forwarded-For", _raw(f"{earlier}, {peer}" if earlier else peer)),
+        (b"X-Forwarded-Proto", _raw(incoming.get("X-Forwarded-Proto") or request.scheme)),
+        (b"X-Forwarded-Host", _raw(incoming.get("X-Forwarded-Host") or request.host)),
+        (b"X-Request-ID", _raw(request[REQUEST_ID])),
+    )
     return headers
 
 
-def downstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    return _end_to_end(upstream.headers, HOP_BY_HOP)
+def downstream_response_headers(raw: list[Header], always_dropped: frozenset[bytes] = _NOT_DOWNSTREAM):
+    """The upstream's headers minus `always_dropped` and whatever its Connection header names."""
+    dropped = always_dropped
+    for name, value in raw:
+        if name.lower() == b"connection" and value not in _PLAIN_CONNECTION_BYTES:
+            dropped = dropped | {token.strip() for token in value.lower().split(b",")}
+    return CIMultiDict([(_text(name), _text(value)) for name, value in raw if name.lower() not in dropped])
 
 
 class LimitedBody:
@@ -124,10 +142,6 @@ def upstream_url(base_url: str, request: web.Request) -> URL:
     return URL(base_url.rstrip("/") + request.raw_path, encoded=True)
 
 
-class UpstreamUnreachable(Exception):
-    """Connecting to the upstream failed: nothing was sent, so another replica may take the request."""
-
-
 class ClientStalled(Exception):
     """The client took no data for CLIENT_WRITE_TIMEOUT_S."""
 
@@ -149,7 +163,7 @@ def body_too_large(request: web.Request, max_body_bytes: int) -> web.Response | 
 
 async def proxy_http(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     upstream_name: str,
     base_url: str,
     *,
@@ -161,41 +175,62 @@ async def proxy_http(
         return refused
     body = LimitedBody(request, max_body_bytes) if request.body_exists else None
     try:
-        return await forward_http(request, session, upstream_name, base_url, body)
+        return await forward_http(request, client, upstream_name, base_url, body)
     except UpstreamUnreachable as exc:
         return json_error(502, f"upstream {upstream_name} unavailable: {exc}")
 
 
+def _failed_before_answer(
+    request: web.Request, upstream_name: str, body: LimitedBody | None, exc: Exception
+) -> web.Response:
+    if body is not None and body.exceeded:
+        return json_error(413, f"request body over {body.max_bytes} bytes")
+    if body is not None and body.client_gone:
+        log.debug("client went away during the upload of %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
+    return json_error(502, f"upstream {upstream_name} failed: {exc}")
+
+
 async def forward_http(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     upstream_name: str,
     base_url: str,
     body: LimitedBody | None,
 ) -> web.StreamResponse:
     """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered."""
+    try:
+        upstream = await client.request(
+            request.method,
+            base_url,
+            request.raw_path,
+            upstream_request_headers(request),
+            body,
+            request.content_length if body is not None else None,
+        )
+    except UpstreamTimeout:
+        return json_error(504, f"upstream {upstream_name} timed out")
+    except UpstreamBroken as exc:
+        return _failed_before_answer(request, upstream_name, body, exc)
     response: web.StreamResponse | None = None
     try:
-        async with session.request(
-            request.method,
-            upstream_url(base_url, request),
-            headers=upstream_request_headers(request),
-            data=body.__aiter__() if body else None,
-            allow_redirects=False,
-        ) as upstream:
-            length = upstream.content_length
-            if length is not None and length <= SMALL_BODY_BYTES:
-                payload = await upstream.read()
-                headers = _end_to_end(upstream.headers, _NOT_DOWNSTREAM_WHOLE)
-                return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=headers)
-            headers = downstream_response_headers(upstream)
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-            echo_request_id(request, response)
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await _write_to_client(response, chunk)
-            await response.write_eof()
-            return response
+        if upstream.bodyless:
+            # HEAD, 204, 304: the upstream's Content-Length (of the body a GET would get) passes unchanged.
+            headers = downstream_response_headers(upstream.headers)
+            return web.Response(status=upstream.status, reason=upstream.reason, headers=headers)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_BODY_BYTES:
+            payload = await upstream.read()
+            headers = downstream_response_headers(upstream.headers, _NOT_DOWNSTREAM_WHOLE)
+            return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=headers)
+        headers = downstream_response_headers(upstream.headers)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        echo_request_id(request, response)
+        await response.prepare(request)
+        async for chunk in upstream.chunks():
+            await _write_to_client(response, chunk)
+        await response.write_eof()
+        return response
     except ClientStalled:
         log.info("client stopped reading %s %s: cut off", request.method, request.path)
         if request.transport is not None:
@@ -207,23 +242,18 @@ async def forward_http(
         if response is not None:
             return response
         raise
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnreachable(str(exc.os_error or exc)) from exc
-    except TimeoutError:
+    except UpstreamTimeout:
         if response is not None:
             log.warning("upstream %s stalled mid-response on %s", upstream_name, request.path)
             return response
         return json_error(504, f"upstream {upstream_name} timed out")
-    except aiohttp.ClientError as exc:
-        if body is not None and body.exceeded:
-            return json_error(413, f"request body over {body.max_bytes} bytes")
-        if body is not None and body.client_gone:
-            log.debug("client went away during the upload of %s %s", request.method, request.path)
-            return web.Response(status=CLIENT_CLOSED_REQUEST)
+    except UpstreamBroken as exc:
         if response is not None:
             log.warning("upstream %s broke mid-response on %s: %s", upstream_name, request.path, exc)
             return response
-        return json_error(502, f"upstream {upstream_name} failed: {exc}")
+        return _failed_before_answer(request, upstream_name, body, exc)
+    finally:
+        upstream.release()
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
@@ -296,7 +326,9 @@ async def proxy_websocket(
     if not web.WebSocketResponse().can_prepare(request).ok:
         return json_error(400, "invalid WebSocket upgrade request")
     headers = CIMultiDict(
-        (k, v) for k, v in upstream_request_headers(request).items() if k.lower() not in WEBSOCKET_HANDSHAKE
+        (_text(name), _text(value))
+        for name, value in upstream_request_headers(request)
+        if name.lower() not in _WEBSOCKET_HANDSHAKE
     )
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     try:

@@ -5,7 +5,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, KIT, echo_request_id, json_error
+from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, echo_request_id, json_error
 from titanium_common.clock import utc_iso
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
@@ -49,7 +49,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # Stays 499 ("client closed request") if the client drops before an answer exists.
     status = 499
     try:
-        response = await proxy_to_pool(request, app[CLIENT], pool, max_body_bytes=app[SETTINGS].max_body_bytes)
+        response = await proxy_to_pool(request, app[UPSTREAM], pool, max_body_bytes=app[SETTINGS].max_body_bytes)
         status = response.status
         return response
     finally:

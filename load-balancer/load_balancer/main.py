@@ -1,6 +1,6 @@
 from aiohttp import web
 
-from titanium_common.aiohttp_app import attach_client_session, create_aiohttp_app
+from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools
 from titanium_common.proxy import close_websockets
 from titanium_common.runner import serve_proxy
@@ -31,8 +31,10 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     app[api.SOCKETS] = set()
     gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
     app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
-    # The proxy sets X-Request-ID itself, and its pool waits are bounded by the upstreams' read timeouts.
-    attach_client_session(app, auto_decompress=False, pass_request_id=False, bound_pool_wait=False)
+    # Proxied requests go through the upstream client; the session serves WebSocket relays, health checks and the
+    # /stats fan-out (the proxy sets X-Request-ID itself).
+    attach_upstream_client(app)
+    attach_client_session(app, auto_decompress=False, pass_request_id=False)
     attach_pools(app, (gateway, app[api.DASHBOARD]))
 
     async def close_sockets(app: web.Application) -> None:

@@ -1,0 +1,307 @@
+"""The proxy core's upstream client against real servers on loopback: aiohttp for well-behaved upstreams, raw
+asyncio servers for the answers a real upstream sometimes gives (interim 100, no length, garbage, a dropped
+keep-alive connection, silence)."""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from titanium_common.suite import free_port
+from titanium_common.upstream_client import (
+    UpstreamBroken,
+    UpstreamClient,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+MIB = 1024 * 1024
+
+
+async def echo(request: web.Request) -> web.Response:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.content.iter_any():
+        digest.update(chunk)
+        size += len(chunk)
+    return web.json_response(
+        {
+            "method": request.method,
+            "target": request.raw_path,
+            "host": request.headers.get("Host"),
+            "framing": request.headers.get("Transfer-Encoding") or request.headers.get("Content-Length"),
+            "custom": request.headers.getall("X-Custom", []),
+            "size": size,
+            "sha256": digest.hexdigest(),
+        },
+        headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
+    )
+
+
+async def big(request: web.Request) -> web.StreamResponse:
+    """16 MiB, chunked (no declared length)."""
+    response = web.StreamResponse()
+    await response.prepare(request)
+    for _ in range(16):
+        await response.write(b"x" * MIB)
+    return response
+
+
+async def no_content(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+async def sized(request: web.Request) -> web.Response:
+    return web.Response(body=b"0123456789")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    app = web.Application(client_max_size=64 * MIB)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    app.router.add_get("/big", big)
+    app.router.add_get("/empty", no_content)
+    app.router.add_get("/sized", sized)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(handler: RawHandler) -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP server running `handler(reader, writer, connection_number)`; yields its URL and the connections."""
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        try:
+            await handler(reader, writer, len(connections))
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", connections
+    finally:
+        server.close()
+
+
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[UpstreamClient]:
+    async with UpstreamClient(connect_s=1.0, response_s=0.5) as client:
+        yield client
+
+
+async def test_a_small_answer_keeps_its_headers_and_the_connection_is_reused(upstream, client):
+    headers = [(b"X-Custom", b"one"), (b"X-Custom", b"two")]
+    for _ in range(3):
+        response = await client.request("GET", upstream, "/echo/a%2Fb?x=1&y=%20", headers)
+        body = await response.read()
+        response.release()
+        assert response.status == 200 and response.reason == "OK"
+        assert [v for n, v in response.headers if n.lower() == b"set-cookie"] == [b"a=1", b"b=2"]
+    seen = json.loads(body)
+    assert seen["target"] == "/echo/a%2Fb?x=1&y=%20"
+    assert seen["host"] == upstream.removeprefix("http://")
+    assert seen["custom"] == ["one", "two"]
+    assert seen["framing"] is None
+    assert client.open_connections == 1
+
+
+async def test_request_bodies_are_sent_with_a_length_or_chunked(upstream, client):
+    payload = bytes(range(256)) * 4096
+
+    async def parts():
+        for i in range(0, len(payload), 100_000):
+            yield payload[i : i + 100_000]
+
+    expected = hashlib.sha256(payload).hexdigest()
+    for content_length, framing in ((len(payload), str(len(payload))), (None, "chunked")):
+        response = await client.request("PUT", upstream, "/echo/up", [], parts(), content_length)
+        seen = json.loads(await response.read())
+        response.release()
+        assert (seen["size"], seen["sha256"], seen["framing"]) == (len(payload), expected, framing)
+    # A POST with no body says so, so that no upstream waits for one.
+    response = await client.request("POST", upstream, "/echo/none", [])
+    seen = json.loads(await response.read())
+    response.release()
+    assert (seen["framing"], seen["size"]) == ("0", 0)
+
+
+async def test_a_big_answer_streams_with_bounded_buffering(upstream, client):
+    response = await client.request("GET", upstream, "/big", [])
+    assert response.content_length is None
+    total = 0
+    async for chunk in response.chunks():
+        if total == 0:
+            await asyncio.sleep(0.3)  # a slow reader: the upstream must be paused, not buffered in full
+            assert response._buffered < 2 * MIB
+        total += len(chunk)
+    response.release()
+    assert total == 16 * MIB
+
+
+async def test_head_204_and_304_answers_have_no_body(upstream, client):
+    response = await client.request("HEAD", upstream, "/sized", [])
+    assert response.bodyless and await response.read() == b""
+    assert (b"Content-Length", b"10") in response.headers
+    response.release()
+    response = await client.request("GET", upstream, "/empty", [])
+    assert response.status == 204 and response.bodyless
+    response.release()
+    response = await client.request("GET", upstream, "/sized", [])
+    assert await response.read() == b"0123456789"
+    response.release()
+
+
+async def test_an_interim_100_is_skipped_and_a_body_until_close_is_read_whole():
+    async def answer(reader, writer, _n):
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Kind: close-delimited\r\n\r\nuntil")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b" the end")
+
+    async with raw_upstream(answer) as (url, _), UpstreamClient() as client:
+        response = await client.request("GET", url, "/", [])
+        assert (response.status, response.until_close) == (200, True)
+        assert await response.read() == b"until the end"
+        response.release()
+
+
+async def test_an_invalid_answer_or_a_dropped_body_is_broken():
+    async def answer(reader, writer, n):
+        await read_head(reader)
+        if n == 1:
+            writer.write(b"SMTP ready\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        await writer.drain()
+
+    async with raw_upstream(answer) as (url, _), UpstreamClient() as client:
+        with pytest.raises(UpstreamBroken, match="invalid HTTP answer"):
+            await client.request("GET", url, "/", [])
+        response = await client.request("GET", url, "/", [])
+        with pytest.raises(UpstreamBroken, match="connection closed"):
+            await response.read()
+        response.release()
+        await asyncio.sleep(0)
+        assert client.open_connections == 0
+
+
+def keep_alive_once() -> RawHandler:
+    """Answers the first request of each connection, then drops the connection when the next one arrives
+    (an upstream whose keep-alive timer fired just as the request was sent)."""
+
+    async def answer(reader, writer, n):
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(n)), n))
+        await writer.drain()
+        await read_head(reader)
+
+    return answer
+
+
+async def test_a_reused_connection_the_upstream_dropped_is_replaced_for_a_safe_request():
+    async with raw_upstream(keep_alive_once()) as (url, connections), UpstreamClient() as client:
+        first = await client.request("GET", url, "/", [])
+        assert await first.read() == b"1"
+        first.release()
+        second = await client.request("GET", url, "/", [])
+        assert await second.read() == b"2"  # answered on a new connection, the caller never saw the drop
+        second.release()
+        assert connections == [1, 2]
+        # A POST might have been taken: it is not sent again.
+        with pytest.raises(UpstreamBroken):
+            await client.request("POST", url, "/", [])
+
+
+async def test_silence_is_a_timeout_before_and_during_the_answer():
+    async def answer(reader, writer, n):
+        await read_head(reader)
+        if n == 2:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstart")
+            await writer.drain()
+        await asyncio.sleep(5)
+
+    async with raw_upstream(answer) as (url, _), UpstreamClient(response_s=0.3) as client:
+        with pytest.raises(UpstreamTimeout, match=r"no answer within 0\.3 s"):
+            await client.request("GET", url, "/", [])
+        response = await client.request("GET", url, "/", [])
+        with pytest.raises(UpstreamTimeout, match=r"no data for 0\.3 s"):
+            await response.read()
+        response.release()
+
+
+async def test_a_refused_connect_is_unreachable(client):
+    with pytest.raises(UpstreamUnreachable, match="cannot connect"):
+        await client.request("GET", f"http://127.0.0.1:{free_port()}", "/", [])
+    assert client.open_connections == 0
+
+
+async def test_the_connection_limit_queues_then_times_out():
+    release = asyncio.Event()
+
+    async def answer(reader, writer, n):
+        while True:
+            await read_head(reader)
+            await release.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async with (
+        raw_upstream(answer) as (url, connections),
+        UpstreamClient(connect_s=0.3, response_s=5.0, limit=1) as client,
+    ):
+        held = asyncio.create_task(client.request("GET", url, "/", []))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout, match="no free connection"):
+            await client.request("GET", url, "/", [])
+        queued = asyncio.create_task(client.request("GET", url, "/", []))
+        await asyncio.sleep(0.05)
+        release.set()
+        for task in (held, queued):
+            response = await task
+            assert await response.read() == b"ok"
+            response.release()
+        assert connections == [1]
+
+
+async def test_idle_connections_are_closed_after_idle_s(upstream):
+    async with UpstreamClient(idle_s=0.2) as client:
+        response = await client.request("GET", upstream, "/sized", [])
+        await response.read()
+        response.release()
+        assert client.open_connections == 1
+        await asyncio.sleep(0.6)
+        assert client.open_connections == 0
+
+
+async def test_close_ends_requests_in_flight():
+    async def answer(reader, writer, _n):
+        await read_head(reader)
+        await asyncio.sleep(5)
+
+    client = UpstreamClient(response_s=5.0)
+    async with raw_upstream(answer) as (url, _):
+        pending = asyncio.create_task(client.request("GET", url, "/", []))
+        await asyncio.sleep(0.05)
+        await client.close()
+        with pytest.raises(UpstreamBroken):
+            await pending
+        assert client.open_connections == 0
