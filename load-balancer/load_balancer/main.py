@@ -33,7 +33,12 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
     # Proxied requests go through the upstream client; the session serves WebSocket relays, health checks and the
     # /stats fan-out (the proxy sets X-Request-ID itself).
-    attach_upstream_client(app)
+    attach_upstream_client(
+        app,
+        connect_s=settings.upstream_connect_timeout_s,
+        response_s=settings.upstream_response_timeout_s,
+        limit=settings.upstream_pool_size,
+    )
     attach_client_session(app, auto_decompress=False, pass_request_id=False)
     attach_pools(app, (gateway, app[api.DASHBOARD]))
 

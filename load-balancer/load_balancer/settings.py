@@ -25,6 +25,11 @@ class LoadBalancerSettings(ServiceSettings):
     health_check_interval_s: float = 3.0
     health_check_timeout_s: float = 2.0
     eject_after_failures: int = 3
+    # Forwarded requests: connect (with the wait for a free pooled connection), then each wait for data. The
+    # response bound is above the gateway's own (2 s), so that a slow service gets the gateway's 504 naming it.
+    upstream_connect_timeout_s: float = 1.0
+    upstream_response_timeout_s: float = 5.0
+    upstream_pool_size: int = 256
     # /api/ws-heartbeat: a client silent this long gets a ping, and is closed if the pong does not come in half of it.
     ws_heartbeat_s: float = 10.0
     # The real-traffic window behind requests_per_second, has_real_traffic and avg_response_time_ms.

@@ -106,6 +106,21 @@ async def test_no_healthy_gateway_is_503_at_once(start_lb, lb_settings):
             assert (await r.json())["detail"] == "upstream api-gateway has no healthy replica"
 
 
+async def test_a_gateway_slower_than_the_response_timeout_is_504(servers, start_lb, backend_app, lb_settings):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], upstream_response_timeout_s=0.3))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{lb.url}/api/slow?s=0.1") as r:
+            assert (await r.json())["slept"] is True
+        async with http.get(f"{lb.url}/api/slow?s=2", headers={"X-Request-ID": "slow-1"}) as r:
+            assert r.status == 504
+            assert await r.json() == {"detail": "upstream api-gateway timed out", "request_id": "slow-1"}
+        async with http.get(f"{lb.url}/stats") as r:
+            own = (await r.json())["load-balancer"]
+    assert own["real_requests"] == 2
+    assert own["success_rate"] == 50.0
+
+
 async def test_websocket_relay_through_the_balancer(servers, start_lb, backend_app, lb_settings):
     gateway = await servers(backend_app("gw"))
     lb = await start_lb(lb_settings(gateway_urls=[gateway.url]))
