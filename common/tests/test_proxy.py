@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.servers import body_digest
 from titanium_common import proxy as proxy_module
 from titanium_common.aiohttp_app import (
     CLIENT,
@@ -24,17 +25,11 @@ MAX_BODY = 1024 * 1024
 
 
 async def echo(request: web.Request) -> web.Response:
-    digest = hashlib.sha256()
-    size = 0
-    async for chunk in request.content.iter_any():
-        digest.update(chunk)
-        size += len(chunk)
     return web.json_response(
         {
             "path": request.raw_path,
             "headers": dict(request.headers),
-            "size": size,
-            "sha256": digest.hexdigest(),
+            **await body_digest(request),
         },
         headers={"X-Upstream": "yes", "Connection": "keep-alive, X-Secret", "X-Secret": "hop"},
     )

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.servers import body_digest
 from titanium_common.suite import free_port
 from titanium_common.upstream_client import (
     UpstreamBroken,
@@ -24,11 +25,6 @@ MIB = 1024 * 1024
 
 
 async def echo(request: web.Request) -> web.Response:
-    digest = hashlib.sha256()
-    size = 0
-    async for chunk in request.content.iter_any():
-        digest.update(chunk)
-        size += len(chunk)
     return web.json_response(
         {
             "method": request.method,
@@ -36,8 +32,7 @@ async def echo(request: web.Request) -> web.Response:
             "host": request.headers.get("Host"),
             "framing": request.headers.get("Transfer-Encoding") or request.headers.get("Content-Length"),
             "custom": request.headers.getall("X-Custom", []),
-            "size": size,
-            "sha256": digest.hexdigest(),
+            **await body_digest(request),
         },
         headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
     )

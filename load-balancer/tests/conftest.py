@@ -2,7 +2,6 @@
 (AppRunner) or as its own process (for memory and signal tests)."""
 
 import asyncio
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from load_balancer.main import create_app
 from load_balancer.settings import LoadBalancerSettings
+from tests.support.servers import body_digest
 from titanium_common.suite import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,18 +31,12 @@ async def _stats(request: web.Request) -> web.Response:
 
 async def _echo(request: web.Request) -> web.Response:
     """Reads the body chunk by chunk (never whole) and says who answered."""
-    digest = hashlib.sha256()
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        digest.update(chunk)
-        size += len(chunk)
     return web.json_response(
         {
             "backend": request.app[NAME],
             "method": request.method,
             "path": request.raw_path,
-            "size": size,
-            "sha256": digest.hexdigest(),
+            **await body_digest(request),
             "headers": dict(request.headers),
         }
     )

@@ -1,10 +1,13 @@
-"""Real uvicorn servers for ASGI apps, on free loopback ports, inside the test's event loop."""
+"""Real uvicorn servers for ASGI apps, on free loopback ports, inside the test's event loop; what the proxy tests'
+aiohttp upstreams share."""
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 
 import uvicorn
+from aiohttp import web
 
 from titanium_common.suite import free_port
 
@@ -28,3 +31,13 @@ async def serving(app, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def body_digest(request: web.Request) -> dict[str, object]:
+    """`{"size", "sha256"}` of an aiohttp request's body, read as it streams (never held whole)."""
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return {"size": size, "sha256": digest.hexdigest()}
