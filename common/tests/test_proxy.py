@@ -17,7 +17,8 @@ from titanium_common.aiohttp_app import (
     attach_upstream_client,
     create_aiohttp_app,
 )
-from titanium_common.proxy import is_websocket_upgrade, proxy_http, proxy_websocket
+from titanium_common.pool import ReplicaPool, proxy_to_pool
+from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
 from titanium_common.settings import ServiceSettings
 from titanium_common.suite import free_port
 
@@ -104,11 +105,13 @@ async def make_proxy(base_url: str, response_s: float = 2.0) -> TestServer:
     app = create_aiohttp_app(ServiceSettings(service_name="proxy", env="test"), client_max_size=MAX_BODY)
     attach_client_session(app, auto_decompress=False, response_s=response_s)
     attach_upstream_client(app, response_s=response_s)
+    # One replica and no health checks: what is tested is the core's forwarding, not the pool's choices.
+    pool = ReplicaPool("demo-upstream", [base_url])
 
     async def forward(request: web.Request) -> web.StreamResponse:
         if is_websocket_upgrade(request):
             return await proxy_websocket(request, request.app[CLIENT], "demo-upstream", base_url)
-        return await proxy_http(request, request.app[UPSTREAM], "demo-upstream", base_url, max_body_bytes=MAX_BODY)
+        return await proxy_to_pool(request, request.app[UPSTREAM], pool, max_body_bytes=MAX_BODY)
 
     app.router.add_route("*", "/{tail:.*}", forward)
     return await start(app)

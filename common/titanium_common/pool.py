@@ -227,8 +227,9 @@ async def proxy_to_pool(
     *,
     max_body_bytes: int,
 ) -> web.StreamResponse:
-    """proxy_http over a pool: 503 at once with no healthy replica; an idempotent request whose connect failed
-    (nothing sent yet) is tried once more on another replica (only these are: RFC 9110 9.2.2)."""
+    """Forward one HTTP request to a healthy replica and stream the answer back: 503 at once with none, 502 when
+    it cannot be reached; an idempotent request (RFC 9110 9.2.2) whose connect failed, so that nothing was sent, is
+    tried once more on another replica."""
     refused = body_too_large(request, max_body_bytes)
     if refused is not None:
         return refused

@@ -12,7 +12,7 @@ from yarl import URL
 
 from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
-from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamTimeout, UpstreamUnreachable
+from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamTimeout
 
 log = logging.getLogger("titanium.proxy")
 
@@ -159,25 +159,6 @@ def body_too_large(request: web.Request, max_body_bytes: int) -> web.Response | 
     if request.content_length is not None and request.content_length > max_body_bytes:
         return json_error(413, f"request body over {max_body_bytes} bytes")
     return None
-
-
-async def proxy_http(
-    request: web.Request,
-    client: UpstreamClient,
-    upstream_name: str,
-    base_url: str,
-    *,
-    max_body_bytes: int,
-) -> web.StreamResponse:
-    """Forward one HTTP request and stream the answer back; upstream failures become 502/504 naming it."""
-    refused = body_too_large(request, max_body_bytes)
-    if refused is not None:
-        return refused
-    body = LimitedBody(request, max_body_bytes) if request.body_exists else None
-    try:
-        return await forward_http(request, client, upstream_name, base_url, body)
-    except UpstreamUnreachable as exc:
-        return json_error(502, f"upstream {upstream_name} unavailable: {exc}")
 
 
 def _failed_before_answer(
