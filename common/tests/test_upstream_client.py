@@ -275,6 +275,13 @@ async def test_the_connection_limit_queues_then_times_out():
             assert await response.read() == b"ok"
             response.release()
         assert connections == [1]
+        # Another origin at the limit takes the slot of the idle connection, which is closed for it.
+        async with raw_upstream(answer) as (other_url, other_connections):
+            response = await client.request("GET", other_url, "/", [])
+            assert await response.read() == b"ok"
+            response.release()
+            assert other_connections == [1]
+            assert client.open_connections == 1
 
 
 async def test_idle_connections_are_closed_after_idle_s(upstream):

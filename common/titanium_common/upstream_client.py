@@ -10,6 +10,7 @@ service-to-service calls) keeps the kit's aiohttp session.
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from urllib.parse import urlsplit
@@ -300,7 +301,7 @@ class _Connection(asyncio.Protocol):
         self.sender = None
         self.response = None
         if response._complete and response.reusable and not sending and not self.lost and not response._chunks:
-            self.origin.keep(self)
+            self.origin.client.connection_reusable(self)
         else:
             self.abort()
 
@@ -333,7 +334,6 @@ class _Origin:
     def keep(self, connection: _Connection) -> None:
         connection.idle_since = asyncio.get_running_loop().time()
         self.idle.append(connection)
-        self.client.connection_freed()
 
     def forget(self, connection: _Connection) -> None:
         if connection in self.idle:
@@ -372,7 +372,9 @@ class UpstreamClient:
         self.open_connections = 0
         self.connections: set[_Connection] = set()
         self._origins: dict[str, _Origin] = {}
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        # Requests waiting at the limit, first come first served: each gets a connection of its origin handed over,
+        # or None (a slot reserved for it to open a new connection).
+        self._waiters: collections.deque[tuple[_Origin, asyncio.Future]] = collections.deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -418,7 +420,7 @@ class UpstreamClient:
             except UpstreamBroken:
                 response.release()
                 if may_resend and reused and not connection.received:
-                    fresh = True
+                    may_resend, fresh = False, True
                     continue
                 raise
             except BaseException:
@@ -498,31 +500,19 @@ class UpstreamClient:
 
     async def _acquire(self, origin: _Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection to `origin` (reused: True), or a new one (`fresh` asks for a new one)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            connection = None if fresh else origin.take_idle(loop.time())
+        if not fresh:
+            connection = origin.take_idle(asyncio.get_running_loop().time())
             if connection is not None:
                 return connection, True
-            if self.open_connections < self.limit:
-                break
-            # At the limit: close another origin's idle connection (its connection_lost wakes a waiter) or wait
-            # for a busy one to come back.
-            self._close_an_idle_connection()
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                # The wait for a free connection is part of connecting: a pool held by a hung upstream answers
-                # its callers within connect_s instead of queueing them behind the hung requests.
-                async with asyncio.timeout(self.connect_s):
-                    await waiter
-            except TimeoutError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_a_waiter()  # woken just as the time ran out: the free connection goes to the next
-                raise UpstreamTimeout(f"no free connection within {self.connect_s} s ({self.limit} busy)") from None
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.open_connections += 1
+        if self.open_connections < self.limit and not self._someone_waits():
+            self.open_connections += 1
+        else:
+            # At the limit: another origin's idle connection gives up its slot (connection_closed passes it on).
+            self._close_an_idle_connection(origin)
+            handed_over = await self._wait_turn(origin)
+            if handed_over is not None:
+                return handed_over, True
+        # A slot is ours: open a connection in it.
         try:
             connection = await origin.connect()
         except BaseException:
@@ -530,30 +520,77 @@ class UpstreamClient:
             raise
         return connection, False
 
-    def _close_an_idle_connection(self) -> None:
+    async def _wait_turn(self, origin: _Origin) -> "_Connection | None":
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        entry = (origin, waiter)
+        self._waiters.append(entry)
+        # The wait for a free connection is part of connecting: a pool held by a hung upstream answers its callers
+        # within connect_s instead of queueing them behind the hung requests.
+        timer = loop.call_later(self.connect_s, self._waited_too_long, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(waiter.result())  # granted just as the caller went away: pass it on
+            raise
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+
+    def _waited_too_long(self, waiter: asyncio.Future) -> None:
+        if not waiter.done():
+            waiter.set_exception(UpstreamTimeout(f"no free connection within {self.connect_s} s ({self.limit} busy)"))
+
+    def _give_back(self, granted: "_Connection | None") -> None:
+        if granted is None:
+            self.connection_closed(None)
+        else:
+            self.connection_reusable(granted)
+
+    def _close_an_idle_connection(self, wanted_by: _Origin) -> None:
         for origin in self._origins.values():
-            if origin.idle:
+            if origin is not wanted_by and origin.idle:
                 origin.idle.pop(0).abort()
                 return
 
-    def _wake_a_waiter(self) -> bool:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return True
-        return False
+    def _someone_waits(self) -> bool:
+        return any(not waiter.done() for _, waiter in self._waiters)
 
-    def connection_freed(self) -> None:
-        if self._wake_a_waiter():
-            return
+    def _next_waiter(self, origin: _Origin | None = None) -> asyncio.Future | None:
+        """The first live waiter (for `origin` only, if given), taken off the queue."""
+        for entry in self._waiters:
+            if entry[1].done():
+                continue
+            if origin is None or entry[0] is origin:
+                self._waiters.remove(entry)
+                return entry[1]
+        return None
+
+    def connection_reusable(self, connection: _Connection) -> None:
+        """A connection whose exchange ended cleanly: to the first request waiting for its origin, else idle (or
+        closed, when requests for other origins wait for its slot)."""
+        if self._waiters:
+            waiter = self._next_waiter(connection.origin)
+            if waiter is not None:
+                waiter.set_result(connection)
+                return
+            if self._someone_waits():
+                connection.abort()
+                return
+        connection.origin.keep(connection)
         if self._sweeper is None and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(self.idle_s, self._sweep)
 
     def connection_closed(self, connection: _Connection | None) -> None:
-        self.open_connections -= 1
+        """A connection's slot is free: it goes to the first waiting request, or back to the pool's count."""
         self.connections.discard(connection)
-        self.connection_freed()
+        waiter = self._next_waiter() if self._waiters else None
+        if waiter is not None:
+            waiter.set_result(None)
+        else:
+            self.open_connections -= 1
 
     def _sweep(self) -> None:
         """Close connections idle for longer than `idle_s`; runs while any connection is idle."""
@@ -576,6 +613,9 @@ class UpstreamClient:
     async def close(self) -> None:
         """Close every connection; requests in flight fail with UpstreamBroken."""
         self._closed = True
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(UpstreamBroken("client closed"))
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
