@@ -199,6 +199,22 @@ async def test_an_invalid_answer_or_a_dropped_body_is_broken():
         assert client.open_connections == 0
 
 
+async def test_bytes_after_a_complete_answer_keep_the_answer_but_not_the_connection():
+    async def answer(reader, writer, _n):
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-First: yes\r\nContent-Length: 2\r\n\r\nok")
+        writer.write(b"HTTP/1.1 500 Nobody Asked\r\nX-Second: yes\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_upstream(answer) as (url, connections), UpstreamClient() as client:
+        for _ in range(2):
+            response = await client.request("GET", url, "/", [])
+            assert (response.status, response.headers[0], await response.read()) == (200, (b"X-First", b"yes"), b"ok")
+            response.release()
+        assert connections == [1, 2]
+
+
 def keep_alive_once() -> RawHandler:
     """Answers the first request of each connection, then drops the connection when the next one arrives
     (an upstream whose keep-alive timer fired just as the request was sent)."""

@@ -19,10 +19,10 @@ import httptools
 
 Header = tuple[bytes, bytes]
 
-# Methods whose requests carry no body by convention; every other one gets an explicit `Content-Length: 0`
-# when it has none, so that an upstream never waits for a body or answers 411.
 # Safe to send twice (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# Methods whose requests carry no body by convention; every other one gets an explicit `Content-Length: 0`
+# when it has none, so that an upstream never waits for a body or answers 411.
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT", "DELETE"})
 # Streamed answers: reading from the upstream pauses above HIGH buffered bytes and resumes below LOW.
 _BUFFER_HIGH_BYTES = 512 * 1024
@@ -219,6 +219,9 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
+        if self.response._complete:
+            # More bytes after a complete answer, to a request never sent: stop here, keep the answer.
+            raise UpstreamBroken("data after the end of the answer")
         self.response.headers = []
 
     def on_status(self, reason: bytes) -> None:
@@ -300,7 +303,8 @@ class _Connection(asyncio.Protocol):
             sender.cancel()
         self.sender = None
         self.response = None
-        if response._complete and response.reusable and not sending and not self.lost and not response._chunks:
+        reusable = response._complete and response.reusable and not response._chunks
+        if reusable and not sending and not self.lost and not self.transport.is_closing():
             self.origin.client.connection_reusable(self)
         else:
             self.abort()
@@ -314,7 +318,6 @@ class _Origin:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) base URL: {base_url!r}")
         self.client = client
-        self.name = base_url
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
