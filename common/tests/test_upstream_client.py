@@ -248,6 +248,10 @@ async def test_silence_is_a_timeout_before_and_during_the_answer():
         if n == 2:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstart")
             await writer.drain()
+        if n == 3:  # answers once the whole (slow) upload is in
+            await reader.readuntil(b"0\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
         await asyncio.sleep(5)
 
     async with raw_upstream(answer) as (url, _), UpstreamClient(response_s=0.3) as client:
@@ -257,6 +261,17 @@ async def test_silence_is_a_timeout_before_and_during_the_answer():
         with pytest.raises(UpstreamTimeout, match=r"no data for 0\.3 s"):
             await response.read()
         response.release()
+
+        async def slow_upload():
+            for _ in range(3):
+                await asyncio.sleep(0.2)  # 0.6 s of upload is not the upstream's delay; its silence after it is
+                yield b"x"
+
+        response = await client.request("POST", url, "/", [], slow_upload())
+        assert await response.read() == b"ok"
+        response.release()
+        with pytest.raises(UpstreamTimeout, match=r"no answer within 0\.3 s"):
+            await client.request("POST", url, "/", [], slow_upload())
 
 
 async def test_a_refused_connect_is_unreachable(client):

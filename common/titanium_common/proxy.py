@@ -12,7 +12,7 @@ from yarl import URL
 
 from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
-from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamTimeout
+from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout
 
 log = logging.getLogger("titanium.proxy")
 
@@ -99,13 +99,15 @@ def upstream_request_headers(request: web.Request) -> list[Header]:
     return headers
 
 
-def downstream_response_headers(raw: list[Header], always_dropped: frozenset[bytes] = _NOT_DOWNSTREAM):
+def downstream_response_headers(
+    upstream: UpstreamResponse, always_dropped: frozenset[bytes] = _NOT_DOWNSTREAM
+) -> CIMultiDict[str]:
     """The upstream's headers minus `always_dropped` and whatever its Connection header names."""
     dropped = always_dropped
-    for name, value in raw:
-        if name.lower() == b"connection" and value not in _PLAIN_CONNECTION_BYTES:
-            dropped = dropped | {token.strip() for token in value.lower().split(b",")}
-    return CIMultiDict([(_text(name), _text(value)) for name, value in raw if name.lower() not in dropped])
+    connection = upstream.connection
+    if connection is not None and connection not in _PLAIN_CONNECTION_BYTES:
+        dropped = dropped | {token.strip() for token in connection.lower().split(b",")}
+    return CIMultiDict([(_text(name), _text(value)) for name, value in upstream.headers if name.lower() not in dropped])
 
 
 class LimitedBody:
@@ -197,14 +199,14 @@ async def forward_http(
     try:
         if upstream.bodyless:
             # HEAD, 204, 304: the upstream's Content-Length (of the body a GET would get) passes unchanged.
-            headers = downstream_response_headers(upstream.headers)
+            headers = downstream_response_headers(upstream)
             return web.Response(status=upstream.status, reason=upstream.reason, headers=headers)
         length = upstream.content_length
         if length is not None and length <= SMALL_BODY_BYTES:
             payload = await upstream.read()
-            headers = downstream_response_headers(upstream.headers, _NOT_DOWNSTREAM_WHOLE)
+            headers = downstream_response_headers(upstream, _NOT_DOWNSTREAM_WHOLE)
             return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=headers)
-        headers = downstream_response_headers(upstream.headers)
+        headers = downstream_response_headers(upstream)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
         echo_request_id(request, response)
         await response.prepare(request)

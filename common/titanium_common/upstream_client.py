@@ -55,10 +55,10 @@ class UpstreamResponse:
         "_complete",
         "_connection",
         "_error",
-        "_head_waiter",
         "_timer",
         "_waiter",
         "bodyless",
+        "connection",
         "content_length",
         "headers",
         "reason",
@@ -73,6 +73,8 @@ class UpstreamResponse:
         self.reason = ""
         self.headers: list[Header] = []
         self.content_length: int | None = None
+        # The Connection header's value, for the hop-by-hop headers it may name.
+        self.connection: bytes | None = None
         # An answer that has no body whatever its headers say: to HEAD, or a 204 or 304.
         self.bodyless = False
         # No length and not chunked: the body ends when the upstream closes the connection.
@@ -82,16 +84,10 @@ class UpstreamResponse:
         self._buffered = 0
         self._complete = False
         self._error: UpstreamError | None = None
-        self._head_waiter: asyncio.Future | None = None
         self._waiter: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     # Called by the connection.
-    def _head_done(self) -> None:
-        waiter = self._head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
@@ -108,7 +104,6 @@ class UpstreamResponse:
         if self._complete or self._error is not None:
             return
         self._error = error
-        self._head_done()
         self._wake()
 
     def _wake(self) -> None:
@@ -116,20 +111,28 @@ class UpstreamResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, self._stalled, waiter, timeout_s)
+    async def _wait(self, timeout_s: float | None, message: str) -> None:
+        """Until the connection brings news (the head, data, the end, a failure); `timeout_s` None arms no timer."""
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        if timeout_s is not None:
+            self._arm_timeout(timeout_s, message)
         try:
             await waiter
         finally:
-            timer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._waiter = None
 
-    def _stalled(self, waiter: asyncio.Future, timeout_s: float) -> None:
-        if not waiter.done():
-            self._fail(UpstreamTimeout(f"no data for {timeout_s} s"))
-            self._connection.abort()
+    def _arm_timeout(self, timeout_s: float, message: str) -> None:
+        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._time_out, f"{message} {timeout_s} s")
+
+    def _time_out(self, message: str) -> None:
+        self._timer = None
+        if self._waiter is None or self._waiter.done():
+            return  # news arrived as the time ran out; the waiter has yet to see it
+        self._fail(UpstreamTimeout(message))
+        self._connection.abort()
 
     # The caller's side.
     async def read(self) -> bytes:
@@ -153,7 +156,7 @@ class UpstreamResponse:
             elif self._error is not None:
                 raise self._error
             else:
-                await self._wait(timeout_s)
+                await self._wait(timeout_s, "no data for")
 
     def release(self) -> None:
         self._connection.done_with(self)
@@ -244,10 +247,12 @@ class _Connection(asyncio.Protocol):
                 framed = True
             elif lower == b"transfer-encoding":
                 framed = True
+            elif lower == b"connection":
+                response.connection = value
         bodyless = self.head_only or status in (204, 304)
         response.until_close = not framed and not bodyless
         response.bodyless = bodyless
-        response._head_done()
+        response._wake()
         if self.head_only:
             # llhttp cannot be told that this answer has no body; the connection is not reused after it.
             response._finish(reusable=False)
@@ -453,28 +458,12 @@ class UpstreamClient:
         return b"".join(lines)
 
     async def _await_head(self, connection: _Connection, response: UpstreamResponse) -> None:
-        if response.status or response._error is not None:
-            if response._error is not None:
-                raise response._error
-            return
-        loop = asyncio.get_running_loop()
-        response._head_waiter = waiter = loop.create_future()
         # With a body, the clock starts once the body is sent (a slow upload is not a slow upstream).
-        timer = None if connection.sender is not None else loop.call_later(self.response_s, self._head_late, response)
-        response._timer = timer
-        try:
-            await waiter
-        finally:
-            if response._timer is not None:
-                response._timer.cancel()
-            response._head_waiter = None
-        if response._error is not None and not response.status:
-            raise response._error
-
-    def _head_late(self, response: UpstreamResponse) -> None:
+        timeout_s = None if connection.sender is not None else self.response_s
+        while not response.status and response._error is None:
+            await response._wait(timeout_s, "no answer within")
         if not response.status:
-            response._fail(UpstreamTimeout(f"no answer within {self.response_s} s"))
-            response._connection.abort()
+            raise response._error
 
     async def _send_body(
         self, connection: _Connection, response: UpstreamResponse, body: AsyncIterable[bytes], *, chunked: bool
@@ -498,8 +487,8 @@ class UpstreamClient:
             response._fail(UpstreamBroken(f"request body not sent: {exc}"))
             connection.abort()
             return
-        if not response.status and response._head_waiter is not None and not connection.lost:
-            response._timer = asyncio.get_running_loop().call_later(self.response_s, self._head_late, response)
+        if not response.status and response._waiter is not None and not connection.lost:
+            response._arm_timeout(self.response_s, "no answer within")
 
     async def _acquire(self, origin: _Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle connection to `origin` (reused: True), or a new one (`fresh` asks for a new one)."""
@@ -600,10 +589,12 @@ class UpstreamClient:
         self._sweeper = None
         now = asyncio.get_running_loop().time()
         for origin in self._origins.values():
-            stale = [c for c in origin.idle if now - c.idle_since >= self.idle_s]
-            origin.idle = [c for c in origin.idle if now - c.idle_since < self.idle_s]
-            for connection in stale:
-                connection.abort()
+            idle, origin.idle = origin.idle, []
+            for connection in idle:
+                if now - connection.idle_since < self.idle_s:
+                    origin.idle.append(connection)
+                else:
+                    connection.abort()
         if any(origin.idle for origin in self._origins.values()) and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(self.idle_s, self._sweep)
 
