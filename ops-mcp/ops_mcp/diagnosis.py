@@ -36,6 +36,9 @@ class Facts:
     since: Sample | None = None
     p95_history: dict[str, list[float]] = field(default_factory=dict)
     since_s: float | None = None
+    # Each pod's restarts in the oldest sample that has them, and that sample's age.
+    restarts_before: dict[tuple[str, str, str], int] | None = None
+    restarts_window_s: float | None = None
 
 
 def _requests(stats: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +219,7 @@ def _nodes(nodes: list[dict[str, Any]]) -> list[Finding]:
 
 def _pods(pods: list[dict[str, Any]], facts: Facts) -> list[Finding]:
     found = []
-    before = facts.since.restarts if facts.since else None
+    before = facts.restarts_before
     for pod in pods:
         restarts = int(pod.get("restarts") or 0)
         earlier = before.get(pod_key(pod)) if before is not None else None
@@ -226,7 +229,7 @@ def _pods(pods: list[dict[str, Any]], facts: Facts) -> list[Finding]:
         evidence = {k: pod.get(k) for k in ("name", "namespace", "cluster", "node", "status", "ready", "restarts")}
         if restarted:
             evidence["restarts_before"] = earlier
-            evidence["window_s"] = facts.since_s
+            evidence["window_s"] = facts.restarts_window_s
         found.append(
             Finding(
                 severity="warning",

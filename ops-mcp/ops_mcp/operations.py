@@ -215,6 +215,7 @@ class LiveOperations:
         )
         since = self.sampler.oldest()
         balancer, _ = self.sampler.latest_balancer()
+        restarts_before, restarts_window_s = self.sampler.oldest_restarts()
         facts = diagnosis.Facts(
             services=stats,
             balancer=balancer,
@@ -224,6 +225,8 @@ class LiveOperations:
             since=since,
             since_s=round(time.monotonic() - since.at, 1) if since else None,
             p95_history={name: self.sampler.p95_history(name) for name in self.services},
+            restarts_before=restarts_before,
+            restarts_window_s=restarts_window_s,
         )
         found = diagnosis.findings(facts, self.limits)
         checked = [f"/stats of {', '.join(self.services)}", "load-balancer /stats (background sample)"]

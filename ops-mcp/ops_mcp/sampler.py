@@ -71,6 +71,13 @@ class Sampler:
     def oldest(self) -> Sample | None:
         return self.history[0] if self.history else None
 
+    def oldest_restarts(self) -> tuple[dict[tuple[str, str, str], int] | None, float | None]:
+        """Pod restarts in the oldest sample that read them, and its age in seconds."""
+        for sample in self.history:
+            if sample.restarts is not None:
+                return sample.restarts, round(time.monotonic() - sample.at, 1)
+        return None, None
+
     def p95_history(self, service: str) -> list[float]:
         values = []
         for sample in self.history:
