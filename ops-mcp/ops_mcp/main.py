@@ -18,7 +18,7 @@ from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
 
 from . import api
-from .operations import LiveOperations
+from .operations import SERVICES_READ, LiveOperations
 from .reader import SuiteReader, caller_authorization
 from .sampler import Sampler
 from .settings import OpsSettings
@@ -56,9 +56,7 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         session = create_client_session(response_s=settings.lb_stats_timeout_s)
         reader = SuiteReader(session, settings.service_urls(), settings.read_timeout_s)
-        sampler = Sampler(
-            reader, app.state.operations_services, keep=settings.samples_kept, lb_timeout_s=settings.lb_stats_timeout_s
-        )
+        sampler = Sampler(reader, SERVICES_READ, keep=settings.samples_kept, lb_timeout_s=settings.lb_stats_timeout_s)
         app.state.sampler = sampler
         app.state.operations = LiveOperations(reader, sampler, settings)
         app.state.verifier = TokenVerifier(session, settings.auth_service_url)
@@ -72,11 +70,11 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
             await session.close()
 
     app = create_fastapi_app(settings, title="ops-mcp", distribution="ops-mcp", routers=[api.router], lifespan=lifespan)
-    app.state.operations_services = [name for name in settings.service_urls() if name != "load-balancer"]
     mcp = build_server(lambda: app.state.operations, version=app.state.kit.version)
     # Stateless JSON answers: every MCP call is one POST answered in full (through the gateway's response
     # timeout, across replicas, no session to keep). No DNS-rebinding check: every call needs a bearer token,
-    # which a page in a browser cannot add to a request to another origin.
+    # which a page in a browser cannot add to a request to another origin. (Called for the session manager it
+    # builds; its own Starlette app is not used: the route below mounts the handler behind the admin check.)
     mcp.streamable_http_app(
         stateless_http=True,
         json_response=True,

@@ -1,6 +1,6 @@
 """The typed answers of the tools (and of the REST routes that serve the same)."""
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,8 @@ ServiceName = Literal[
     "edge-config",
     "dashboard-ui",
 ]
+# The services whose facts ops-mcp reads, by the names the load balancer's /stats uses.
+SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
 ServiceState = Literal["online", "degraded", "offline", "timeout"]
 ResourceKind = Literal["node", "pod", "namespace", "deployment"]
 EventType = Literal["info", "critical", "auto", "success"]

@@ -10,6 +10,7 @@ from titanium_common.clock import utc_iso
 
 from . import diagnosis
 from .models import (
+    SERVICE_NAMES,
     BalancerState,
     DeviceListing,
     DeviceStatus,
@@ -28,7 +29,7 @@ from .models import (
 from .reader import SuiteReader, UpstreamError
 from .routes import route_latencies, slowest
 from .sampler import Sampler
-from .settings import SERVICE_NAMES, OpsSettings
+from .settings import OpsSettings
 
 # cluster-monitor's series paths by kind; pods and deployments are found by namespace too.
 SERIES_PATHS = {
@@ -38,6 +39,8 @@ SERIES_PATHS = {
     "deployment": "/api/deployments/{name}/timeseries",
 }
 AUTHORIZATION_REFUSED = (401, 403)
+# Every service but the load balancer, whose /stats is the aggregate (read by the sampler).
+SERVICES_READ = [name for name in SERVICE_NAMES if name != "load-balancer"]
 
 
 class Operations(Protocol):
@@ -89,10 +92,7 @@ class LiveOperations:
             min_samples=settings.min_samples_for_baseline,
         )
 
-    @property
-    def services(self) -> list[str]:
-        """Every service but the load balancer, whose /stats is the aggregate (read by the sampler)."""
-        return [name for name in SERVICE_NAMES if name != "load-balancer"]
+    services = SERVICES_READ
 
     async def _balancer(self) -> BalancerState:
         own, age = self.sampler.latest_balancer()

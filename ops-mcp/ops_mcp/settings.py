@@ -3,18 +3,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from titanium_common.settings import ServiceSettings
 
-# The services whose facts ops-mcp reads, by the names the load balancer's /stats uses.
-SERVICE_NAMES = (
-    "load-balancer",
-    "api-gateway",
-    "auth-service",
-    "user-service",
-    "blog-service",
-    "cluster-monitor",
-    "edge-config",
-    "dashboard-ui",
-)
-
 
 def first_url(value: str) -> str:
     """One replica's URL out of a comma-separated list (GATEWAY_URLS, DASHBOARD_URLS)."""

@@ -244,11 +244,12 @@ async def test_every_tool_over_streamable_http_through_the_load_balancer(suite, 
         assert missing.is_error and "not found" in missing.content[0].text
 
 
-async def test_stdio_server_reads_the_suite_through_its_public_address(suite, admin_token):
+async def test_stdio_server_reads_the_suite_through_its_public_address(suite):
+    # An admin's name and password, as a desktop assistant's config holds them: the server logs in itself.
     server = StdioServerParameters(
         command=sys.executable,
         args=["-m", "ops_mcp"],
-        env={"TITANIUM_URL": suite.url("load-balancer"), "TITANIUM_TOKEN": admin_token},
+        env={"TITANIUM_URL": suite.url("load-balancer"), "TITANIUM_USERNAME": ADMIN[0], "TITANIUM_PASSWORD": ADMIN[1]},
         cwd=str(REPO_ROOT),
     )
     async with Client(server) as client, httpx.AsyncClient(base_url=suite.url("load-balancer"), timeout=10) as lb:
