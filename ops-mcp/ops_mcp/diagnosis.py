@@ -19,7 +19,7 @@ class Thresholds:
     error_rate: float = 0.01
     min_requests: int = 20
     p95_factor: float = 2.0
-    p95_margin_ms: float = 50.0
+    p95_margin_ms: float = 100.0
     min_samples: int = 6
 
 

@@ -35,7 +35,7 @@ class OpsSettings(ServiceSettings):
     error_rate_threshold: float = Field(default=0.01, gt=0, lt=1)
     min_requests_for_rates: int = Field(default=20, ge=1)
     p95_factor: float = Field(default=2.0, gt=1)
-    p95_margin_ms: float = Field(default=50.0, ge=0)
+    p95_margin_ms: float = Field(default=100.0, ge=0)
     min_samples_for_baseline: int = Field(default=6, ge=2)
 
     def service_urls(self) -> dict[str, str]:
