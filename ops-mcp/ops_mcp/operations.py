@@ -216,6 +216,10 @@ class LiveOperations:
         since = self.sampler.oldest()
         balancer, _ = self.sampler.latest_balancer()
         restarts_before, restarts_window_s = self.sampler.oldest_restarts()
+        if self.sampler.balancer_failure is not None:
+            # Its latest read failed: that is the finding, whatever an older sample said.
+            stats = {"load-balancer": self.sampler.balancer_failure} | stats
+            balancer = None
         facts = diagnosis.Facts(
             services=stats,
             balancer=balancer,
@@ -229,7 +233,8 @@ class LiveOperations:
             restarts_window_s=restarts_window_s,
         )
         found = diagnosis.findings(facts, self.limits)
-        checked = [f"/stats of {', '.join(self.services)}", "load-balancer /stats (background sample)"]
+        sampled = "background sample" if self.sampler.history else "not sampled yet"
+        checked = [f"/stats of {', '.join(self.services)}", f"load-balancer /stats ({sampled})"]
         checked += [nodes_read, pods_read, devices_read]
         return Diagnosis(
             healthy=not found,

@@ -32,14 +32,18 @@ class Sampler:
         self.services = services
         self.history: collections.deque[Sample] = collections.deque(maxlen=keep)
         self.lb_timeout_s = lb_timeout_s
-        self.balancer_error: str | None = None
+        # The latest failed read of the load balancer's /stats (`{"service_status", "error", "url"}`), if any.
+        self.balancer_failure: dict[str, Any] | None = None
 
     async def sample_once(self) -> Sample:
         async def balancer() -> dict[str, Any] | None:
             answer = await self.reader.stats("load-balancer", self.lb_timeout_s)
             own = answer.get("load-balancer")
-            self.balancer_error = None if isinstance(own, dict) else answer.get("error", "no load-balancer figures")
-            return own if isinstance(own, dict) else None
+            if isinstance(own, dict):
+                self.balancer_failure = None
+                return own
+            self.balancer_failure = {"service_status": "offline", "error": "no load-balancer figures"} | answer
+            return None
 
         async def restarts() -> dict[tuple[str, str, str], int] | None:
             try:
@@ -60,6 +64,10 @@ class Sampler:
             except Exception:  # the sampler keeps sampling whatever one round met
                 log.exception("sampling the suite failed")
             await asyncio.sleep(interval_s)
+
+    @property
+    def balancer_error(self) -> str | None:
+        return self.balancer_failure.get("error") if self.balancer_failure else None
 
     def latest_balancer(self) -> tuple[dict[str, Any] | None, float | None]:
         """The newest load-balancer figures and their age in seconds."""

@@ -17,23 +17,49 @@ from .conftest import until
 QUIET_SEED = 977
 
 
+def settings_with(**urls: str) -> OpsSettings:
+    """Every service at an address where nothing listens, but those given."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    addresses = {
+        f"{name}_url": nowhere
+        for name in ("load_balancer", "auth_service", "user_service", "blog_service", "cluster_monitor", "edge_config")
+    }
+    addresses |= {"gateway_urls": nowhere, "dashboard_urls": nowhere} | urls
+    return OpsSettings(env="test", sample_interval_s=3600, **addresses)
+
+
+async def _sampled(ops) -> bool:
+    return bool(ops.state.sampler.history)
+
+
+async def test_with_nothing_running_every_service_is_offline_and_said_so():
+    ops = create_app(settings_with())
+    async with serving(ops) as ops_url, httpx.AsyncClient(timeout=10) as client:
+        # The balancer is read by the background sampler: its first round comes at start-up.
+        await until(lambda: _sampled(ops))
+        report = (await client.get(f"{ops_url}/api/ops/diagnosis")).json()
+    offline = {f["subject"] for f in report["findings"] if f["severity"] == "critical"}
+    assert offline == {
+        "load-balancer",
+        "api-gateway",
+        "auth-service",
+        "user-service",
+        "blog-service",
+        "cluster-monitor",
+        "edge-config",
+        "dashboard-ui",
+    }
+    assert report["healthy"] is False
+    assert {"cluster-monitor", "edge-config"} <= {
+        f["subject"] for f in report["findings"] if f["severity"] == "warning"
+    }
+
+
 async def test_a_notready_node_and_a_restarting_pod_are_reported_with_cluster_monitors_figures():
     source = SimulatedSource(QUIET_SEED)
     monitor = create_cluster_monitor(ClusterMonitorSettings(env="test", collect_interval_s=0.05), source=source)
-    nowhere = f"http://127.0.0.1:{free_port()}"
     async with serving(monitor) as monitor_url:
-        settings = OpsSettings(
-            env="test",
-            cluster_monitor_url=monitor_url,
-            **{
-                f"{name}_url": nowhere
-                for name in ("load_balancer", "auth_service", "user_service", "blog_service", "edge_config")
-            },
-            gateway_urls=nowhere,
-            dashboard_urls=nowhere,
-            sample_interval_s=3600,
-        )
-        ops = create_app(settings)
+        ops = create_app(settings_with(cluster_monitor_url=monitor_url))
         async with serving(ops) as ops_url, httpx.AsyncClient(timeout=10) as client:
 
             async def cluster_findings() -> dict:
