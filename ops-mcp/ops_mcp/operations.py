@@ -97,7 +97,7 @@ class LiveOperations:
     async def _balancer(self) -> BalancerState:
         own, age = self.sampler.latest_balancer()
         if own is None:
-            return BalancerState(error=self.sampler.balancer_error or "not sampled yet")
+            return BalancerState(error=self.sampler.balancer_or_failure().get("error"))
         pool = (own.get("pools") or {}).get("api-gateway") or {}
         return BalancerState(
             state=own.get("state"),
@@ -106,21 +106,17 @@ class LiveOperations:
             success_rate=own.get("success_rate"),
             healthy_gateway_replicas=pool.get("healthy"),
             sampled_s_ago=age,
-            error=self.sampler.balancer_error,
         )
 
     async def suite_status(self) -> SuiteStatus:
         stats = await self.reader.all_stats(self.services)
-        own, _ = self.sampler.latest_balancer()
-        balancer_stats = own if own is not None else {"service_status": "offline", "error": self.sampler.balancer_error}
-        listed = [service_status("load-balancer", balancer_stats)]
+        listed = [service_status("load-balancer", self.sampler.balancer_or_failure())]
         listed += [service_status(name, stats[name]) for name in self.services]
         return SuiteStatus(services=listed, balancer=await self._balancer(), timestamp=utc_iso())
 
     async def service_stats(self, service: str) -> ServiceStats:
         if service == "load-balancer":
-            own, _ = self.sampler.latest_balancer()
-            return ServiceStats(service=service, stats=own or {"service_status": "offline"})
+            return ServiceStats(service=service, stats=self.sampler.balancer_or_failure())
         return ServiceStats(service=service, stats=await self.reader.stats(service))
 
     async def slowest_routes(self, service: str | None, limit: int) -> SlowRoutes:
@@ -219,7 +215,6 @@ class LiveOperations:
         if self.sampler.balancer_failure is not None:
             # Its latest read failed: that is the finding, whatever an older sample said.
             stats = {"load-balancer": self.sampler.balancer_failure} | stats
-            balancer = None
         facts = diagnosis.Facts(
             services=stats,
             balancer=balancer,
@@ -245,10 +240,10 @@ class LiveOperations:
         )
 
     async def stats_aggregate(self) -> dict[str, Any]:
-        own, age = self.sampler.latest_balancer()
+        _, age = self.sampler.latest_balancer()
         services = await self.reader.all_stats(self.services)
-        balancer = own if own is not None else {"service_status": "offline", "error": self.sampler.balancer_error}
-        return {"load-balancer": balancer | {"sampled_s_ago": age}, **services, "timestamp": utc_iso()}
+        balancer = self.sampler.balancer_or_failure() | {"sampled_s_ago": age}
+        return {"load-balancer": balancer, **services, "timestamp": utc_iso()}
 
     async def events_feed(self) -> dict[str, Any]:
         return await self.reader.get("cluster-monitor", "/api/events")

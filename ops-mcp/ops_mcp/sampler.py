@@ -65,12 +65,15 @@ class Sampler:
                 log.exception("sampling the suite failed")
             await asyncio.sleep(interval_s)
 
-    @property
-    def balancer_error(self) -> str | None:
-        return self.balancer_failure.get("error") if self.balancer_failure else None
+    def balancer_or_failure(self) -> dict[str, Any]:
+        """The newest load-balancer figures, else why there are none (in the shape of a failed /stats read)."""
+        own, _ = self.latest_balancer()
+        return own or self.balancer_failure or {"service_status": "offline", "error": "not sampled yet"}
 
     def latest_balancer(self) -> tuple[dict[str, Any] | None, float | None]:
-        """The newest load-balancer figures and their age in seconds."""
+        """The newest load-balancer figures and their age in seconds; none while its latest read fails."""
+        if self.balancer_failure is not None:
+            return None, None
         for sample in reversed(self.history):
             if sample.balancer is not None:
                 return sample.balancer, round(time.monotonic() - sample.at, 1)
