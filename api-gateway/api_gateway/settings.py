@@ -19,6 +19,8 @@ PREFIXES: dict[str, str] = {
     "/api/events": "cluster-monitor",
     "/ws/clusters": "cluster-monitor",
     "/api/edge": "edge-config",
+    "/mcp": "ops-mcp",
+    "/api/ops": "ops-mcp",
 }
 
 
@@ -35,6 +37,7 @@ class GatewaySettings(ServiceSettings):
     blog_service_url: str = "http://127.0.0.1:8003"
     cluster_monitor_url: str = "http://127.0.0.1:8004"
     edge_config_url: str = "http://127.0.0.1:8005"
+    ops_mcp_url: str = "http://127.0.0.1:8006"
     # Extra or replacing routes, "prefix=upstream-name" pairs, comma-separated (e.g. "/api/metrics=cluster-monitor").
     extra_routes: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
@@ -53,6 +56,7 @@ class GatewaySettings(ServiceSettings):
             "blog-service": self.blog_service_url,
             "cluster-monitor": self.cluster_monitor_url,
             "edge-config": self.edge_config_url,
+            "ops-mcp": self.ops_mcp_url,
         }
         return {name: [u.rstrip("/") for u in split_list(value)] for name, value in urls.items()}
 

@@ -24,7 +24,7 @@ from api_gateway.main import create_app
 from api_gateway.settings import GatewaySettings
 from titanium_common.suite import REPO_ROOT, free_port
 
-SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config")
+SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp")
 PROCESS_START_TIMEOUT_S = 30.0
 STREAM_CHUNK = 256 * 1024
 

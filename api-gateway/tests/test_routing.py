@@ -25,6 +25,8 @@ EXPECTED = {
     "/api/events": "cluster-monitor",
     "/ws/clusters": "cluster-monitor",
     "/api/edge/config/jetson-1": "edge-config",
+    "/mcp": "ops-mcp",
+    "/api/ops/diagnosis": "ops-mcp",
 }
 
 

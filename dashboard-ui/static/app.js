@@ -10,6 +10,7 @@ const SERVICE_ORDER = [
   "blog-service",
   "cluster-monitor",
   "edge-config",
+  "ops-mcp",
   "dashboard-ui",
 ];
 const HISTORY_MS = 5 * 60 * 1000;
@@ -20,6 +21,7 @@ const HEARTBEAT_EVERY_MS = 5000;
 const HEARTBEAT_RECONNECT_MS = 2000;
 const CLUSTERS_RECONNECT_MAX_MS = 10000;
 const EDGE_EVERY_MS = 5000;
+const DIAGNOSIS_EVERY_MS = 5000;
 const MAX_EVENTS = 100;
 const DEFAULT_CONFIG = { poll_interval_s: 2, api_docs: {} };
 
@@ -501,6 +503,50 @@ async function pollEdgeDevices() {
   setTimeout(pollEdgeDevices, EDGE_EVERY_MS);
 }
 
+// ---------- ops-mcp: the diagnosis an assistant reads, for a person ----------
+
+function evidenceText(evidence) {
+  return Object.entries(evidence || {})
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join(" · ");
+}
+
+function findingItem(finding) {
+  return el("li", { className: `finding finding-${cssToken(finding.severity)}`, "data-severity": finding.severity, "data-subject": finding.subject },
+    el("div", { className: "finding-head" },
+      el("span", { className: `pill pill-${finding.severity === "critical" ? "offline" : "degraded"}`, text: finding.severity }),
+      el("span", { className: "finding-problem", text: finding.problem })),
+    el("p", { className: "finding-evidence", text: evidenceText(finding.evidence) }),
+    el("p", { className: "finding-next", text: `Next: ${finding.next_step}` }));
+}
+
+async function pollDiagnosis() {
+  const panel = byId("diagnosis-panel");
+  const summary = byId("diagnosis-summary");
+  try {
+    const answer = await fetch("/api/ops/diagnosis", {
+      cache: "no-store",
+      headers: { "X-Heartbeat": "true" },
+      signal: AbortSignal.timeout(STATS_TIMEOUT_MS),
+    });
+    const body = await answer.json().catch(() => ({}));
+    if (!answer.ok) throw new Error(`HTTP ${answer.status}${body.detail ? `: ${body.detail}` : ""}`);
+    const findings = Array.isArray(body.findings) ? body.findings : [];
+    panel.dataset.healthy = String(findings.length === 0);
+    summary.textContent = findings.length ? `${findings.length} finding${findings.length === 1 ? "" : "s"}` : "nothing wrong";
+    panel.replaceChildren(findings.length
+      ? el("ol", { id: "diagnosis-findings", className: "findings" }, findings.map(findingItem))
+      : el("p", { className: "muted", text: body.summary || "Nothing wrong." }));
+  } catch (error) {
+    delete panel.dataset.healthy;
+    summary.textContent = "ops-mcp";
+    const reason = error.name === "TimeoutError" ? "no answer in time" : error.message;
+    panel.replaceChildren(el("p", { className: "reason", text: `the diagnosis is unavailable (${reason}).` }));
+  }
+  setTimeout(pollDiagnosis, DIAGNOSIS_EVERY_MS);
+}
+
 // ---------- start ----------
 
 function renderDocsLinks(config) {
@@ -525,6 +571,7 @@ async function main() {
   new StatsPoller(config, history).start();
   new ClusterFeed().connect();
   pollEdgeDevices();
+  pollDiagnosis();
 }
 
 document.addEventListener("DOMContentLoaded", main);

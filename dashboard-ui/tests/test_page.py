@@ -89,6 +89,21 @@ DEVICES = {
     "healthy": 1,
     "unhealthy": 0,
 }
+DIAGNOSIS = {
+    "healthy": False,
+    "summary": "1 finding(s), 1 critical: blog-service is offline: its /stats does not answer.",
+    "findings": [
+        {
+            "severity": "critical",
+            "subject": "blog-service",
+            "problem": "blog-service is offline: its /stats does not answer",
+            "evidence": {"service_status": "offline", "error": "connection refused: 127.0.0.1:8003"},
+            "next_step": "Start blog-service.",
+        }
+    ],
+    "checked": [],
+    "timestamp": "2026-11-23T02:00:00Z",
+}
 
 
 class StandInLoadBalancer:
@@ -112,6 +127,7 @@ class StandInLoadBalancer:
         self.app.router.add_get("/api/ws-heartbeat", self.heartbeat)
         self.app.router.add_get("/ws/clusters", self.clusters)
         self.app.router.add_get("/api/edge/devices", self.devices)
+        self.app.router.add_get("/api/ops/diagnosis", self.diagnosis)
         self.app.router.add_get("/{tail:.*}", self.to_dashboard)
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -155,6 +171,9 @@ class StandInLoadBalancer:
         if self.edge_status != 200:
             return web.json_response({"detail": "edge-config: connection refused"}, status=self.edge_status)
         return web.json_response(DEVICES)
+
+    async def diagnosis(self, request: web.Request) -> web.Response:
+        return web.json_response(DIAGNOSIS)
 
     async def to_dashboard(self, request: web.Request) -> web.Response:
         async with (
@@ -230,6 +249,10 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
     assert "node-2 is Ready" in feed[0]
     assert "node-2 is NotReady" in feed[1]
     assert await page.locator("#docs-links a").count() == 5
+    finding = page.locator('#diagnosis-findings li[data-subject="blog-service"]')
+    await finding.wait_for()
+    assert "connection refused: 127.0.0.1:8003" in await finding.inner_text()
+    assert "Next: Start blog-service." in await finding.inner_text()
     await screenshot(page, "dashboard-stand-in")
     assert log.errors == []
 

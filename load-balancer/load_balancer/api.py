@@ -7,10 +7,10 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, echo_request_id, json_error
 from titanium_common.clock import utc_iso
+from titanium_common.fanout import fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
 
-from .fanout import fetch_all
 from .settings import LoadBalancerSettings
 from .traffic import TrafficMeter
 
@@ -22,7 +22,8 @@ METER = web.AppKey("traffic_meter", TrafficMeter)
 SOCKETS = web.AppKey("open_sockets", set)
 
 GATEWAY_PREFIXES = ("/api/", "/blog/", "/ws/")
-GATEWAY_PATHS = frozenset({"/api", "/ws"})
+# /mcp: ops-mcp's streamable HTTP endpoint (one path, behind the gateway like the API).
+GATEWAY_PATHS = frozenset({"/api", "/ws", "/mcp"})
 
 
 def pool_for(app: web.Application, path: str) -> ReplicaPool:
@@ -105,6 +106,7 @@ async def stats(request: web.Request) -> web.Response:
         "blog-service": settings.blog_service_url,
         "cluster-monitor": settings.cluster_monitor_url,
         "edge-config": settings.edge_config_url,
+        "ops-mcp": settings.ops_mcp_url,
         "dashboard-ui": pool_url(dashboard),
     }
     services = await fetch_all(app[CLIENT], {k: v.rstrip("/") for k, v in targets.items()}, settings.stats_timeout_s)

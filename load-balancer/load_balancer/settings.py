@@ -19,6 +19,7 @@ class LoadBalancerSettings(ServiceSettings):
     blog_service_url: str = "http://127.0.0.1:8003"
     cluster_monitor_url: str = "http://127.0.0.1:8004"
     edge_config_url: str = "http://127.0.0.1:8005"
+    ops_mcp_url: str = "http://127.0.0.1:8006"
     stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
     balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"

@@ -1,0 +1,128 @@
+"""ops-mcp's REST routes: the tools' answers as JSON under /api/ops (the dashboard and the stdio server read
+them). Admin only, except the diagnosis, which shows what /stats already shows anyone."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+
+from titanium_common.auth_client import Identity, TokenVerifier
+
+from .models import (
+    DeviceListing,
+    DeviceStatus,
+    Diagnosis,
+    EventType,
+    Listing,
+    ReloadOutcome,
+    ResourceKind,
+    Series,
+    ServiceName,
+    ServiceStats,
+    SlowRoutes,
+    SuiteStatus,
+)
+from .operations import LiveOperations
+from .reader import caller_authorization
+
+router = APIRouter(prefix="/api/ops", tags=["operations"])
+
+
+async def _pass_token_on(request: Request) -> None:
+    caller_authorization.set(request.headers.get("Authorization"))
+
+
+async def admin_identity(verifier: TokenVerifier, request: Request) -> Identity:
+    """401 without a valid token, 403 for a valid token without the admin role, 503 if auth-service is down."""
+    identity = await verifier.identity_of(request, required=True)
+    if not identity.is_admin:
+        raise HTTPException(403, f"user {identity.username!r} is not an admin; operations need the admin role")
+    return identity
+
+
+async def _admin(request: Request) -> Identity:
+    identity = await admin_identity(request.app.state.verifier, request)
+    await _pass_token_on(request)
+    return identity
+
+
+def _ops(request: Request) -> LiveOperations:
+    return request.app.state.operations
+
+
+Ops = Annotated[LiveOperations, Depends(_ops)]
+admin_only = [Depends(_admin)]
+
+
+@router.get("/diagnosis", dependencies=[Depends(_pass_token_on)])
+async def diagnosis(ops: Ops) -> Diagnosis:
+    return await ops.diagnose()
+
+
+@router.get("/status", dependencies=admin_only)
+async def status(ops: Ops) -> SuiteStatus:
+    return await ops.suite_status()
+
+
+@router.get("/services/{service}/stats", dependencies=admin_only)
+async def service_stats(service: ServiceName, ops: Ops) -> ServiceStats:
+    return await ops.service_stats(service)
+
+
+@router.get("/slowest-routes", dependencies=admin_only)
+async def slowest_routes(
+    ops: Ops, service: ServiceName | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> SlowRoutes:
+    return await ops.slowest_routes(service, limit)
+
+
+@router.get("/clusters", dependencies=admin_only)
+async def clusters(ops: Ops) -> Listing:
+    return await ops.clusters()
+
+
+@router.get("/nodes", dependencies=admin_only)
+async def nodes(ops: Ops) -> Listing:
+    return await ops.nodes()
+
+
+@router.get("/pods", dependencies=admin_only)
+async def pods(ops: Ops, namespace: str | None = None, node: str | None = None) -> Listing:
+    return await ops.pods(namespace, node)
+
+
+@router.get("/timeseries", dependencies=admin_only)
+async def timeseries(
+    ops: Ops,
+    kind: ResourceKind,
+    name: Annotated[str, Query(min_length=1, max_length=253)],
+    namespace: str | None = None,
+    window_s: Annotated[int, Query(ge=1, le=86400)] = 600,
+) -> Series:
+    return await ops.resource_timeseries(kind, name, namespace, window_s)
+
+
+@router.get("/events", dependencies=admin_only)
+async def events(ops: Ops, type: EventType | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Listing:
+    return await ops.recent_events(type, limit)
+
+
+@router.get("/edge-devices", dependencies=admin_only)
+async def edge_devices(ops: Ops, status: DeviceStatus | None = None) -> DeviceListing:
+    return await ops.edge_devices(status)
+
+
+@router.post("/edge-devices/{device_id}/reload", dependencies=admin_only)
+async def reload_edge_device(device_id: Annotated[str, Path(min_length=1, max_length=253)], ops: Ops) -> ReloadOutcome:
+    return await ops.reload_edge_device(device_id)
+
+
+@router.get("/aggregate", dependencies=admin_only)
+async def aggregate(ops: Ops) -> dict[str, Any]:
+    """What the titanium://stats resource holds."""
+    return await ops.stats_aggregate()
+
+
+@router.get("/event-log", dependencies=admin_only)
+async def event_log(ops: Ops) -> dict[str, Any]:
+    """What the titanium://events resource holds."""
+    return await ops.events_feed()

@@ -1,0 +1,109 @@
+"""The typed answers of the tools (and of the REST routes that serve the same)."""
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+ServiceName = Literal[
+    "load-balancer",
+    "api-gateway",
+    "auth-service",
+    "user-service",
+    "blog-service",
+    "cluster-monitor",
+    "edge-config",
+    "dashboard-ui",
+]
+# The services whose facts ops-mcp reads, by the names the load balancer's /stats uses.
+SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
+ServiceState = Literal["online", "degraded", "offline", "timeout"]
+ResourceKind = Literal["node", "pod", "namespace", "deployment"]
+EventType = Literal["info", "critical", "auto", "success"]
+DeviceStatus = Literal["healthy", "unhealthy", "unreachable", "unknown"]
+
+
+class ServiceStatus(BaseModel):
+    name: str
+    status: ServiceState
+    requests_per_second: float | None = None
+    error_rate: float | None = Field(None, description="errors (HTTP 5xx) / requests since the service started")
+    p95_ms: float | None = None
+    uptime_s: float | None = None
+    error: str | None = Field(None, description="why the service is offline, timing out or degraded")
+
+
+class BalancerState(BaseModel):
+    state: Literal["ACTIVE", "IDLE"] | None = Field(None, description="ACTIVE: real /api traffic in the last 10 s")
+    requests_per_second: float | None = None
+    has_real_traffic: bool | None = None
+    success_rate: float | None = Field(None, description="percent of real API requests answered below 500")
+    healthy_gateway_replicas: int | None = None
+    sampled_s_ago: float | None = Field(None, description="age of these figures (read in the background)")
+    error: str | None = None
+
+
+class SuiteStatus(BaseModel):
+    services: list[ServiceStatus]
+    balancer: BalancerState
+    timestamp: str
+
+
+class ServiceStats(BaseModel):
+    service: str
+    stats: dict[str, Any] = Field(description="the service's own /stats answer, as it gave it")
+
+
+class RouteLatencyModel(BaseModel):
+    service: str
+    method: str
+    route: str
+    requests: int
+    mean_ms: float
+    p95_ms: float | None = Field(description="upper bound of the histogram bucket holding the 95th percentile")
+
+
+class SlowRoutes(BaseModel):
+    routes: list[RouteLatencyModel]
+    unavailable: dict[str, str] = Field(default_factory=dict, description="services whose /metrics did not answer")
+
+
+class Listing(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+
+
+class Series(BaseModel):
+    kind: ResourceKind
+    name: str
+    namespace: str | None
+    window_s: int
+    points: list[dict[str, Any]]
+
+
+class DeviceListing(BaseModel):
+    devices: list[dict[str, Any]]
+    total: int
+    by_status: dict[str, int]
+
+
+class ReloadOutcome(BaseModel):
+    device_id: str
+    reloaded: bool
+    summary: str = Field(description="what was done, in words")
+    detail: dict[str, Any]
+
+
+class Finding(BaseModel):
+    severity: Literal["critical", "warning"]
+    subject: str = Field(description="what is affected: a service, node, pod, device or dependency")
+    problem: str
+    evidence: dict[str, Any] = Field(description="the figures this finding was read from")
+    next_step: str
+
+
+class Diagnosis(BaseModel):
+    healthy: bool
+    summary: str
+    findings: list[Finding]
+    checked: list[str] = Field(description="what was read to reach this")
+    timestamp: str
