@@ -95,6 +95,7 @@ def workloads(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")]
 
 
+OPERATOR_SECRET = "operator-provided"
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -115,6 +116,9 @@ def container_env(docs: tuple[dict[str, Any], ...], workload: dict[str, Any], co
             env[var["name"]] = config_maps[key["name"]]["data"][key["key"]]
         elif "secretKeyRef" in ref:
             key = ref["secretKeyRef"]
+            if key["name"] not in secrets:  # the operator's Secret (prod): only its name and key are known
+                env[var["name"]] = OPERATOR_SECRET
+                continue
             secret = secrets[key["name"]]
             data = secret.get("stringData") or {
                 k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()
@@ -179,7 +183,8 @@ def settings_classes() -> list[SettingsClass]:
     return found
 
 
-_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+# A loopback host inside a value: an address only the process's own container could answer.
+LOOPBACK = re.compile(r"(?:^|[/@,])(?:127\.0\.0\.1|localhost|\[::1\])(?:[:/,]|$)")
 # A setting whose default cannot work in a container, beyond those that default to a loopback address: the
 # database (empty means a SQLite file, which two replicas cannot share), the cache and the signing secret.
 _MUST_SET_WHEN_EMPTY = re.compile(r"(_url|_secret)$")
@@ -192,10 +197,6 @@ def required_in_deployment(cls: type[BaseSettings]) -> set[str]:
     for name, field in cls.model_fields.items():
         default = field.get_default(call_default_factory=True)
         text = ",".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
-        if (
-            field.is_required()
-            or any(host in text for host in _LOOPBACK)
-            or (default == "" and _MUST_SET_WHEN_EMPTY.search(name))
-        ):
+        if field.is_required() or LOOPBACK.search(text) or (default == "" and _MUST_SET_WHEN_EMPTY.search(name)):
             names.add(name.upper())
     return names
