@@ -95,7 +95,8 @@ def workloads(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")]
 
 
-OPERATOR_SECRET = "operator-provided"
+# Stands in for what the operator provides (a Secret that is not rendered, a Compose variable from .env).
+OPERATOR_VALUE = "operator-provided"
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -117,7 +118,7 @@ def container_env(docs: tuple[dict[str, Any], ...], workload: dict[str, Any], co
         elif "secretKeyRef" in ref:
             key = ref["secretKeyRef"]
             if key["name"] not in secrets:  # the operator's Secret (prod): only its name and key are known
-                env[var["name"]] = OPERATOR_SECRET
+                env[var["name"]] = OPERATOR_VALUE
                 continue
             secret = secrets[key["name"]]
             data = secret.get("stringData") or {
@@ -156,11 +157,18 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+# Compose interpolation: `${VAR:-default}` / `${VAR-default}` take the default; `${VAR:?message}` and `${VAR}` are
+# the operator's.
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}")
 def compose_environment(service: dict[str, Any]) -> dict[str, str]:
+    """A Compose service's environment with `${...}` interpolated (the file's defaults, placeholders otherwise)."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return {
+        k: _INTERPOLATION.sub(lambda m: m.group(2) if m.group(2) is not None else OPERATOR_VALUE, str(v or ""))
+        for k, v in env.items()
+    }
 
 
 @dataclass(frozen=True)
