@@ -160,6 +160,8 @@ def compose() -> dict[str, Any]:
 # Compose interpolation: `${VAR:-default}` / `${VAR-default}` take the default; `${VAR:?message}` and `${VAR}` are
 # the operator's.
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}")
+
+
 def compose_environment(service: dict[str, Any]) -> dict[str, str]:
     """A Compose service's environment with `${...}` interpolated (the file's defaults, placeholders otherwise)."""
     env = service.get("environment") or {}
