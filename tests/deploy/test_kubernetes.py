@@ -260,3 +260,22 @@ def test_the_backup_writes_to_its_own_volume():
     }
     assert claims.isdisjoint(database_claims) and "local-postgres-backups" in of_kind(docs, "PersistentVolumeClaim")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+@pytest.mark.parametrize("tree", ["overlays/prod", "tests/all-components"])
+def test_autoscalers_and_disruption_budgets_fit_their_deployments(tree):
+    docs = render(MANIFESTS / tree)
+    deployments = of_kind(docs, "Deployment")
+    for hpa in of_kind(docs, "HorizontalPodAutoscaler").values():
+        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        assert hpa["spec"]["minReplicas"] == target["spec"]["replicas"] < hpa["spec"]["maxReplicas"]
+        (container,) = pod_spec(target)["containers"]
+        assert "cpu" in container["resources"]["requests"], "CPU utilisation needs a CPU request"
+    budgets = of_kind(docs, "PodDisruptionBudget").values()
+    assert budgets
+    for budget in budgets:
+        selector = budget["spec"]["selector"]["matchLabels"]
+        (chosen,) = [
+            d for d in deployments.values() if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert chosen["spec"]["replicas"] > budget["spec"]["maxUnavailable"], "a budget must leave a pod running"
