@@ -100,6 +100,18 @@ def test_checkov_finds_nothing_in_the_rendered_trees(tmp_path):
     assert skipped and all(check["check_result"]["suppress_comment"].strip() for check in skipped), "skips say why"
 
 
+def test_checkov_finds_nothing_in_the_load_generators_dockerfile():
+    dockerfile = MANIFESTS / "loadgenerator" / "Dockerfile"
+    done = subprocess.run(
+        [str(CHECKOV), "--framework", "dockerfile", "--output", "json", "--skip-download", "--file", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout)
+    assert report["results"]["failed_checks"] == [] and report["summary"]["passed"] > 10, done.stdout[-2000:]
+
+
 def test_local_overlay_names_and_entry_point():
     docs = local()
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace", "ClusterRole")} - {None} == {
