@@ -46,10 +46,11 @@ class Rule:
     names: frozenset[str]
 
     def admits(self, verb: str, group: str, resource: str, name: str | None) -> bool:
+        """As the API server matches a rule: group, resource and verb named (or `*`), and the name if restricted."""
         return (
-            ({"*", group} & self.groups)
-            and ({"*", resource} & self.resources)
-            and ({"*", verb} & self.verbs)
+            bool({"*", group} & self.groups)
+            and bool({"*", resource} & self.resources)
+            and bool({"*", verb} & self.verbs)
             and (not self.names or name in self.names)
         )
 
