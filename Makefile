@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean bench
+.PHONY: install run test lint format clean bench deploy-tools
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -31,8 +31,25 @@ lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-test: lint $(DASHBOARD_MODULES) $(CHROMIUM)
+test: lint $(DASHBOARD_MODULES) $(CHROMIUM) deploy-tools
 	$(UV) run --frozen pytest
+
+# What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool and PostgreSQL client for
+# the Prometheus and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
+# python-dateutil than the workspace locks), so it lives in its own venv at a pinned version, not in uv.lock.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .tools/checkov/bin/checkov
+DEPLOY_PACKAGES := /usr/bin/prometheus /usr/bin/pg_dump
+$(DEPLOY_PACKAGES):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq prometheus postgresql-client
+
+$(CHECKOV): $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
+	$(UV) venv --quiet --allow-existing --python 3.11 .tools/checkov
+	$(UV) pip install --quiet --python .tools/checkov/bin/python checkov==$(CHECKOV_VERSION)
+
+deploy-tools: $(DEPLOY_PACKAGES) $(CHECKOV)
+	@command -v kubectl >/dev/null || { echo "kubectl (with kustomize) is needed for tests/deploy: install it from your Kubernetes distribution" >&2; exit 1; }
 
 # Benchmarks (wrk against real processes on loopback): numbers to read, never asserted.
 BENCH_TOOLS := /usr/bin/wrk /usr/sbin/nginx

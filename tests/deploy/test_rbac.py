@@ -1,0 +1,159 @@
+"""The RBAC of the two services that call the Kubernetes API is enough and no more: their real kubernetes_asyncio
+code runs against an API server double that enforces the rendered Roles and bindings for their service account,
+every call goes through, and every permission granted is one the code used."""
+
+import contextlib
+
+import httpx
+import pytest
+from aiohttp import web
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from cluster_monitor.sources.kubernetes import KARMADA, KubernetesSource
+from edge_config.main import create_app
+from edge_config.settings import EdgeConfigSettings
+from tests.support.deploy import LOCAL_NAMESPACE, MANIFESTS, render
+from tests.support.rbac import Rbac, rbac_cluster
+from tests.support.servers import serving
+from titanium_common.suite import free_port
+
+CLUSTER_MONITOR = (LOCAL_NAMESPACE, "local-cluster-monitor")
+EDGE_CONFIG = (LOCAL_NAMESPACE, "local-edge-config")
+# Granted for leader election among replicas (a Lease in the service's own namespace), which the scale-out work
+# adds to both services; until their code takes a Lease these are the only grants no call uses.
+LEASES = {(verb, "coordination.k8s.io", "leases", LOCAL_NAMESPACE) for verb in ("get", "create", "update")}
+
+
+def used(api, account) -> set[tuple[str, str, str, str | None]]:
+    return {(c.verb, c.group, c.resource, c.namespace) for c in api.calls if c.account == account}
+
+
+def scoped(granted: set, calls: set) -> set:
+    """Calls as the grants name them: a cluster-wide grant (namespace None) covers every namespace."""
+    cluster_wide = {(v, g, r) for v, g, r, where in granted if where is None}
+    return {(v, g, r, None if (v, g, r) in cluster_wide else ns) for v, g, r, ns in calls}
+
+
+def node(name: str) -> dict:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "capacity": {"cpu": "2", "memory": "4Gi"}},
+    }
+
+
+async def test_cluster_monitor_can_make_exactly_its_calls(tmp_path):
+    docs = render(MANIFESTS / "tests" / "karmada")
+    rbac = Rbac.from_manifests(docs)
+    async with (
+        rbac_cluster(tmp_path, rbac, CLUSTER_MONITOR, "member1") as member,
+        rbac_cluster(tmp_path, rbac, CLUSTER_MONITOR, "karmada") as karmada,
+    ):
+        await member.create("v1/nodes", node("n1"))
+        await member.create("v1/namespaces", {"metadata": {"name": LOCAL_NAMESPACE}})
+        pod = {"metadata": {"name": "p1"}, "spec": {"nodeName": "n1", "containers": [{"name": "c"}]}}
+        await member.create("v1/pods", pod, namespace=LOCAL_NAMESPACE)
+        member.enable("metrics.k8s.io/v1beta1/nodes")
+        member.enable("metrics.k8s.io/v1beta1/pods", namespaced=True)
+        member_ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+        await karmada.create(
+            "/".join(KARMADA[:2]) + "/clusters", {"metadata": {"name": "member1"}, "status": member_ready}
+        )
+
+        api = await config.new_client_from_config(str(member.kubeconfig), persist_config=False)
+        plane = await config.new_client_from_config(str(karmada.kubeconfig), persist_config=False)
+        source = KubernetesSource({"member1": api}, plane)
+        try:
+            assert await source.probe() == {"member1": None}
+            (cluster,) = await source.snapshot()
+            assert cluster.error is None and cluster.metrics_available, cluster
+            assert [n.name for n in cluster.nodes] == ["n1"] and [p.name for p in cluster.pods] == ["p1"]
+            assert cluster.karmada_ready is True
+            with pytest.raises(ApiException) as refused:
+                await client.CoreV1Api(api).list_secret_for_all_namespaces()
+            assert refused.value.status == 403
+        finally:
+            await source.close()
+
+    calls = [c for c in member.api.calls + karmada.api.calls if (c.verb, c.resource) != ("list", "secrets")]
+    assert calls and all(c.allowed for c in calls), [c for c in calls if not c.allowed]
+    granted = rbac.granted(CLUSTER_MONITOR)
+    made = scoped(granted, used(member.api, CLUSTER_MONITOR) | used(karmada.api, CLUSTER_MONITOR)) - {
+        ("list", "", "secrets", None)
+    }
+    assert made <= granted
+    assert granted - made == LEASES, "granted but never called"
+
+
+@contextlib.asynccontextmanager
+async def device():
+    """An edge device's exporter: healthy, and accepting reloads."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+async def test_edge_config_can_make_exactly_its_calls_in_its_namespace_only(tmp_path):
+    docs = render(MANIFESTS / "overlays" / "local")
+    rbac = Rbac.from_manifests(docs)
+    async with rbac_cluster(tmp_path, rbac, EDGE_CONFIG, "edge") as cluster, device() as device_port:
+        settings = EdgeConfigSettings(
+            env="test",
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+            health_interval_s=3600,
+            reload_timeout_s=0.5,
+            kube_mode="kubeconfig",
+            kubeconfig_path=str(cluster.kubeconfig),
+            kube_namespace=LOCAL_NAMESPACE,
+        )
+        app = create_app(settings)
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            device_config = {"device_type": "jetson", "ip_address": "127.0.0.1", "reload_port": device_port}
+
+            async def step(method: str, path: str, **kwargs) -> dict:
+                answer = await http.request(method, path, **kwargs)
+                assert answer.status_code == 200, f"{method} {path}: {answer.status_code} {answer.text}"
+                return answer.json()
+
+            await step("PUT", "/config/d1", json=device_config | {"port": 9100})
+            await app.state.monitor.probe_round()
+            assert [i["device_id"] for i in (await step("POST", "/kubernetes/sync"))["created"]] == ["d1"]
+            await step("PUT", "/config/d1", json=device_config | {"port": 9200})
+            await app.state.monitor.probe_round()
+            assert [i["device_id"] for i in (await step("POST", "/kubernetes/sync"))["updated"]] == ["d1"]
+            namespace = {"namespace": LOCAL_NAMESPACE}
+            assert (await step("GET", "/kubernetes/resources/d1", params=namespace))["service"]
+            assert (await step("GET", "/kubernetes/status"))["status"] == "connected"
+            assert (await step("GET", "/kubernetes/health"))["status"] == "healthy"
+            assert (await step("DELETE", "/kubernetes/cleanup", params=namespace))["deleted_services"]
+            allowed_calls = list(cluster.api.calls)
+
+            elsewhere = await http.post("/kubernetes/sync", json={"namespace": "kube-system"})
+            assert elsewhere.status_code in (200, 502), elsewhere.text
+            assert any(not c.allowed and c.namespace == "kube-system" for c in cluster.api.calls)
+
+    assert allowed_calls and all(c.allowed for c in allowed_calls), [c for c in allowed_calls if not c.allowed]
+    assert {c.namespace for c in allowed_calls} == {LOCAL_NAMESPACE}
+    granted = rbac.granted(EDGE_CONFIG)
+    made = {(c.verb, c.group, c.resource, c.namespace) for c in allowed_calls}
+    assert made <= granted
+    assert granted - made == LEASES, "granted but never called"
+    assert not rbac.allows(EDGE_CONFIG, "list", "", "secrets", LOCAL_NAMESPACE, None)
+    assert not rbac.allows(EDGE_CONFIG, "patch", "", "services", LOCAL_NAMESPACE, "x")
+
+
+def test_nothing_else_gets_an_account_with_rights():
+    docs = render(MANIFESTS / "tests" / "all-components")
+    rbac = Rbac.from_manifests(docs)
+    assert set(rbac.grants) == {CLUSTER_MONITOR, EDGE_CONFIG}
