@@ -11,10 +11,11 @@ python="$here/../.venv/bin/python"
 case " $* " in
 *" --rate-"* | *" --duration"*) ;;
 *" --cleanup "*)
-    args=""
-    for arg in "$@"; do [ "$arg" = "--cleanup" ] || args="$args $arg"; done
-    # shellcheck disable=SC2086  # the flags are words without spaces
-    exec "$python" "$here/run.py" sweep $args ;;
+    for arg do # the same arguments without --cleanup
+        shift
+        [ "$arg" = "--cleanup" ] || set -- "$@" "$arg"
+    done
+    exec "$python" "$here/run.py" sweep "$@" ;;
 esac
 exec "$python" "$here/run.py" load --scenario crud --max-p95-ms off --rate-tolerance-pct 5 \
     --rate-list 64 --rate-detail 12 --rate-create 4 --rate-update 2 --rate-delete 2 "$@"
