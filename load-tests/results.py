@@ -183,6 +183,12 @@ def one_screen(summary: dict) -> str:
             f"{view['avg_response_time_ms'].get('max')}, requests_per_second up to "
             f"{view['requests_per_second'].get('max')}"
         )
+    if "suite_cpu_ms_per_request" in summary:
+        cpu = summary["suite_cpu_ms_per_request"]
+        lines.append(
+            f"suite CPU {cpu['all']:.2f} ms/request: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items() if name != "all")
+        )
     lines.append(
         f"locust    {summary['locust']['cpu_pct_of_one_core']:g} % of one core; load average "
         f"{' '.join(str(v) for v in summary['machine']['load_average'])} on {summary['machine']['cores']} cores"

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import requests
 import results
 from load_config import duration_seconds, latency_limit
 from load_data import LoadDataError, RunData, sweep
+from wrk import cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -40,11 +42,22 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")[:-4] + "Z"
 
 
+@dataclass
+class Target:
+    """What is loaded: the load balancer's URL and, for a suite started here, each service's process id."""
+
+    url: str
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+
 @contextlib.contextmanager
-def suite_or_url(args: argparse.Namespace, log_dir: Path) -> Iterator[str]:
-    """The URL to load: a suite started here on free ports (stopped afterwards), or the one given."""
+def suite_or_url(args: argparse.Namespace, log_dir: Path) -> Iterator[Target]:
+    """The suite to load: one started here on free ports (stopped afterwards), or the one at the URL given."""
     if not args.start:
-        yield args.url.rstrip("/")
+        yield Target(args.url.rstrip("/"))
         return
     from titanium_common.suite import SERVICES, Suite, free_port
 
@@ -58,7 +71,7 @@ def suite_or_url(args: argparse.Namespace, log_dir: Path) -> Iterator[str]:
         open(log_dir / "suite.log", "w") as log,
         Suite(ports=ports, data_dir=Path(data_dir), extra_env=env, echo=log) as suite,
     ):
-        yield suite.url("load-balancer")
+        yield Target(suite.url("load-balancer"), {name: p.proc.pid for name, p in suite.processes.items()})
 
 
 def locust_env(args: argparse.Namespace, url: str, rate: float, results_dir: Path) -> dict[str, str]:
@@ -82,8 +95,11 @@ def locust_env(args: argparse.Namespace, url: str, rate: float, results_dir: Pat
     return env
 
 
-def run_locust(args: argparse.Namespace, url: str, rate: float, results_dir: Path) -> tuple[int, dict | None]:
-    """One headless locust run into `results_dir`; (exit code, summary or None)."""
+def run_locust(args: argparse.Namespace, target: Target, rate: float, results_dir: Path) -> tuple[int, dict | None]:
+    """One headless locust run into `results_dir`; (exit code, summary or None). For a suite started here the
+    summary also gets each service's CPU milliseconds per request (set-up and clean-up included), which other load
+    on the machine moves less than it moves latency."""
+    url = target.url
     results_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
@@ -100,6 +116,7 @@ def run_locust(args: argparse.Namespace, url: str, rate: float, results_dir: Pat
         str(results_dir / "report.html"),
     ]
     budget_s = duration_seconds(args.duration) + 300  # data set-up and clean-up included
+    cpu_before = target.cpu_seconds()
     with open(results_dir / "locust.log", "w") as log:
         done = subprocess.run(
             argv,
@@ -111,16 +128,24 @@ def run_locust(args: argparse.Namespace, url: str, rate: float, results_dir: Pat
         )
     summary_path = results_dir / "summary.json"
     if not summary_path.exists():
-        print((results_dir / "locust.log").read_text()[-3000:], file=sys.stderr)
+        lines = (results_dir / "locust.log").read_text().splitlines()
+        said = [line for line in lines if "could not make the test data" in line or "Error" in line]
+        print("\n".join(said[-10:] or lines[-30:]), file=sys.stderr)
         return done.returncode or EXIT_NO_SUMMARY, None
+    summary = json.loads(summary_path.read_text())
+    if cpu_before:
+        used = {name: seconds - cpu_before[name] for name, seconds in target.cpu_seconds().items()}
+        per_request = {name: round(1000 * s / max(summary["requests"], 1), 3) for name, s in used.items()}
+        summary["suite_cpu_ms_per_request"] = per_request | {"all": round(sum(per_request.values()), 3)}
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     results.draw(results_dir)
-    return done.returncode, json.loads(summary_path.read_text())
+    return done.returncode, summary
 
 
 def command_load(args: argparse.Namespace) -> int:
     results_dir = args.results_dir or RESULTS_ROOT / utc_stamp()
-    with suite_or_url(args, results_dir) as url:
-        code, summary = run_locust(args, url, args.rate, results_dir)
+    with suite_or_url(args, results_dir) as target:
+        code, summary = run_locust(args, target, args.rate, results_dir)
     if summary is not None:
         print(results.one_screen(summary))
     print(f"results in {results_dir}")
@@ -131,30 +156,32 @@ def command_knee(args: argparse.Namespace) -> int:
     results_dir = args.results_dir or RESULTS_ROOT / f"knee-{utc_stamp()}"
     steps: list[dict] = []
 
-    def step(url: str, rate: float) -> bool:
-        code, summary = run_locust(args, url, rate, results_dir / f"step-{len(steps) + 1:02d}-{rate:g}rps")
+    def step(target: Target, rate: float) -> bool:
+        code, summary = run_locust(args, target, rate, results_dir / f"step-{len(steps) + 1:02d}-{rate:g}rps")
         if summary is None:
             raise SystemExit(f"step at {rate:g} RPS gave no summary (exit {code})")
         held = summary["passed"]
         steps.append(
             {"rate": rate, "held": held}
             | {k: summary[k] for k in ("achieved_rps", "failures", "latency_ms", "failed_because", "locust", "machine")}
+            | {"suite_cpu_ms_per_request": summary.get("suite_cpu_ms_per_request")}
         )
         print(
             f"  {rate:>7g} RPS: {'held' if held else 'FAILED':<6} achieved {summary['achieved_rps']:.1f}, "
             f"p95 {summary['latency_ms']['p95']:.1f} ms, p99 {summary['latency_ms']['p99']:.1f} ms, "
             f"{summary['failures']} failed, locust {summary['locust']['cpu_pct_of_one_core']:g} % of a core, "
-            f"load {summary['machine']['load_average'][0]}",
+            f"load {summary['machine']['load_average'][0]}"
+            + (f", suite {summary['suite_cpu_ms_per_request']['all']:.2f} ms CPU/request" if target.pids else ""),
             flush=True,
         )
         time.sleep(args.pause_s)
         return held
 
-    with suite_or_url(args, results_dir) as url:
+    with suite_or_url(args, results_dir) as target:
         held, failed = 0.0, None
         rate = args.first_rate
         while failed is None and rate <= args.max_rate:
-            if step(url, rate):
+            if step(target, rate):
                 held, rate = rate, rate * 2
             else:
                 failed = rate
@@ -162,7 +189,7 @@ def command_knee(args: argparse.Namespace) -> int:
             if failed - held <= max(held, args.first_rate) * 0.05:
                 break
             middle = round((held + failed) / 2)
-            if step(url, middle):
+            if step(target, middle):
                 held = middle
             else:
                 failed = middle
