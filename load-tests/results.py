@@ -283,7 +283,8 @@ def draw_knee(results_dir: Path) -> Path:
     rate.grid(alpha=0.3)
     for key, colour in (("p50", "tab:green"), ("p95", "tab:orange"), ("p99", "tab:red")):
         latency.plot(rates, [s["latency_ms"][key] for s in steps], marker="o", color=colour, label=key)
-    latency.axhline(knee["limits"]["max_p95_ms"], linestyle="--", color="tab:orange", alpha=0.5, label="p95 limit")
+    if knee["limits"]["max_p95_ms"] is not None:
+        latency.axhline(knee["limits"]["max_p95_ms"], linestyle="--", color="tab:orange", alpha=0.5, label="p95 limit")
     if knee["knee_rps"]:
         for axis in (rate, latency):
             axis.axvline(knee["knee_rps"], color="tab:purple", alpha=0.5)

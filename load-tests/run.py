@@ -209,7 +209,7 @@ def command_knee(args: argparse.Namespace) -> int:
     (results_dir / "knee.json").write_text(json.dumps(knee, indent=2) + "\n")
     chart = results.draw_knee(results_dir)
     print(
-        f"knee: {held:g} RPS held ({args.scenario}, {args.duration} steps, p95 ≤ {args.max_p95_ms:g} ms, "
+        f"knee: {held:g} RPS held ({args.scenario}, {args.duration} steps, p95 ≤ {args.max_p95_ms or '∞'} ms, "
         f"{args.max_failures} failures); first failed: {failed if failed is not None else '-'}"
     )
     print(f"results in {results_dir} (chart {chart.name})")
