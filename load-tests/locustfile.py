@@ -41,8 +41,6 @@ from locust.runners import MasterRunner
 log = logging.getLogger("load-tests")
 
 EXIT_THRESHOLD_FAILED, EXIT_NO_TEST_DATA = 1, 3
-
-
 CONFIG = LoadConfig.from_env()
 
 
@@ -59,7 +57,7 @@ class RunState:
     sampler: gevent.Greenlet | None = None
 
     def in_window(self, started_at: float) -> bool:
-        return self.window_opened_at and 0 <= started_at - self.window_opened_at < CONFIG.duration_s
+        return self.window_opened_at > 0 and 0 <= started_at - self.window_opened_at < CONFIG.duration_s
 
 
 RUN = RunState()
