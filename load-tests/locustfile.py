@@ -9,7 +9,7 @@ Scenarios (SCENARIO):
   browse  every service through the load balancer in turn: users, posts, nodes, pods, series, events, clusters,
           edge devices, /stats
 RATE_LIST, RATE_DETAIL, RATE_CREATE, RATE_UPDATE, RATE_DELETE set the blog rates one by one instead (RATE is then
-their sum). Every request kind is its own user class paced by `constant_throughput`, at most USER_RATE (5) requests/s
+their sum). Every request kind is its own user class on a fixed schedule (`paced`), at most USER_RATE (5) requests/s
 per user with a random phase, so each rate is exact and smooth (100 users at 1/s would fire in one burst each
 second) and holds while a response takes up to 1/USER_RATE s.
 
@@ -33,7 +33,7 @@ import requests
 import results
 from load_config import BROWSE_PATHS, LoadConfig
 from load_data import LoadDataError, RunData
-from locust import LoadTestShape, constant_throughput, events
+from locust import LoadTestShape, events
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 from locust.runners import MasterRunner
@@ -125,6 +125,21 @@ KINDS = {
 } | {name: _browse(name) for name in BROWSE_PATHS}
 
 
+def paced(rate: float):
+    """A wait time that keeps a user on the schedule phase + k/rate, so that a window of D seconds holds D x rate
+    requests (locust's `constant_throughput` fires its second request at once, one extra per user). A response
+    slower than one interval makes the next request go at once; more than one behind, the schedule starts again
+    from now rather than catching up in a burst."""
+    interval = 1 / rate
+
+    def wait_time(user) -> float:
+        now = time.time()
+        user.next_at = max(user.next_at + interval, now - interval)
+        return max(0.0, user.next_at - now)
+
+    return wait_time
+
+
 def _user_class(kind: str, rate: float) -> type[FastHttpUser]:
     users = max(1, math.ceil(rate / CONFIG.max_user_rate))
     per_user = rate / users
@@ -133,7 +148,9 @@ def _user_class(kind: str, rate: float) -> type[FastHttpUser]:
     def on_start(self) -> None:
         if RUN.setup_error:
             raise StopUser()
-        gevent.sleep(random.uniform(0, 1 / per_user))  # a random phase, so the users of one kind do not fire together
+        # A random phase, so that the users of one kind do not fire together.
+        self.next_at = time.time() + random.uniform(0, 1 / per_user)
+        gevent.sleep(self.next_at - time.time())
 
     def send(self) -> None:
         action(self)
@@ -144,7 +161,7 @@ def _user_class(kind: str, rate: float) -> type[FastHttpUser]:
         {
             "host": CONFIG.url,
             "fixed_count": users,
-            "wait_time": constant_throughput(per_user),
+            "wait_time": paced(per_user),
             "network_timeout": 10.0,
             "connection_timeout": 5.0,
             "on_start": on_start,
