@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean bench deploy-tools
+.PHONY: install run test lint format clean bench deploy-tools load load-knee
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -59,6 +59,21 @@ $(BENCH_TOOLS):
 
 bench: install $(BENCH_TOOLS)
 	for script in load-tests/bench_*.py; do $(PYTHON) $$script || exit 1; done
+
+# Load tests (locust, load-tests/README.md): against LOAD_URL, or with START=1 a suite of their own on free ports.
+# A report folder per run under load-tests/results/; the exit code says whether the thresholds held.
+LOAD_URL ?= http://127.0.0.1:7100
+RATE ?= 100
+DURATION ?= 60s
+SCENARIO ?= mixed
+STEP_DURATION ?= 15s
+load: install $(DASHBOARD_MODULES)
+	$(PYTHON) load-tests/run.py load --url $(LOAD_URL) --rate $(RATE) --duration $(DURATION) --scenario $(SCENARIO) \
+		$(if $(START),--start)
+
+load-knee: install $(DASHBOARD_MODULES)
+	$(PYTHON) load-tests/run.py knee --url $(LOAD_URL) --duration $(STEP_DURATION) --scenario $(SCENARIO) \
+		$(if $(START),--start)
 
 format: install
 	$(UV) run --frozen ruff check --fix .

@@ -47,8 +47,7 @@ async def list_posts(
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Newest first. `page`/`size` answer a page object; the original's `offset`/`limit` its bare list."""
     if offset is not None or limit is not None:
-        items, _ = await _store(request).page(offset or 0, min(limit or 10, MAX_PAGE_SIZE))
-        return items
+        return await _store(request).newest(offset or 0, min(limit or 10, MAX_PAGE_SIZE))
     size = min(size, MAX_PAGE_SIZE)
     items, total = await _store(request).page((page - 1) * size, size)
     return {"items": items, "total": total, "page": page, "size": size, "pages": -(-total // size)}

@@ -119,3 +119,26 @@ async def test_sqlite_writers_queue_and_each_reads_what_the_last_wrote(tmp_path)
         names = set((await session.execute(text("SELECT name FROM items"))).scalars())
     assert names == {f"item-{n}" for n in range(12)}
     await db.close()
+
+
+async def test_a_busy_pool_keeps_as_many_connections_as_asked_for(database_target):
+    """Twelve sessions at once on a pool of eight: afterwards eight stay open to be reused, none is opened per
+    request (the default of five closed every connection beyond the fifth when it was returned)."""
+    db = Database(database_target.url, migrations=MIGRATIONS, name="db-test", schema=database_target.schema,
+                  pool_size=8)  # fmt: skip
+    await db.start()
+    try:
+        started = asyncio.Event()
+
+        async def read() -> None:
+            async with db.sessions() as session:
+                await session.execute(text("SELECT 1"))
+                await started.wait()
+
+        readers = [asyncio.create_task(read()) for _ in range(12)]
+        await asyncio.sleep(0.2)
+        started.set()
+        await asyncio.gather(*readers)
+        assert db.engine.pool.checkedin() == 8
+    finally:
+        await db.close()

@@ -179,7 +179,12 @@ class Database:
             database = make_url(self.url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            # The pool as large as on PostgreSQL: with SQLAlchemy's default (5), every request beyond five at once
+            # opened a connection (a thread, the file, four PRAGMAs) and closed it again.
+            engine = create_async_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )  # fmt: skip
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
             return engine
