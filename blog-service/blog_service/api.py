@@ -42,9 +42,9 @@ async def _author(request: Request) -> Identity:
 async def list_posts(
     request: Request,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    size: Annotated[int, Query(ge=1)] = 10,
+    size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_ROW_NUMBER)] = None,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Newest first. `page`/`size` answer a page object; the original's `offset`/`limit` its bare list."""
     if offset is not None or limit is not None:

@@ -78,9 +78,12 @@ class TokenVerifier:
         self.timeout = standard_timeout(response_s=timeout_s)
         # token digest -> (cached at, valid until, identity)
         self._cache: collections.OrderedDict[str, tuple[float, float, Identity]] = collections.OrderedDict()
+        # Raised by every revocation: an answer that a revocation overtook is not cached.
+        self._generation = 0
 
     def forget(self, sub: str | None) -> None:
         """Drop what is cached for the user `sub` (a revocation), or everything for None."""
+        self._generation += 1
         if sub is None:
             self._cache.clear()
             return
@@ -111,6 +114,7 @@ class TokenVerifier:
         identity = self._cached(key)
         if identity is not None:
             return identity
+        generation = self._generation
         try:
             async with self.session.get(
                 self.verify_url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout
@@ -124,7 +128,8 @@ class TokenVerifier:
         if status != 200 or not isinstance(body, dict) or body.get("valid") is not True:
             raise HTTPException(503, f"{AUTH_SERVICE} answered {status}")
         identity = Identity(sub=str(body["sub"]), username=body["username"], role=body["role"], exp=int(body["exp"]))
-        self._remember(key, identity)
+        if generation == self._generation:
+            self._remember(key, identity)
         return identity
 
     async def identity_of(self, request: Request, *, required: bool) -> Identity | None:
