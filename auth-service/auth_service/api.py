@@ -65,6 +65,7 @@ async def _log_in(body: Login, request: Request) -> dict[str, Any]:
         await state.throttle.not_checked(attempt)
         raise
     if user is None:
+        await state.throttle.failed(attempt)
         raise unauthorized(INVALID_LOGIN)
     await state.throttle.succeeded(attempt)
     refresh_token = await state.refresh_tokens.start(int(user["id"]), user["token_version"])

@@ -105,3 +105,13 @@ async def test_an_attempt_that_was_not_checked_does_not_count(redis_target):
         assert isinstance(attempt, Attempt)
         await throttle.not_checked(attempt)
     await throttle.close()
+
+
+async def test_many_people_behind_one_address_log_in_at_once(redis_target):
+    throttle = throttle_on(redis_target.url, redis_target.prefix, per_address=3)
+    attempts = [await throttle.admit(f"person{i}", "9.9.9.9") for i in range(30)]
+    assert all(isinstance(a, Attempt) for a in attempts)
+    for attempt in attempts[:3]:
+        await throttle.failed(attempt)
+    assert not isinstance(await throttle.admit("person99", "9.9.9.9"), Attempt)
+    await throttle.close()
