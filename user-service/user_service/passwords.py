@@ -1,8 +1,9 @@
 """Argon2id password hashing on a few worker threads, with admission control.
 
 A check costs tens of milliseconds of CPU on purpose, so checks queue behind each other under load. A check that
-would only start after its caller's budget has run out is refused at once (503 with Retry-After), rather than
-run for a caller that has already given up: the queue stays short and every admitted check answers in time.
+would finish after its caller's budget is refused at once (503 with Retry-After), rather than run for a caller that
+has given up: the queue stays short. The estimate can be wrong (the machine got busier), so a check whose turn
+comes after its budget has run out is not run either, and is answered the same way: never late.
 """
 
 import asyncio
@@ -19,6 +20,8 @@ from fastapi import HTTPException
 FIRST_ESTIMATE_S = 0.05
 # Weight of the newest timing in the running estimate.
 SMOOTHING = 0.2
+# What a worker answers for a check whose turn came too late to finish within its budget.
+_TOO_LATE = object()
 
 
 class PasswordsBusy(HTTPException):
@@ -49,17 +52,27 @@ class Passwords:
             self.refused += 1
             raise PasswordsBusy(expected - budget_s)
         self.in_queue += 1
+        deadline = time.monotonic() + budget_s
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, work, *args)
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._timed, deadline, work, *args
+            )
         finally:
             self.in_queue -= 1
+        if outcome is _TOO_LATE:
+            self.refused += 1
+            raise PasswordsBusy(self.expected_wait_s())
+        return outcome
 
-    def _timed(self, work, *args):
-        started = time.perf_counter()
+    def _timed(self, deadline: float, work, *args):
+        # The worker thread: the check's turn has come.
+        started = time.monotonic()
+        if started + self.estimate_s > deadline:
+            return _TOO_LATE
         try:
             return work(*args)
         finally:
-            self.estimate_s += SMOOTHING * (time.perf_counter() - started - self.estimate_s)
+            self.estimate_s += SMOOTHING * (time.monotonic() - started - self.estimate_s)
 
     async def hash(self, password: str, *, budget_s: float) -> str:
         return await self._run(budget_s, self.hasher.hash, password)
