@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from titanium_common.clock import utcnow
 from titanium_common.db import Database
@@ -43,9 +43,13 @@ class RefreshTokens:
         )
 
     async def start(self, user_id: int, token_version: int) -> str:
-        """A new family, for a login: its first token."""
+        """A new family, for a login: its first token. The user's expired tokens go (the table stays the size of
+        the live sessions)."""
         token = new_refresh_token()
         async with self.db.transaction() as session:
+            await session.execute(
+                delete(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.expires_at < utcnow())
+            )
             session.add(self._row(token, secrets.token_hex(16), user_id, token_version))
         return token
 
