@@ -114,3 +114,24 @@ async def test_an_answer_overtaken_by_a_revocation_is_not_cached(auth_double):
     await verifier.verify("good")
     assert state["calls"] == 2
     await session.close()
+
+
+async def test_require_role_is_403_for_another_role_and_401_without_a_token(auth_double):
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    def request(token: str | None) -> Request:
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        return Request({"type": "http", "headers": headers})
+
+    url, _ = auth_double
+    session = create_client_session()
+    verifier = TokenVerifier(session, url)
+    assert (await verifier.require_role(request("good"), "user", "admin")).username == "u"
+    with pytest.raises(HTTPException) as other_role:
+        await verifier.require_role(request("good"), "admin")
+    assert other_role.value.status_code == 403
+    with pytest.raises(HTTPException) as anonymous:
+        await verifier.require_role(request(None), "admin")
+    assert anonymous.value.status_code == 401
+    await session.close()

@@ -140,6 +140,13 @@ class TokenVerifier:
             return None
         return await self.verify(token)
 
+    async def require_role(self, request: Request, *roles: str) -> Identity:
+        """The request's identity if its role is one of `roles`: 401 without a valid token, 403 with another role."""
+        identity = await self.identity_of(request, required=True)
+        if identity.role not in roles:
+            raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
+        return identity
+
 
 @contextlib.asynccontextmanager
 async def token_verifier(
