@@ -112,11 +112,19 @@ async def logout(request: Request, body: LogoutRequest | None = None) -> Respons
     token, says who)."""
     state = request.app.state
     user_id = None
+    refresh_token = body.refresh_token if body is not None else None
     token = bearer_token(request)
     if token is not None:
-        user_id = (await _checked_claims(request, token))["sub"]
-    if body is not None and body.refresh_token:
-        owner = await state.refresh_tokens.revoke_family(body.refresh_token)
+        try:
+            user_id = (await _checked_claims(request, token))["sub"]
+        except StarletteHTTPException as exc:
+            # An expired access token does not keep a client from ending its session with the refresh token.
+            if exc.status_code != 401 or not refresh_token:
+                raise
+    if refresh_token:
+        owner = await state.refresh_tokens.revoke_family(
+            refresh_token, of_user=int(user_id) if user_id is not None else None
+        )
         if owner is not None and user_id not in (None, str(owner)):
             raise StarletteHTTPException(403, "that refresh token belongs to another user")
         user_id = user_id or (str(owner) if owner is not None else None)

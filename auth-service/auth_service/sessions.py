@@ -76,11 +76,15 @@ class RefreshTokens:
             session.add(self._row(successor, row.family, row.user_id, row.token_version))
             return Rotation(row.user_id, row.token_version, successor)
 
-    async def revoke_family(self, token: str) -> int | None:
-        """Revoke the family of `token` (logout); its user's id, or None for an unknown token."""
+    async def revoke_family(self, token: str, *, of_user: int | None = None) -> int | None:
+        """Revoke the family of `token` (logout), if it is `of_user`'s (or anyone's, for None); the id of the
+        token's user either way, or None for an unknown token."""
         async with self.db.transaction() as session:
             row = await session.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
             if row is None:
                 return None
-            await session.execute(update(RefreshToken).where(RefreshToken.family == row.family).values(revoked=True))
+            if of_user is None or row.user_id == of_user:
+                await session.execute(
+                    update(RefreshToken).where(RefreshToken.family == row.family).values(revoked=True)
+                )
             return row.user_id

@@ -126,3 +126,32 @@ async def test_logout_needs_a_token(identity):
     url = f"{identity.auth_url}/api/auth/logout"
     assert (await identity.client.post(url)).status_code == 401
     assert (await identity.client.post(url, json={"refresh_token": "made-up"})).status_code == 401
+
+
+async def test_logout_with_an_expired_access_token_still_ends_the_session(identity):
+    await identity.register("late")
+    session = await identity.login("late")
+    out = await identity.client.post(
+        f"{identity.auth_url}/api/auth/logout",
+        json={"refresh_token": session["refresh_token"]},
+        headers=bearer("expired.access.token"),
+    )
+    assert out.status_code == 204
+    refresh = f"{identity.auth_url}/api/auth/refresh"
+    assert (await identity.client.post(refresh, json={"refresh_token": session["refresh_token"]})).status_code == 401
+    assert await verify_status(identity, session["access_token"]) == 401
+
+
+async def test_a_refresh_token_cannot_log_out_another_user(identity):
+    await identity.register("one")
+    await identity.register("two")
+    first, second = await identity.login("one"), await identity.login("two")
+    out = await identity.client.post(
+        f"{identity.auth_url}/api/auth/logout",
+        json={"refresh_token": second["refresh_token"]},
+        headers=bearer(first["access_token"]),
+    )
+    assert out.status_code == 403
+    # ... and leaves it as it was.
+    refresh = f"{identity.auth_url}/api/auth/refresh"
+    assert (await identity.client.post(refresh, json={"refresh_token": second["refresh_token"]})).status_code == 200
