@@ -3,6 +3,8 @@ rotate, and a reused one revokes its family."""
 
 import asyncio
 
+import pytest
+
 from tests.support.identity import ADMIN
 
 
@@ -155,3 +157,21 @@ async def test_a_refresh_token_cannot_log_out_another_user(identity):
     # ... and leaves it as it was.
     refresh = f"{identity.auth_url}/api/auth/refresh"
     assert (await identity.client.post(refresh, json={"refresh_token": second["refresh_token"]})).status_code == 200
+
+
+async def test_an_expired_refresh_token_is_refused(database_target):
+    from auth_service.main import MIGRATIONS
+    from auth_service.sessions import RefreshTokens
+    from auth_service.settings import AuthSettings
+    from auth_service.tokens import InvalidToken
+    from titanium_common.db import Database
+
+    db = Database.from_settings(AuthSettings(env="test", **database_target.settings()), migrations=MIGRATIONS)
+    await db.start()
+    try:
+        expired = RefreshTokens(db, ttl_s=-1)
+        token = await expired.start(user_id=1, token_version=0)
+        with pytest.raises(InvalidToken, match="expired"):
+            await expired.rotate(token)
+    finally:
+        await db.close()

@@ -135,3 +135,14 @@ async def test_require_role_is_403_for_another_role_and_401_without_a_token(auth
         await verifier.require_role(request(None), "admin")
     assert anonymous.value.status_code == 401
     await session.close()
+
+
+async def test_a_revocation_that_cannot_be_announced_is_kept_for_a_retry():
+    feed = RevocationFeed("redis://127.0.0.1:1/0", "unused")
+    heard = []
+    feed.add_listener(heard.append)
+    await feed.publish(5)
+    assert heard == ["5"]  # this process forgets the user at once
+    assert "5" in feed._unsent and feed._retry_task is not None
+    assert feed.max_age_s(MAX_CACHE_TTL_S) == UNSURE_MAX_AGE_S  # not listening: caches keep a second at most
+    await feed.close()
