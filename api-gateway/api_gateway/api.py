@@ -13,6 +13,8 @@ from .settings import GatewaySettings
 from .upstreams import Upstream
 
 ROUTES = web.AppKey("routes", RouteTable[Upstream])
+# Routes with a response timeout of their own (seconds), longest prefix first.
+ROUTE_TIMEOUTS = web.AppKey("route_timeouts", RouteTable[float])
 SETTINGS = web.AppKey("settings", GatewaySettings)
 # Client sides of relayed WebSockets, closed with 1001 when the gateway shuts down.
 OPEN_WEBSOCKETS = web.AppKey("open_websockets", set)
@@ -34,8 +36,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # Stays 499 if the client goes away before an answer exists: not an upstream failure.
     status = CLIENT_CLOSED_REQUEST
     try:
+        client = upstream.http_within(request.app[ROUTE_TIMEOUTS].match(request.path))
         response = await proxy_to_pool(
-            request, upstream.http, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
+            request, client, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
         )
         status = response.status
         return response

@@ -21,6 +21,8 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app[api.SETTINGS] = settings
     upstreams = Upstreams(settings.upstream_urls())
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})
+    route_timeouts = settings.route_timeouts()
+    app[api.ROUTE_TIMEOUTS] = RouteTable(route_timeouts)
     app[KIT].add_stats_provider(upstreams.stats)
     app[api.OPEN_WEBSOCKETS] = set()
     app.on_shutdown.append(close_relayed_websockets)
@@ -31,6 +33,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
             connect_s=settings.upstream_connect_timeout_s,
             response_s=settings.upstream_response_timeout_s,
             pool_size=settings.upstream_pool_size,
+            route_timeouts=route_timeouts.values(),
         )
         yield
         await upstreams.close()

@@ -43,6 +43,9 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     upstream_connect_timeout_s: float = CONNECT_TIMEOUT_S
     upstream_response_timeout_s: float = RESPONSE_TIMEOUT_S
+    # Routes that may take longer, "prefix=seconds" pairs, comma-separated: a login waits for its Argon2 check
+    # behind other logins (auth-service gives user-service 3.5 s of these 4; the load balancer waits 5).
+    route_response_timeouts: str = "/api/auth/login=4,/api/login=4"
     # Connections kept per upstream: a slow upstream can exhaust only its own pool.
     upstream_pool_size: int = 128
     # Browser origins allowed to call the API, comma-separated and explicit ("*" is refused); empty = CORS off.
@@ -70,6 +73,20 @@ class GatewaySettings(ServiceSettings):
             table[prefix.strip()] = name.strip()
         return table
 
+    def route_timeouts(self) -> dict[str, float]:
+        """Prefix → response timeout of the routes that have their own."""
+        table = {}
+        for pair in split_list(self.route_response_timeouts):
+            prefix, sep, seconds = pair.partition("=")
+            try:
+                value = float(seconds)
+            except ValueError:
+                value = 0.0
+            if not sep or not prefix.strip().startswith("/") or value <= 0:
+                raise ValueError(f"ROUTE_RESPONSE_TIMEOUTS entry {pair!r} is not /prefix=seconds")
+            table[prefix.strip()] = value
+        return table
+
     def allowed_origins(self) -> frozenset[str]:
         origins = frozenset(o.rstrip("/") for o in split_list(self.cors_origins))
         if "*" in origins:
@@ -87,4 +104,5 @@ class GatewaySettings(ServiceSettings):
             if name not in urls:
                 raise ValueError(f"route {prefix} names unknown upstream {name!r} (known: {', '.join(urls)})")
         self.allowed_origins()
+        self.route_timeouts()
         return self

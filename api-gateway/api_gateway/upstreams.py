@@ -1,5 +1,6 @@
 """The services behind the gateway: each has its own connection pool, replica rotation and figures for /stats."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,8 @@ class Upstream:
         self.replicas = ReplicaPool(name, urls)
         self.stats = UpstreamStats()
         self._http: UpstreamClient | None = None
+        # Clients with a longer response timeout, for the routes that have one (same connect timeout and size).
+        self._http_within: dict[float, UpstreamClient] = {}
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -64,6 +67,12 @@ class Upstream:
             raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
         return self._http
 
+    def http_within(self, response_s: float | None) -> UpstreamClient:
+        """Forwarded HTTP requests of a route with its own response timeout (None: the upstream's own)."""
+        if response_s is None:
+            return self.http
+        return self._http_within.get(response_s) or self.http
+
     @property
     def session(self) -> aiohttp.ClientSession:
         """Relayed WebSockets."""
@@ -71,9 +80,21 @@ class Upstream:
             raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
         return self._session
 
-    def open(self, checks: aiohttp.ClientSession, *, connect_s: float, response_s: float, pool_size: int) -> None:
+    def open(
+        self,
+        checks: aiohttp.ClientSession,
+        *,
+        connect_s: float,
+        response_s: float,
+        pool_size: int,
+        route_timeouts: Iterable[float] = (),
+    ) -> None:
         # One pool per upstream: a hung service can hold at most its own connections, never another's.
         self._http = UpstreamClient(connect_s=connect_s, response_s=response_s, limit=pool_size)
+        self._http_within = {
+            seconds: UpstreamClient(connect_s=connect_s, response_s=seconds, limit=pool_size)
+            for seconds in set(route_timeouts)
+        }
         # The proxy core sets X-Request-ID itself, so the session's request tracing would be pure cost.
         self._session = create_client_session(
             connect_s=connect_s,
@@ -90,6 +111,9 @@ class Upstream:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        for client in self._http_within.values():
+            await client.close()
+        self._http_within = {}
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -92,6 +92,8 @@ def upstream_app(service: str, state: Upstreams) -> web.Application:
     async def answer(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await websocket(request)
+        if delay := request.headers.get("X-Test-Delay"):
+            await asyncio.sleep(float(delay))
         if "X-Test-Hang" in request.headers:
             await state.count_hanging(service, 1)
             try:

@@ -4,7 +4,9 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
+from api_gateway.settings import GatewaySettings
 from titanium_common.suite import free_port
 
 HUNG = {"X-Test-Hang": "1"}
@@ -98,3 +100,23 @@ async def test_stats_count_each_upstream(start_gateway):
     assert (edge["requests"], edge["errors"], edge["unavailable"]) == (1, 1, 1)
     assert stats["upstreams"]["auth-service"]["requests"] == 0
     assert stats["requests"]["total"] == 5
+
+
+async def test_a_route_with_its_own_budget_waits_longer_than_the_rest(start_gateway):
+    gateway = await start_gateway(
+        upstream_response_timeout_s=0.3, route_response_timeouts="/api/auth/login=3,/api/login=3"
+    )
+    slow = {"X-Test-Delay": "0.8"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gateway.make_url("/api/auth/login"), headers=slow) as r:
+            assert r.status == 200
+            assert (await r.json())["service"] == "auth-service"
+        async with http.get(gateway.make_url("/api/auth/verify"), headers=slow) as r:
+            assert r.status == 504
+            assert "auth-service" in (await r.json())["detail"]
+
+
+@pytest.mark.parametrize("bad", ["/api/login", "api/login=3", "/api/login=soon", "/api/login=0"])
+def test_route_budgets_must_be_prefix_equals_seconds(bad):
+    with pytest.raises(ValueError, match="ROUTE_RESPONSE_TIMEOUTS"):
+        GatewaySettings(env="test", route_response_timeouts=bad)

@@ -1,8 +1,8 @@
-"""auth-service's public API (routes only): log in, and verify a token."""
+"""auth-service's public API (routes only): log in, refresh, log out, and verify a token."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -10,16 +10,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.logs import current_request_id
 
+from .throttle import Attempt
 from .tokens import InvalidToken
 
 router = APIRouter()
 
 INVALID_LOGIN = "invalid username or password"
+THROTTLED = "too many failed logins; try again later"
 
 
 class Login(BaseModel):
     username: Annotated[str, Field(min_length=1, max_length=128)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: Annotated[str | None, Field(min_length=1, max_length=256)] = None
 
 
 def client_address(request: Request) -> str:
@@ -31,20 +41,35 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def _token_answer(request: Request, user: dict[str, Any], refresh_token: str) -> dict[str, Any]:
+    state = request.app.state
+    token, _ = state.tokens.issue(int(user["id"]), user["username"], user["role"], user["token_version"])
+    return {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": state.tokens.ttl_s,
+        "refresh_token": refresh_token,
+        "refresh_expires_in": state.refresh_tokens.ttl_s,
+    }
+
+
 async def _log_in(body: Login, request: Request) -> dict[str, Any]:
     """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
     state = request.app.state
-    address = client_address(request)
-    wait = await state.throttle.retry_after(body.username, address)
-    if wait is not None:
-        raise HTTPException(429, "too many failed logins; try again later", headers={"Retry-After": str(wait)})
-    user = await state.users.check(body.username, body.password)
+    attempt = await state.throttle.admit(body.username, client_address(request))
+    if not isinstance(attempt, Attempt):
+        raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
+    try:
+        user = await state.users.check(body.username, body.password)
+    except StarletteHTTPException:
+        await state.throttle.not_checked(attempt)
+        raise
     if user is None:
-        await state.throttle.record_failure(body.username, address)
+        await state.throttle.failed(attempt)
         raise unauthorized(INVALID_LOGIN)
-    await state.throttle.record_success(body.username)
-    token, _ = state.tokens.issue(user["id"], user["username"], user["role"])
-    return {"access_token": token, "token_type": "bearer", "expires_in": state.tokens.ttl_s}
+    await state.throttle.succeeded(attempt)
+    refresh_token = await state.refresh_tokens.start(int(user["id"]), user["token_version"])
+    return await _token_answer(request, user, refresh_token)
 
 
 @router.post("/api/auth/login")
@@ -54,15 +79,74 @@ async def login(body: Login, request: Request) -> dict[str, Any]:
 
 @router.post("/api/login")
 async def login_original(body: Login, request: Request):
-    """The original clients' path: they read `status` and `token`, and `message` on failure."""
+    """The original clients' path: they read `status` and `token`, and `message` on any failure."""
     try:
         answer = await _log_in(body, request)
     except StarletteHTTPException as exc:
-        if exc.status_code != 401:
-            raise
-        body = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
-        return JSONResponse(body, status_code=401, headers=exc.headers)
+        failed = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
+        return JSONResponse(failed, status_code=exc.status_code, headers=exc.headers)
     return {"status": "success", "token": answer["access_token"], **answer}
+
+
+@router.post("/api/auth/refresh")
+async def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
+    """A new access token and the next refresh token; the presented one is used up. Presenting a used one again
+    revokes its family and every token of its user."""
+    state = request.app.state
+    try:
+        rotation = await state.refresh_tokens.rotate(body.refresh_token)
+    except InvalidToken as exc:
+        raise unauthorized(str(exc)) from exc
+    if rotation.next_token is None:
+        await state.users.revoke(str(rotation.user_id))
+        raise unauthorized("refresh token already used: the session is revoked")
+    user = await state.users.token_state(str(rotation.user_id))
+    if user is None or user["token_version"] != rotation.token_version:
+        raise unauthorized("session revoked")
+    return await _token_answer(request, user, rotation.next_token)
+
+
+@router.post("/api/auth/logout", status_code=204)
+async def logout(request: Request, body: LogoutRequest | None = None) -> Response:
+    """Ends the session of the refresh token and every token of the user (the access token, or the refresh
+    token, says who)."""
+    state = request.app.state
+    user_id = None
+    refresh_token = body.refresh_token if body is not None else None
+    token = bearer_token(request)
+    if token is not None:
+        try:
+            user_id = (await _checked_claims(request, token))["sub"]
+        except StarletteHTTPException as exc:
+            # An expired access token does not keep a client from ending its session with the refresh token.
+            if exc.status_code != 401 or not refresh_token:
+                raise
+    if refresh_token:
+        owner = await state.refresh_tokens.revoke_family(
+            refresh_token, of_user=int(user_id) if user_id is not None else None
+        )
+        if owner is not None and user_id not in (None, str(owner)):
+            raise StarletteHTTPException(403, "that refresh token belongs to another user")
+        user_id = user_id or (str(owner) if owner is not None else None)
+    if user_id is None:
+        raise unauthorized("give a valid access token or refresh token")
+    await state.users.revoke(user_id)
+    return Response(status_code=204)
+
+
+async def _checked_claims(request: Request, token: str) -> dict[str, Any]:
+    """The claims of a token that is well signed, unexpired, of a user who exists, and not revoked."""
+    state = request.app.state
+    try:
+        claims = state.tokens.verify(token)
+    except InvalidToken as exc:
+        raise unauthorized(str(exc)) from exc
+    user = await state.users.token_state(claims["sub"])
+    if user is None:
+        raise unauthorized("the user of this token no longer exists")
+    if user["token_version"] != claims["ver"]:
+        raise unauthorized("token revoked")
+    return claims | {"role": user["role"], "username": user["username"]}
 
 
 @router.get("/api/auth/verify")
@@ -70,10 +154,7 @@ async def verify(request: Request) -> dict[str, Any]:
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing bearer token")
-    try:
-        claims = request.app.state.tokens.verify(token)
-    except InvalidToken as exc:
-        raise unauthorized(str(exc)) from exc
+    claims = await _checked_claims(request, token)
     return {
         "valid": True,
         "sub": claims["sub"],

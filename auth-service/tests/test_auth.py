@@ -8,7 +8,6 @@ from jose import jwt
 
 from auth_service.main import create_app
 from auth_service.settings import AuthSettings
-from auth_service.throttle import LoginThrottle
 from tests.support.servers import serving
 
 SECRET = "x" * 48  # the secret tests/support/identity.py gives auth-service
@@ -21,7 +20,7 @@ def b64(data: dict) -> str:
 
 def claims(**overrides) -> dict:
     now = int(time.time())
-    base = {"sub": "1", "username": "admin", "role": "admin", "iat": now, "exp": now + 600, "iss": ISSUER}
+    base = {"sub": "1", "username": "admin", "role": "admin", "ver": 0, "iat": now, "exp": now + 600, "iss": ISSUER}
     return {k: v for k, v in (base | overrides).items() if v is not None}
 
 
@@ -38,7 +37,8 @@ async def test_login_then_verify(identity):
     )
     assert answer.status_code == 200
     body = answer.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert body["token_type"] == "bearer" and body["expires_in"] == 900
+    assert body["refresh_token"] and body["refresh_expires_in"] == 14 * 24 * 3600
     verified = (await verify(identity, body["access_token"])).json()
     assert verified["valid"] is True
     assert (verified["sub"], verified["username"], verified["role"]) == (str(user["id"]), "alice", "user")
@@ -87,6 +87,12 @@ ATTACKS = {
     "no iss": lambda: jwt.encode(claims(iss=None), SECRET),
     "foreign issuer": lambda: jwt.encode(claims(iss="evil"), SECRET),
     "garbage": lambda: "not-a-jwt",
+    "exp as a string": lambda: jwt.encode(claims(exp=str(int(time.time()) + 600)), SECRET),
+    "no token version": lambda: jwt.encode(claims(ver=None), SECRET),
+    "an older token version": lambda: jwt.encode(claims(ver=-1), SECRET),
+    "a user who never was": lambda: jwt.encode(claims(sub="999999"), SECRET),
+    "an id past any row": lambda: jwt.encode(claims(sub="9223372036854775808"), SECRET),
+    "undecodable payload": lambda: f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.gYE.{b64({})}",
 }
 
 
@@ -96,6 +102,8 @@ async def test_forged_tokens_are_401(identity, attack):
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"] == "Bearer"
     assert answer.json()["detail"]
+    # The reason is ours, never a decoder's own text.
+    assert "codec" not in answer.text and "byte" not in answer.text
 
 
 async def test_a_well_formed_token_with_the_right_key_passes(identity):
@@ -108,57 +116,6 @@ async def test_missing_or_malformed_authorization_is_401(identity):
     assert (await identity.client.get(url, headers={"Authorization": "Basic abc"})).status_code == 401
 
 
-async def test_failed_logins_per_user_are_throttled(identity):
-    await identity.register("dave")
-    url = f"{identity.auth_url}/api/auth/login"
-    for _ in range(5):
-        answer = await identity.client.post(url, json={"username": "dave", "password": "wrong-pass"})
-        assert answer.status_code == 401
-    throttled = await identity.client.post(url, json={"username": "dave", "password": "password-123"})
-    assert throttled.status_code == 429
-    assert 0 < int(throttled.headers["Retry-After"]) <= 300
-    other = await identity.client.post(
-        url, json={"username": "nobody", "password": "x"}, headers={"X-Forwarded-For": "1.2.3.4"}
-    )
-    assert other.status_code == 401
-
-
-async def test_failed_logins_per_address_are_throttled(identity):
-    url = f"{identity.auth_url}/api/auth/login"
-    spoof = {"X-Forwarded-For": "6.6.6.6, 10.0.0.9, 10.0.0.1"}  # the client forged the first entry
-    for i in range(20):
-        assert (
-            await identity.client.post(url, json={"username": f"u{i}", "password": "x"}, headers=spoof)
-        ).status_code == 401
-    nine = {"X-Forwarded-For": "7.7.7.7, 10.0.0.9, 10.0.0.1"}
-    assert (await identity.client.post(url, json={"username": "v", "password": "x"}, headers=nine)).status_code == 429
-    elsewhere = {"X-Forwarded-For": "10.0.0.8, 10.0.0.1"}
-    assert (
-        await identity.client.post(url, json={"username": "v", "password": "x"}, headers=elsewhere)
-    ).status_code == 401
-
-
-async def test_throttle_counters_are_shared_through_redis(redis_target):
-    replicas = [LoginThrottle(redis_target.url, redis_target.prefix, 2, 100, 60) for _ in range(2)]
-    await replicas[0].record_failure("erin", "1.1.1.1")
-    await replicas[1].record_failure("erin", "2.2.2.2")
-    assert await replicas[0].retry_after("erin", "3.3.3.3") is not None
-    await replicas[1].record_success("erin")
-    assert await replicas[0].retry_after("erin", "3.3.3.3") is None
-    for throttle in replicas:
-        await throttle.close()
-
-
-@pytest.mark.parametrize("redis_url", ["", "redis://127.0.0.1:1/0"], ids=["absent", "down"])
-async def test_throttle_works_in_memory_without_redis(redis_url):
-    throttle = LoginThrottle(redis_url, "unused:", 2, 100, 60)
-    await throttle.record_failure("frank", "1.1.1.1")
-    assert await throttle.retry_after("frank", "1.1.1.1") is None
-    await throttle.record_failure("frank", "1.1.1.1")
-    assert 0 < await throttle.retry_after("frank", "1.1.1.1") <= 60
-    await throttle.close()
-
-
 async def test_user_service_down_is_503_naming_it():
     settings = AuthSettings(env="test", jwt_secret=SECRET, user_service_url="http://127.0.0.1:1")
     async with serving(create_app(settings)) as url, httpx.AsyncClient() as client:
@@ -168,8 +125,9 @@ async def test_user_service_down_is_503_naming_it():
 
 
 def test_a_secret_is_required_outside_development():
-    with pytest.raises(RuntimeError, match="JWT_SECRET is required"):
-        create_app(AuthSettings(env="production", jwt_secret=""))
+    for env in ("production", "test"):
+        with pytest.raises(RuntimeError, match="JWT_SECRET is required"):
+            create_app(AuthSettings(env=env, jwt_secret=""))
     with pytest.raises(RuntimeError, match="at least 32"):
         create_app(AuthSettings(env="production", jwt_secret="short"))
     assert create_app(AuthSettings(env="development", jwt_secret="")).state.tokens.secret

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from titanium_common.auth_client import Identity
+from titanium_common.fastapi_app import MAX_ROW_NUMBER, RowId
 
 from .store import PostStore
 
@@ -41,9 +42,9 @@ async def _author(request: Request) -> Identity:
 async def list_posts(
     request: Request,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    size: Annotated[int, Query(ge=1)] = 10,
-    offset: Annotated[int | None, Query(ge=0)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_ROW_NUMBER)] = None,
 ) -> dict[str, Any] | list[dict[str, Any]]:
     """Newest first. `page`/`size` answer a page object; the original's `offset`/`limit` its bare list."""
     if offset is not None or limit is not None:
@@ -54,7 +55,7 @@ async def list_posts(
 
 
 @router.get("/api/posts/{post_id}")
-async def get_post(post_id: int, request: Request) -> dict[str, Any]:
+async def get_post(post_id: RowId, request: Request) -> dict[str, Any]:
     return await _store(request).get(post_id)
 
 
@@ -64,7 +65,7 @@ async def create_post(body: NewPost, request: Request) -> dict[str, Any]:
 
 
 @router.patch("/api/posts/{post_id}")
-async def change_post(post_id: int, body: PostChange, request: Request) -> dict[str, Any]:
+async def change_post(post_id: RowId, body: PostChange, request: Request) -> dict[str, Any]:
     editor = await _author(request)
     changes = body.model_dump(exclude_none=True)
     if not changes:
@@ -73,5 +74,5 @@ async def change_post(post_id: int, body: PostChange, request: Request) -> dict[
 
 
 @router.delete("/api/posts/{post_id}", status_code=204)
-async def delete_post(post_id: int, request: Request) -> None:
+async def delete_post(post_id: RowId, request: Request) -> None:
     await _store(request).delete(post_id, await _author(request))

@@ -25,7 +25,9 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await db.start()
         try:
-            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+            async with token_verifier(
+                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
+            ) as app.state.verifier:
                 yield
         finally:
             await db.close()

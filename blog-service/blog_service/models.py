@@ -17,6 +17,8 @@ class Base(DeclarativeBase):
 
 class Post(Timestamped, Base):
     __tablename__ = "posts"
+    # Ids are never reused (a deleted post's links must not lead to a later post).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(120))

@@ -1,3 +1,5 @@
+import asyncio
+
 import httpx
 import pytest
 
@@ -8,9 +10,17 @@ from tests.support.servers import serving
 
 
 @pytest.fixture
-async def blog(identity, database_target):
-    """blog-service beside user-service in the same database (each has its own tables and migration table)."""
-    settings = BlogSettings(env="test", auth_service_url=identity.auth_url, **database_target.settings())
+async def blog(identity, identity_settings, database_target):
+    """blog-service beside user-service in the same database (each has its own tables and migration table),
+    hearing user-service's revocations."""
+    user_settings, _ = identity_settings
+    settings = BlogSettings(
+        env="test",
+        auth_service_url=identity.auth_url,
+        redis_url=user_settings.redis_url,
+        revocation_channel=user_settings.revocation_channel,
+        **database_target.settings(),
+    )
     async with serving(create_app(settings)) as url:
         yield url
 
@@ -136,3 +146,21 @@ async def test_spa_is_served(identity, blog):
     script = await identity.client.get(f"{blog}/blog/app.js")
     assert script.status_code == 200
     assert "innerHTML" not in script.text and "insertAdjacentHTML" not in script.text
+
+
+async def test_a_cached_token_check_ends_when_the_user_is_revoked(identity, blog):
+    user, auth = await identity.account("ivan")
+    await publish(identity, blog, auth)  # the check is cached now
+    url = f"{identity.user_url}/api/users/{user['id']}"
+    assert (await identity.client.patch(url, json={"password": "fresh-password-2"}, headers=auth)).status_code == 200
+    deadline = asyncio.get_running_loop().time() + 1.0
+    while (status := (await publish(identity, blog, auth)).status_code) != 401:
+        assert status == 201 and asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+
+
+async def test_post_ids_are_never_reused(identity, blog):
+    _, auth = await identity.account("jill")
+    first = (await publish(identity, blog, auth)).json()["id"]
+    assert (await identity.client.delete(f"{blog}/api/posts/{first}", headers=auth)).status_code == 204
+    assert (await publish(identity, blog, auth)).json()["id"] > first

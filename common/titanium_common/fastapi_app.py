@@ -3,9 +3,9 @@
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -20,6 +20,11 @@ from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, lo
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.http")
+
+# The largest id a service's tables hold: a 32-bit INTEGER column on PostgreSQL (SQLite's go further). A path id or
+# an offset past it is refused as invalid (422) before the database sees it, where it would be an overflow (500).
+MAX_ROW_NUMBER = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_NUMBER)]
 
 
 def _route_template(scope: Scope) -> str:

@@ -22,7 +22,8 @@ class ServiceSettings(BaseSettings):
 
     @property
     def is_development(self) -> bool:
-        return self.env in ("development", "test")
+        """Only development may make up local secrets: a test or production process must be given them."""
+        return self.env == "development"
 
 
 def package_version(distribution: str) -> str:

@@ -32,12 +32,16 @@ class IdentityServices:
         assert answer.status_code == 201, answer.text
         return answer.json()
 
-    async def token(self, username: str, password: str = "password-123") -> str:
+    async def login(self, username: str, password: str = "password-123") -> dict:
+        """The whole login answer: access and refresh token."""
         answer = await self.client.post(
             f"{self.auth_url}/api/auth/login", json={"username": username, "password": password}
         )
         assert answer.status_code == 200, answer.text
-        return answer.json()["access_token"]
+        return answer.json()
+
+    async def token(self, username: str, password: str = "password-123") -> str:
+        return (await self.login(username, password))["access_token"]
 
     async def account(self, username: str) -> tuple[dict, dict[str, str]]:
         """A new user and the headers that carry its token."""
@@ -49,12 +53,15 @@ class IdentityServices:
 def identity_settings(database_target, redis_target):
     """Settings of both services; tests may change them before `identity` starts the servers."""
     user_port, auth_port = free_port(), free_port()
+    # Revocations are announced on a channel of this test's own.
+    channel = redis_target.prefix + "revoked"
     user = UserSettings(
         env="test",
         port=user_port,
         auth_service_url=f"http://127.0.0.1:{auth_port}",
         redis_url=redis_target.url,
         redis_prefix=redis_target.prefix + "users:",
+        revocation_channel=channel,
         admin_username=ADMIN[0],
         admin_password=ADMIN[1],
         **database_target.settings(),
@@ -66,6 +73,8 @@ def identity_settings(database_target, redis_target):
         jwt_secret="x" * 48,
         redis_url=redis_target.url,
         redis_prefix=redis_target.prefix + "auth:",
+        revocation_channel=channel,
+        **database_target.settings(),
     )
     return user, auth
 

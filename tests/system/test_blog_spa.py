@@ -51,3 +51,37 @@ async def test_a_wrong_password_is_said_on_the_form(suite, browser_page):
     await alert.wait_for()
     await page.wait_for_function("document.querySelector('form [role=alert]').textContent.length > 0")
     assert "invalid" in (await alert.text_content()).lower()
+
+
+async def test_an_expired_access_token_is_renewed_and_log_out_ends_the_session(suite, browser_page):
+    page, log = browser_page
+    username = f"spa{uuid.uuid4().hex[:8]}"
+    await page.goto(suite.url("load-balancer") + "/blog/#/signup")
+    await page.fill("#f-username", username)
+    await page.fill("#f-email", f"{username}@example.com")
+    await page.fill("#f-password", "a long enough password")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector(f"#nav >> text={username}")
+    first_refresh = await page.evaluate("sessionStorage.getItem('refresh_token')")
+    assert first_refresh
+
+    # As if the 15-minute access token had run out: the next write gets 401, renews, and goes through.
+    await page.evaluate("sessionStorage.setItem('token', 'expired.access.token')")
+    await page.click("text=Write")
+    await page.fill("#f-title", "Written after a renewal")
+    await page.fill("#f-content", "The SPA renewed its access token with the refresh token.")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("article.post h1 >> text=Written after a renewal")
+    renewed = await page.evaluate("sessionStorage.getItem('refresh_token')")
+    assert renewed and renewed != first_refresh
+
+    await page.click("text=Log out")
+    await page.wait_for_selector("#nav >> text=Log in")
+    assert await page.evaluate("sessionStorage.getItem('refresh_token')") is None
+    refused = await page.evaluate(
+        """async (token) => (await fetch('/api/auth/refresh', {method: 'POST',
+             headers: {'Content-Type': 'application/json'}, body: JSON.stringify({refresh_token: token})})).status""",
+        renewed,
+    )
+    assert refused == 401
+    assert [e for e in log.errors if "401" not in e] == []

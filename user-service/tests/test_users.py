@@ -89,6 +89,9 @@ async def test_only_self_or_admin_may_change_or_delete(identity):
     assert "email" not in (await identity.client.get(url, headers=dave_auth)).json()
     promoted = await identity.client.patch(url, json={"role": "admin"}, headers=admin_auth)
     assert promoted.json()["role"] == "admin"
+    # A role change ends the tokens issued before it: carol logs in again.
+    assert (await identity.client.delete(url, headers=carol_auth)).status_code == 401
+    carol_auth = {"Authorization": f"Bearer {await identity.token('carol')}"}
 
     assert (await identity.client.delete(url, headers=dave_auth)).status_code == 403
     assert (await identity.client.delete(url, headers=carol_auth)).status_code == 204
@@ -105,7 +108,7 @@ async def test_changed_password_is_the_one_that_works(identity):
     new = await identity.client.post(check, json={"username": "erin", "password": "new-password-9"})
     assert old.status_code == 401
     assert new.status_code == 200
-    assert new.json() == {"valid": True, "id": erin["id"], "username": "erin", "role": "user"}
+    assert new.json() == {"valid": True, "id": erin["id"], "username": "erin", "role": "user", "token_version": 1}
 
 
 async def test_credentials_check_refuses_unknown_users_and_wrong_passwords(identity):

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import Identity
+from titanium_common.fastapi_app import RowId
 
 from .store import UserStore
 
@@ -87,13 +88,13 @@ async def list_users(
 
 
 @router.get("/api/users/{user_id}")
-async def get_user(user_id: int, request: Request) -> dict[str, Any]:
+async def get_user(user_id: RowId, request: Request) -> dict[str, Any]:
     viewer = await _viewer(request)
     return _shown_to(viewer, await _store(request).get(user_id))
 
 
 @router.patch("/api/users/{user_id}")
-async def change_user(user_id: int, body: UserChange, request: Request) -> dict[str, Any]:
+async def change_user(user_id: RowId, body: UserChange, request: Request) -> dict[str, Any]:
     identity = await _identity(request, required=True)
     _may_change(identity, user_id)
     changes = body.model_dump(exclude_none=True)
@@ -105,7 +106,7 @@ async def change_user(user_id: int, body: UserChange, request: Request) -> dict[
 
 
 @router.delete("/api/users/{user_id}", status_code=204)
-async def delete_user(user_id: int, request: Request) -> None:
+async def delete_user(user_id: RowId, request: Request) -> None:
     identity = await _identity(request, required=True)
     _may_change(identity, user_id)
     await _store(request).delete(user_id)
@@ -117,4 +118,22 @@ async def verify_credentials(body: Credentials, request: Request) -> dict[str, A
     user = await _store(request).check_credentials(body.username, body.password)
     if user is None:
         raise HTTPException(401, "invalid username or password")
-    return {"valid": True, "id": user["id"], "username": user["username"], "role": user["role"]}
+    return {
+        "valid": True,
+        "id": user["id"],
+        "username": user["username"],
+        "role": user["role"],
+        "token_version": user["token_version"],
+    }
+
+
+@internal.get("/internal/users/{user_id}/token-state")
+async def token_state(user_id: RowId, request: Request) -> dict[str, Any]:
+    """For auth-service: whether the user exists, and the token version its tokens must carry."""
+    return await _store(request).token_state(user_id)
+
+
+@internal.post("/internal/users/{user_id}/revoke-tokens")
+async def revoke_tokens(user_id: RowId, request: Request) -> dict[str, Any]:
+    """For auth-service (logout, a reused refresh token): every token of the user stops working."""
+    return {"id": user_id, "token_version": await _store(request).revoke_tokens(user_id)}

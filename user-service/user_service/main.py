@@ -6,10 +6,12 @@ from fastapi import FastAPI
 from titanium_common.auth_client import token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.revocations import RevocationFeed
 from titanium_common.runner import serve
 
 from . import api
 from .cache import UserCache
+from .passwords import Passwords
 from .settings import UserSettings
 from .store import UserStore
 
@@ -20,7 +22,21 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     settings = settings or UserSettings()
     db = Database.from_settings(settings, migrations=MIGRATIONS)
     cache = UserCache(settings.redis_url, settings.redis_prefix, settings.cache_ttl_s)
-    store = UserStore(db, cache)
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        workers=settings.password_workers,
+    )
+    revocations = RevocationFeed(settings.redis_url, settings.revocation_channel)
+    store = UserStore(
+        db,
+        cache,
+        passwords,
+        revocations,
+        check_budget_s=settings.credentials_check_budget_s,
+        hash_budget_s=settings.password_hash_budget_s,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -28,9 +44,15 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         if settings.admin_username and settings.admin_password:
             await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
         try:
-            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+            async with token_verifier(
+                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
+            ) as app.state.verifier:
+                # This service's own verify cache forgets a user it revoked at once, before Redis says so.
+                revocations.add_listener(app.state.verifier.forget)
                 yield
         finally:
+            await revocations.close()
+            passwords.close()
             await cache.close()
             await db.close()
 
@@ -45,7 +67,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     db.attach(app.state.kit)
 
     async def user_figures() -> dict:
-        return {"users": await store.count()} | await cache.stats()
+        return {"users": await store.count()} | await cache.stats() | passwords.figures()
 
     app.state.kit.add_stats_provider(user_figures)
     return app

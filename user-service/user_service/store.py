@@ -1,15 +1,17 @@
 """Users: registration, reads through the cache, changes, deletion and the credential check auth-service uses."""
 
+import contextlib
 import logging
 from typing import Any
 
 from sqlalchemy import func, select
 
 from titanium_common.db import ConflictError, Database, NotFoundError
+from titanium_common.revocations import RevocationFeed
 
 from .cache import UserCache
 from .models import User
-from .passwords import hash_password, needs_rehash, verify_password
+from .passwords import Passwords, PasswordsBusy
 
 log = logging.getLogger("user_service.store")
 
@@ -17,12 +19,25 @@ TAKEN = "username or email already registered"
 
 
 class UserStore:
-    def __init__(self, db: Database, cache: UserCache) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache: UserCache,
+        passwords: Passwords,
+        revocations: RevocationFeed,
+        *,
+        check_budget_s: float,
+        hash_budget_s: float,
+    ) -> None:
         self.db = db
         self.cache = cache
+        self.passwords = passwords
+        self.revocations = revocations
+        self.check_budget_s = check_budget_s
+        self.hash_budget_s = hash_budget_s
 
     async def create(self, username: str, email: str, password: str, role: str = "user") -> dict[str, Any]:
-        password_hash = await hash_password(password)
+        password_hash = await self.passwords.hash(password, budget_s=self.hash_budget_s)
         async with self.db.transaction(TAKEN) as session:
             user = User(username=username, email=email.lower(), password_hash=password_hash, role=role)
             session.add(user)
@@ -54,19 +69,25 @@ class UserStore:
             return await session.scalar(select(func.count()).select_from(User)) or 0
 
     async def update(self, user_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply `changes`; a new password or a different role ends the user's tokens."""
         if "password" in changes:
-            changes["password_hash"] = await hash_password(changes.pop("password"))
+            changes["password_hash"] = await self.passwords.hash(changes.pop("password"), budget_s=self.hash_budget_s)
         if "email" in changes:
             changes["email"] = changes["email"].lower()
         async with self.db.transaction(TAKEN) as session:
             user = await session.get(User, user_id, with_for_update=True)
             if user is None:
                 raise NotFoundError(f"user {user_id} not found")
+            revoke = "password_hash" in changes or changes.get("role", user.role) != user.role
             for field, value in changes.items():
                 setattr(user, field, value)
+            if revoke:
+                user.token_version += 1
             await session.flush()
             record = user.public()
         await self.cache.invalidate(user_id)
+        if revoke:
+            await self.revocations.publish(user_id)
         return record
 
     async def delete(self, user_id: int) -> None:
@@ -76,22 +97,53 @@ class UserStore:
                 raise NotFoundError(f"user {user_id} not found")
             await session.delete(user)
         await self.cache.invalidate(user_id)
+        await self.revocations.publish(user_id)
         log.info("deleted user %d", user_id)
+
+    async def revoke_tokens(self, user_id: int) -> int:
+        """End every token of the user (logout, a reused refresh token); the new token version."""
+        async with self.db.transaction() as session:
+            user = await session.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise NotFoundError(f"user {user_id} not found")
+            user.token_version += 1
+            version = user.token_version
+        await self.revocations.publish(user_id)
+        log.info("revoked the tokens of user %d", user_id)
+        return version
+
+    async def token_state(self, user_id: int) -> dict[str, Any]:
+        """What a token of this user must match: the user exists, with this role and token version."""
+        async with self.db.sessions() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"user {user_id} not found")
+        return {"id": user.id, "username": user.username, "role": user.role, "token_version": user.token_version}
 
     async def check_credentials(self, username: str, password: str) -> dict[str, Any] | None:
         """The user if the password matches, else None; unknown names cost as much as wrong passwords."""
         async with self.db.sessions() as session:
-            user = await session.scalar(select(User).where(User.username == username))
-        if not await verify_password(user.password_hash if user else None, password):
+            user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+        password_hash = user.password_hash if user else None
+        if not await self.passwords.verify(password_hash, password, budget_s=self.check_budget_s):
             return None
-        if needs_rehash(user.password_hash):
-            await self.update(user.id, {"password": password})
-        return user.public()
+        if self.passwords.needs_rehash(user.password_hash):
+            with contextlib.suppress(PasswordsBusy):  # busy now: the next login re-hashes
+                await self._rehash(user.id, password)
+        return user.public() | {"token_version": user.token_version}
+
+    async def _rehash(self, user_id: int, password: str) -> None:
+        """The same password under the current parameters: no security change, so tokens stay valid."""
+        password_hash = await self.passwords.hash(password, budget_s=self.hash_budget_s)
+        async with self.db.transaction() as session:
+            user = await session.get(User, user_id, with_for_update=True)
+            if user is not None:
+                user.password_hash = password_hash
 
     async def ensure_admin(self, username: str, password: str, email: str) -> None:
         """The first admin, from the environment; an existing account of that name is left as it is."""
         async with self.db.sessions() as session:
-            exists = await session.scalar(select(User.id).where(User.username == username))
+            exists = await session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
         if exists is not None:
             return
         try:

@@ -1,6 +1,6 @@
 // Titanium Blog SPA: hash routes as in the original (#/, #/login, #/signup, #/posts/:id, #/posts/new,
-// #/posts/:id/edit), token in sessionStorage. Everything user-supplied goes in through textContent or
-// attribute setters, never as HTML.
+// #/posts/:id/edit), tokens in sessionStorage: a short-lived access token, renewed with the refresh token when
+// an answer says 401. Everything user-supplied goes in through textContent or attribute setters, never as HTML.
 "use strict";
 
 const PAGE_SIZE = 10;
@@ -9,10 +9,31 @@ const nav = document.getElementById("nav");
 
 const session = {
   get token() { return sessionStorage.getItem("token"); },
+  get refreshToken() { return sessionStorage.getItem("refresh_token"); },
   get user() { return JSON.parse(sessionStorage.getItem("user") || "null"); },
-  save(token, user) { sessionStorage.setItem("token", token); sessionStorage.setItem("user", JSON.stringify(user)); },
-  clear() { sessionStorage.removeItem("token"); sessionStorage.removeItem("user"); },
+  save(tokens, user) {
+    sessionStorage.setItem("token", tokens.access_token);
+    sessionStorage.setItem("refresh_token", tokens.refresh_token);
+    if (user) sessionStorage.setItem("user", JSON.stringify(user));
+  },
+  clear() { for (const key of ["token", "refresh_token", "user"]) sessionStorage.removeItem(key); },
 };
+
+// One refresh at a time: a refresh token is good for one use, so parallel 401s share the same renewal.
+let renewing = null;
+async function renewTokens() {
+  if (!session.refreshToken) return false;
+  renewing = renewing || (async () => {
+    const answer = await fetch("/api/auth/refresh", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: session.refreshToken }),
+    });
+    if (!answer.ok) { session.clear(); return false; }
+    session.save(await answer.json());
+    return true;
+  })().finally(() => { renewing = null; });
+  return renewing;
+}
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -31,14 +52,28 @@ function describe(body, status) {
   return detail || `request failed (${status})`;
 }
 
-async function api(method, path, body) {
+async function send(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (session.token) headers.Authorization = `Bearer ${session.token}`;
-  const answer = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+async function api(method, path, body) {
+  let answer = await send(method, path, body);
+  if (answer.status === 401 && session.token && path.startsWith("/api/posts")) {
+    // The access token expired or was revoked: renew it once, else the session is over.
+    if (await renewTokens()) answer = await send(method, path, body);
+    else session.clear();
+  }
   const data = answer.status === 204 ? null : await answer.json().catch(() => null);
-  if (answer.status === 401 && session.token && path.startsWith("/api/posts")) session.clear();
   if (!answer.ok) throw new Error(describe(data, answer.status));
   return data;
+}
+
+async function logOut() {
+  if (session.refreshToken) await send("POST", "/api/auth/logout", { refresh_token: session.refreshToken }).catch(() => null);
+  session.clear();
+  if (location.hash === "#/") route(); else location.hash = "#/";
 }
 
 function show(...nodes) { view.replaceChildren(...nodes); }
@@ -50,7 +85,7 @@ function renderNav() {
   const user = session.user;
   const items = user
     ? [el("a", { href: "#/posts/new", text: "Write" }), el("span", { text: user.username }),
-       el("button", { onclick: () => { session.clear(); location.hash = "#/"; }, text: "Log out" })]
+       el("button", { onclick: logOut, text: "Log out" })]
     : [el("a", { href: "#/login", text: "Log in" }), el("a", { href: "#/signup", text: "Sign up" })];
   nav.replaceChildren(...items);
 }
@@ -109,7 +144,7 @@ async function logIn(username, password) {
   const answer = await api("POST", "/api/auth/login", { username, password });
   const verified = await fetch("/api/auth/verify", { headers: { Authorization: `Bearer ${answer.access_token}` } });
   const who = await verified.json();
-  session.save(answer.access_token, { sub: who.sub, username: who.username, role: who.role });
+  session.save(answer, { sub: who.sub, username: who.username, role: who.role });
 }
 
 function loginView() {
