@@ -139,6 +139,24 @@ class ManagedProcess:
         return "\n".join(list(self.lines)[-n:])
 
 
+def start_redis_server(server: str, port: int, lock: "threading.Lock | None" = None) -> ManagedProcess:
+    """A private, memory-only `redis-server` on a loopback port, running once it accepts connections."""
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis = ManagedProcess("redis", argv, dict(os.environ), None, lock or threading.Lock())
+    redis.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return redis
+        except OSError:
+            if not redis.running:
+                raise StartupError(f"redis-server failed:\n{redis.tail()}") from None
+            time.sleep(0.05)
+    redis.stop()
+    raise StartupError(f"redis-server did not accept connections on port {port} within 10 s")
+
+
 class Suite:
     """The whole suite as child processes on loopback; a context manager for tests."""
 
@@ -182,18 +200,7 @@ class Suite:
             self.say("cache: off (no REDIS_URL and no redis-server installed); services read the database")
             return
         port = free_port()
-        argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.redis = ManagedProcess("redis", argv, dict(os.environ), None, self.lock)
-        self.redis.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if not self.redis.running:
-                    raise StartupError(f"redis-server failed:\n{self.redis.tail()}") from None
-                time.sleep(0.05)
+        self.redis = start_redis_server(server, port, self.lock)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         self.say(f"cache: started redis-server on port {port}")
 
