@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
+from .loops import raise_if_cancelling
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.lease")
@@ -207,6 +208,7 @@ class Lease:
             async with asyncio.timeout(self.ttl_s / 3):
                 self.current_holder = await self.store.acquire(self.name, self.holder, self.ttl_s)
         except Exception as exc:  # an unreachable store: work alone rather than leave the work undone
+            raise_if_cancelling()
             self.problem = f"{self.store.where} failed: {type(exc).__name__}: {exc}"[:300]
             self._set("alone")
             return self.mode

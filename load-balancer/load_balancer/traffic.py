@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from titanium_common.loops import raise_if_cancelling
 from titanium_common.window import Clock, LatencyReservoir, SlidingWindow
 
 log = logging.getLogger("load_balancer.traffic")
@@ -231,6 +232,7 @@ class SharedTraffic:
         try:
             await pipe.execute()
         except (redis.RedisError, OSError) as exc:
+            raise_if_cancelling()
             # Nothing reached Redis in the usual failure (refused, timed out before sending): keep what is still
             # inside the window for the next flush, so a short outage loses no count.
             for second, bucket in pending.items():
@@ -260,6 +262,7 @@ class SharedTraffic:
         try:
             answers = await pipe.execute()
         except (redis.RedisError, OSError) as exc:
+            raise_if_cancelling()
             self._failed("read", exc)
             return None
         *buckets, totals, replicas = answers
@@ -292,6 +295,7 @@ class SharedTraffic:
             try:
                 await self.flush()
             except Exception:  # the flusher must outlive any surprise; the next round tries again
+                raise_if_cancelling()
                 log.exception("flushing shared traffic figures failed")
 
     async def start(self) -> None:
