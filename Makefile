@@ -31,7 +31,13 @@ lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-test: lint $(DASHBOARD_MODULES) $(CHROMIUM)
+# Tests that stop Redis mid-run start a private redis-server (never the machine's shared one).
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq redis-server
+
+test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER)
 	$(UV) run --frozen pytest
 
 # Benchmarks (wrk against real processes on loopback): numbers to read, never asserted.
@@ -40,7 +46,7 @@ $(BENCH_TOOLS):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq wrk nginx-light
 
-bench: install $(BENCH_TOOLS)
+bench: install $(BENCH_TOOLS) $(REDIS_SERVER)
 	for script in load-tests/bench_*.py; do $(PYTHON) $$script || exit 1; done
 
 format: install
