@@ -114,8 +114,12 @@ class TrafficMeter:
         if failed:
             self.real_failures += 1
             self.failed.add()
-        bucket = self._bucket()
-        if bucket is not None:
+        pending = self.pending
+        if pending is not None:  # inline rather than _bucket(): this is the per-request path
+            second = int(self.wall_clock())
+            bucket = pending.get(second)
+            if bucket is None:
+                bucket = pending[second] = [0, 0, 0, 0.0, 0]
             bucket[0] += 1
             bucket[1] += 1
             bucket[2] += failed
