@@ -5,6 +5,8 @@ Four chains, all ending at the same fast static backend (nginx, one worker, a fi
   nginx         wrk → nginx (one worker, keep-alive upstream) → backend
   aiohttp-min   wrk → a minimal aiohttp proxy (one shared ClientSession, whole bodies, no accounting) → backend
   titanium      wrk → the Titanium load balancer (pools, streaming, real-traffic accounting, kit) → backend
+  titanium-shared  the same balancer with shared accounting on: its counters flushed every 200 ms into a private
+                redis-server (started for the run), as with several replicas
 The path is /api/..., so the balancer counts every request as real traffic: all its accounting is on.
 Chains take turns for several rounds (the median is shown); the proxies' CPU time per request is read from /proc,
 which other load on the machine moves less than it moves RPS.
@@ -15,16 +17,17 @@ Run: `make bench` (all bench_*.py), or `.venv/bin/python load-tests/bench_load_b
 """
 
 import argparse
+import shutil
 import statistics
 import sys
 from pathlib import Path
 
 from wrk import WrkResult, cpu_seconds, load_balancer, nginx, python_role, run_wrk
 
-from titanium_common.suite import free_port
+from titanium_common.suite import free_port, start_redis_server
 
 PATH = "/api/users/bench?x=1"
-CHAINS = ("direct", "nginx", "aiohttp-min", "titanium")
+CHAINS = ("direct", "nginx", "aiohttp-min", "titanium", "titanium-shared")
 
 
 def serve_minimal_proxy(port: int, upstream: str) -> None:
@@ -66,31 +69,42 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
     """Per chain, per round: the wrk result and the proxy's CPU milliseconds per request (None for direct)."""
     script = Path(__file__).resolve()
     results: dict[str, list[tuple[WrkResult, float | None]]] = {name: [] for name in CHAINS}
-    backend_port, nginx_port, minimal_port, lb_port = (free_port() for _ in range(4))
+    backend_port, nginx_port, minimal_port, lb_port, shared_port, redis_port = (free_port() for _ in range(6))
     backend = f"http://127.0.0.1:{backend_port}"
-    with (
-        nginx(backend_port),
-        nginx(nginx_port, upstream_url=backend),
-        python_role(script, "aiohttp-min", minimal_port, "--upstream", backend) as minimal,
-        load_balancer(lb_port, backend) as lb,
-    ):
-        chains = {
-            "direct": (backend_port, None),
-            "nginx": (nginx_port, None),
-            "aiohttp-min": (minimal_port, minimal.pid),
-            "titanium": (lb_port, lb.pid),
-        }
-        for port, _ in chains.values():  # warm-up: connections, first allocations
-            run_wrk(f"http://127.0.0.1:{port}{PATH}", duration_s=2, connections=args.connections)
-        for round_no in range(1, args.rounds + 1):
-            for name, (port, pid) in chains.items():
-                cpu_before = cpu_seconds(pid) if pid else 0.0
-                result = run_wrk(
-                    f"http://127.0.0.1:{port}{PATH}", duration_s=args.duration, connections=args.connections
-                )
-                cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1) if pid else None
-                results[name].append((result, cpu_ms))
-                print(f"  round {round_no} {name:<12} {result.row()}", flush=True)
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        sys.exit("redis-server is needed for the titanium-shared chain (Debian package redis-server)")
+    redis = start_redis_server(redis_server, redis_port)
+    shared_env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "REPLICA_NAME": "bench"}
+    try:
+        with (
+            nginx(backend_port),
+            nginx(nginx_port, upstream_url=backend),
+            python_role(script, "aiohttp-min", minimal_port, "--upstream", backend) as minimal,
+            load_balancer(lb_port, backend) as lb,
+            load_balancer(shared_port, backend, shared_env) as shared,
+        ):
+            chains = {
+                "direct": (backend_port, None),
+                "nginx": (nginx_port, None),
+                "aiohttp-min": (minimal_port, minimal.pid),
+                "titanium": (lb_port, lb.pid),
+                "titanium-shared": (shared_port, shared.pid),
+            }
+            chains = {name: chain for name, chain in chains.items() if name in args.chains}
+            for port, _ in chains.values():  # warm-up: connections, first allocations
+                run_wrk(f"http://127.0.0.1:{port}{PATH}", duration_s=2, connections=args.connections)
+            for round_no in range(1, args.rounds + 1):
+                for name, (port, pid) in chains.items():
+                    cpu_before = cpu_seconds(pid) if pid else 0.0
+                    result = run_wrk(
+                        f"http://127.0.0.1:{port}{PATH}", duration_s=args.duration, connections=args.connections
+                    )
+                    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1) if pid else None
+                    results[name].append((result, cpu_ms))
+                    print(f"  round {round_no} {name:<15} {result.row()}", flush=True)
+    finally:
+        redis.stop()
     return results
 
 
@@ -99,19 +113,25 @@ def report(results: dict[str, list[tuple[WrkResult, float | None]]], args: argpa
         return statistics.median(getattr(r, field) for r, _ in results[name])
 
     print(f"\nmedian of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, GET {PATH}")
-    print(f"{'chain':<12} {'RPS':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'proxy CPU ms/req':>17}")
-    for name in CHAINS:
+    print(f"{'chain':<15} {'RPS':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'proxy CPU ms/req':>17}")
+    for name in [c for c in CHAINS if results[c]]:
         cpus = [c for _, c in results[name] if c is not None]
         cpu = f"{statistics.median(cpus):>17.3f}" if cpus else f"{'-':>17}"
         errors = sum(r.errors for r, _ in results[name])
         print(
-            f"{name:<12} {median(name, 'rps'):>10,.0f} {median(name, 'p50_ms'):>9.2f} "
+            f"{name:<15} {median(name, 'rps'):>10,.0f} {median(name, 'p50_ms'):>9.2f} "
             f"{median(name, 'p99_ms'):>9.2f} {errors:>7} {cpu}"
         )
-    lb, minimal, proxy = median("titanium", "rps"), median("aiohttp-min", "rps"), median("nginx", "rps")
-    print(f"\ntitanium / aiohttp-min = {lb / minimal:.0%}   (target ≥ 90 %)")
-    print(f"titanium / nginx       = {lb / proxy:.0%}   (target ≥ 20 %)")
-    print(f"aiohttp-min / nginx    = {minimal / proxy:.0%}")
+
+    def ratio(label: str, a: str, b: str, target: str = "") -> None:
+        if results[a] and results[b]:
+            print(f"{label:<22} = {median(a, 'rps') / median(b, 'rps'):.0%}   {target}")
+
+    print()
+    ratio("titanium / aiohttp-min", "titanium", "aiohttp-min", "(target ≥ 90 %)")
+    ratio("titanium / nginx", "titanium", "nginx", "(target ≥ 20 %)")
+    ratio("aiohttp-min / nginx", "aiohttp-min", "nginx")
+    ratio("shared / titanium", "titanium-shared", "titanium", "(target ≥ 90 %)")
 
 
 def main() -> int:
@@ -124,6 +144,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--chains",
+        type=lambda v: [c for c in v.split(",") if c],
+        default=list(CHAINS),
+        help="comma-separated subset, e.g. titanium,titanium-shared (shared accounting off vs on)",
+    )
     args = parser.parse_args()
     if args.command == "serve":
         serve_minimal_proxy(args.port, args.upstream)

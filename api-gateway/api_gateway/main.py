@@ -19,7 +19,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
     app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
     app[api.SETTINGS] = settings
-    upstreams = Upstreams(settings.upstream_urls())
+    upstreams = Upstreams(settings.upstream_urls(), settings.dns_refresh_interval_s)
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})
     route_timeouts = settings.route_timeouts()
     app[api.ROUTE_TIMEOUTS] = RouteTable(route_timeouts)

@@ -51,9 +51,10 @@ class UpstreamStats:
 class Upstream:
     """One service: its replicas (health-checked, ejected after connect failures), its own connection pools."""
 
-    def __init__(self, name: str, urls: list[str]) -> None:
+    def __init__(self, name: str, urls: list[str], resolve_interval_s: float = 5.0) -> None:
         self.name = name
-        self.replicas = ReplicaPool(name, urls)
+        # A member named by host (a headless Service) is resolved periodically: every pod is a replica.
+        self.replicas = ReplicaPool(name, urls, resolve_interval_s=resolve_interval_s)
         self.stats = UpstreamStats()
         self._http: UpstreamClient | None = None
         # Clients with a longer response timeout, for the routes that have one (same connect timeout and size).
@@ -125,8 +126,8 @@ class Upstream:
 class Upstreams:
     """Every upstream by name, opened and closed with the app."""
 
-    def __init__(self, urls: dict[str, list[str]]) -> None:
-        self.by_name = {name: Upstream(name, u) for name, u in urls.items()}
+    def __init__(self, urls: dict[str, list[str]], resolve_interval_s: float = 5.0) -> None:
+        self.by_name = {name: Upstream(name, u, resolve_interval_s) for name, u in urls.items()}
         self._checks: aiohttp.ClientSession | None = None
 
     def __getitem__(self, name: str) -> Upstream:

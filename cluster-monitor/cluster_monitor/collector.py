@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from titanium_common.clock import utc_iso
+from titanium_common.lease import Lease
+from titanium_common.loops import raise_if_cancelling
 
 from .events import EventLog, changes
 from .feed import FeedHub, message
 from .model import Cluster, Namespace, Node, Pod, Usage, display_name
 from .settings import ClusterMonitorSettings
+from .shared import Collection, SharedFeed
 from .sources import Source
 from .timeseries import SeriesStore
 from .views import cluster_view
@@ -28,10 +31,22 @@ class _Pushed:
 
 
 class Monitor:
-    def __init__(self, settings: ClusterMonitorSettings, source: Source, clock=time.time) -> None:
+    def __init__(
+        self,
+        settings: ClusterMonitorSettings,
+        source: Source,
+        clock=time.time,
+        lease: Lease | None = None,
+        shared: SharedFeed | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.clock = clock
+        # With replicas: only the lease holder collects; everyone applies what it writes to `shared`.
+        self.lease = lease
+        self.shared = shared
+        self.applied = 0
+        self.shared_error: str | None = None
         self.series = SeriesStore(settings.max_data_points)
         self.events = EventLog(settings.event_log_size)
         self.hub = FeedHub(settings.ws_queue_size, settings.ws_send_timeout_s)
@@ -57,6 +72,8 @@ class Monitor:
 
     # ---- collection --------------------------------------------------------------------------------------------
     async def collect_once(self) -> None:
+        if self.lease is not None and not self.lease.is_holder:
+            return  # another replica collects; its collections arrive through follow()
         started = time.perf_counter()
         try:
             clusters = await self.source.snapshot()
@@ -75,12 +92,68 @@ class Monitor:
         self.last_collection = now
         self.last_duration_s = time.perf_counter() - started
         self.last_error = None
+        raised = []
         if first:
             names = ", ".join(c.name for c in clusters) or "no cluster"
-            self.events.add("info", f"monitoring {names} ({self.source.name} source)")
+            raised.append(self.events.add("info", f"monitoring {names} ({self.source.name} source)"))
         for kind, text, cluster in found:
-            self.events.add(kind, text, cluster)
+            raised.append(self.events.add(kind, text, cluster))
         self.publish_clusters(only_if_changed=True)
+        if self.shared is not None:
+            await self._share(now, raised)
+
+    async def _share(self, now: float, raised: list[dict]) -> None:
+        keys = list(self.series.keys())
+        points = [(key, point.usage) for key in keys if (point := self.series.latest(key)) and point.ts == now]
+        origin = self.lease.holder if self.lease is not None else ""
+        try:
+            await self.shared.write(Collection(now, self.clusters, points, keys, raised, origin))
+            self.shared_error = None
+        except Exception as exc:  # Redis down: this replica keeps its own history (the lease makes it work alone)
+            raise_if_cancelling()
+            self.shared_error = f"writing the collection to Redis failed: {exc}"
+            log.warning("%s", self.shared_error)
+
+    # ---- following the collector ---------------------------------------------------------------------------------
+    def apply(self, collection: Collection) -> None:
+        """A collection another replica made: its points, clusters and events, exactly as it saw them."""
+        for key, usage in collection.points:
+            self.series.record(key, collection.ts, usage)
+        self.series.retain(collection.keep)
+        self.clusters = collection.clusters
+        self.last_collection = collection.ts
+        self.applied += 1
+        for event in collection.events:
+            self.events.take(event)
+        self.publish_clusters(only_if_changed=True)
+
+    async def replay(self) -> None:
+        """The shared history so far (at start-up): series, the latest clusters and the event log."""
+        collections, events = await self.shared.replay()
+        for collection in collections:
+            for key, usage in collection.points:
+                self.series.record(key, collection.ts, usage)
+        if collections:
+            self.series.retain(collections[-1].keep)
+            self.clusters = collections[-1].clusters
+            self.last_collection = collections[-1].ts
+            self.applied += len(collections)
+        self.events.replace(events)
+
+    async def follow(self) -> None:
+        """Apply every collection the holder writes (our own, written while we held the lease, are skipped)."""
+        own = self.lease.holder if self.lease is not None else ""
+        while True:
+            try:
+                for collection in await self.shared.follow():
+                    if collection.origin != own:
+                        self.apply(collection)
+                self.shared_error = None
+            except Exception as exc:  # Redis gone: retried; meanwhile the lease has this replica work alone
+                raise_if_cancelling()
+                self.shared_error = f"following the collector failed: {exc}"
+                log.warning("%s", self.shared_error)
+                await asyncio.sleep(1.0)
 
     def _record(self, clusters: list[Cluster], now: float) -> None:
         keep: set[tuple] = set()
@@ -207,6 +280,9 @@ class Monitor:
             "nodes": sum(len(c.nodes) for c in self.clusters),
             "pods": sum(len(c.pods) for c in self.clusters),
             "collections": self.collections,
+            "collections_applied": self.applied,
+            **({"lease": self.lease.snapshot()} if self.lease is not None else {}),
+            **({"shared_error": self.shared_error} if self.shared is not None else {}),
             "failed_collections": self.failed_collections,
             "last_collection": None if last is None else _iso(last),
             "last_collection_duration_ms": None if duration is None else round(duration * 1e3, 1),

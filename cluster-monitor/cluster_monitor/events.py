@@ -24,6 +24,16 @@ class EventLog:
             listener(event)
         return event
 
+    def take(self, event: dict[str, Any]) -> None:
+        """An event another replica raised: kept and pushed like one of ours, never raised again."""
+        self._events.append(event)
+        for listener in self.listeners:
+            listener(event)
+
+    def replace(self, events: list[dict[str, Any]]) -> None:
+        self._events.clear()
+        self._events.extend(events)
+
     def recent(self) -> list[dict[str, Any]]:
         return list(self._events)
 

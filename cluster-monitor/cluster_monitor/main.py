@@ -4,12 +4,15 @@ import contextlib
 from fastapi import FastAPI
 
 from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.lease import open_lease
+from titanium_common.loops import stop_tasks
 from titanium_common.runner import serve
 
 from . import api
 from .collector import Monitor
 from .queries import Catalog
 from .settings import ClusterMonitorSettings
+from .shared import SharedFeed
 from .sources import Source, open_source
 
 
@@ -20,17 +23,32 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         chosen = source or await open_source(settings)
-        monitor = Monitor(settings, chosen)
+        lease = shared = None
+        if settings.redis_url:
+            lease = open_lease(settings, redis_prefix=settings.redis_prefix)
+            shared = SharedFeed(
+                settings.redis_url, settings.redis_prefix, settings.max_data_points, settings.event_log_size
+            )
+            await lease.start()
+        monitor = Monitor(settings, chosen, lease=lease, shared=shared)
         app.state.monitor = monitor
         app.state.catalog = Catalog(monitor)
+        tasks = [asyncio.create_task(monitor.heartbeat())]
+        if shared is not None:
+            try:
+                await monitor.replay()  # a restarted or new replica continues the shared history
+            except Exception as exc:  # Redis down at start-up: collect alone (the lease says so)
+                monitor.shared_error = f"replaying the shared history failed: {exc}"
+            tasks.append(asyncio.create_task(monitor.follow()))
         await monitor.collect_once()
-        tasks = [asyncio.create_task(monitor.run()), asyncio.create_task(monitor.heartbeat())]
+        tasks.append(asyncio.create_task(monitor.run()))
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
+            if lease is not None:
+                await lease.stop()
+                await shared.close()
             await chosen.close()
 
     app = create_fastapi_app(

@@ -2,12 +2,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from titanium_common.settings import ServiceSettings
+from titanium_common.lease import LeaseSettings
 
 
-class ClusterMonitorSettings(ServiceSettings):
+class ClusterMonitorSettings(LeaseSettings):
     service_name: str = "cluster-monitor"
     port: int = 8004
+    # With REDIS_URL: one replica (the lease holder) collects and writes series and events under this prefix; every
+    # replica serves them. Without it, each replica collects for itself.
+    redis_prefix: str = "titanium:cluster-monitor:"
     # auto: Kubernetes when a configured cluster answers, else the simulated cluster (the log says which and why).
     cluster_source: Literal["auto", "kubernetes", "simulated"] = "auto"
     # Kubeconfig contexts to monitor, comma-separated; empty: the current context (or in-cluster config).

@@ -28,6 +28,9 @@ class SeriesStore:
             series = self._series[key] = deque(maxlen=self.max_points)
         series.append(Point(ts, usage))
 
+    def keys(self) -> list[Hashable]:
+        return list(self._series)
+
     def latest(self, key: Hashable) -> Point | None:
         series = self._series.get(key)
         return series[-1] if series else None

@@ -25,14 +25,15 @@ async def health(request: web.Request) -> web.Response:
 class Replica:
     """A backend on a fixed port that can be killed and brought back on the same port."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self.runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "Replica":
         app = web.Application()
@@ -41,7 +42,7 @@ class Replica:
         app.router.add_route("*", "/{tail:.*}", whoami)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+        await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
         return self
 
     async def stop(self) -> None:
@@ -194,3 +195,102 @@ async def test_active_checks_eject_after_failed_checks_and_readmit(replicas, pro
             break
         await asyncio.sleep(0.02)
     assert pool.replicas[1].healthy
+
+
+class Resolver:
+    """An injectable resolver: what the name resolves to now, and how often it was asked."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        self.calls = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.calls += 1
+        if not self.addresses:
+            raise OSError(f"cannot resolve {host}")
+        return list(self.addresses)
+
+
+async def test_a_name_with_two_addresses_is_two_replicas_spread_and_ejected_separately(proxy_for):
+    port = free_port()
+    # Two backends on the same port of two loopback addresses, as two pods behind one headless Service.
+    two = await Replica("two", "127.0.0.2", port).start()
+    three = await Replica("three", "127.0.0.3", port).start()
+    resolver = Resolver(["127.0.0.2", "127.0.0.3"])
+    pool = ReplicaPool(
+        "svc",
+        [f"http://gateway.replicas.test:{port}"],
+        strategy="round-robin",
+        eject_after_failures=1,
+        check_interval_s=0.1,
+        check_timeout_s=0.5,
+        resolve_interval_s=0.1,
+        resolver=resolver,
+    )
+    try:
+        proxy = await proxy_for(pool)
+        async with aiohttp.ClientSession() as http:
+            seen = []
+            for _ in range(20):
+                async with http.get(f"{proxy}/x") as answer:
+                    assert answer.status == 200
+                    seen.append((await answer.json())["replica"])
+            assert {"two", "three"} == set(seen)
+            assert abs(seen.count("two") - seen.count("three")) <= 2
+            members = pool.snapshot()["members"]
+            assert {m["url"] for m in members} == {f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"}
+            assert {m["member"] for m in members} == {f"http://gateway.replicas.test:{port}"}
+            await three.stop()
+            three.runner = None
+            # The dead address is ejected (passively on the first refused connect, or by its health checks); every
+            # request still succeeds, retried on the live one.
+            for _ in range(20):
+                async with http.get(f"{proxy}/x") as answer:
+                    assert answer.status == 200
+                    assert (await answer.json())["replica"] == "two"
+            dead = next(r for r in pool.replicas if r.url.startswith("http://127.0.0.3"))
+            assert not dead.healthy
+            assert next(r for r in pool.replicas if r.url.startswith("http://127.0.0.2")).healthy
+            # The name stops resolving: the last addresses stay; then it resolves to the live address only.
+            resolver.addresses = []
+            calls = resolver.calls
+            for _ in range(100):
+                if resolver.calls > calls + 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(pool.replicas) == 2
+            assert "cannot resolve" in pool.snapshot()["dns"][0]["error"]
+            resolver.addresses = ["127.0.0.2"]
+            for _ in range(100):
+                if len(pool.replicas) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert [r.url for r in pool.replicas] == [f"http://127.0.0.2:{port}"]
+            assert pool.snapshot()["dns"][0]["addresses"] == ["127.0.0.2"]
+    finally:
+        await two.stop()
+        if three.runner is not None:
+            await three.stop()
+
+
+async def test_a_name_keeps_each_address_health_across_resolutions():
+    resolver = Resolver(["10.0.0.1", "10.0.0.2"])
+    pool = ReplicaPool("svc", ["http://svc:8000"], resolver=resolver, eject_after_failures=1)
+    assert [r.url for r in pool.replicas] == ["http://svc:8000"]  # before the first resolution: the name itself
+    await pool.resolve()
+    _, second = pool.replicas
+    pool.connect_failed(second, "refused")
+    resolver.addresses = ["10.0.0.2", "10.0.0.3"]
+    await pool.resolve()
+    assert [r.url for r in pool.replicas] == ["http://10.0.0.2:8000", "http://10.0.0.3:8000"]
+    assert pool.replicas[0] is second and not second.healthy
+    assert pool.replicas[1].healthy
+
+
+async def test_the_real_resolver_and_address_literals():
+    pool = ReplicaPool("svc", ["http://localhost:8000", "http://127.0.0.1:9000", "http://[::1]:9001"])
+    assert len(pool.dns_members) == 1  # literals are fixed replicas
+    await pool.resolve()
+    urls = [r.url for r in pool.replicas]
+    assert "http://127.0.0.1:8000" in urls or "http://[::1]:8000" in urls
+    assert urls[-2:] == ["http://127.0.0.1:9000", "http://[::1]:9001"]

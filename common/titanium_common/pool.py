@@ -1,12 +1,22 @@
 """Replica pools for the proxy core: pick a healthy replica, eject it after connect failures, re-admit it when its
-/health answers again, retry an idempotent request once elsewhere. The load balancer and the gateway share it."""
+/health answers again, retry an idempotent request once elsewhere. The load balancer and the gateway share it.
+
+A member given by host name (a headless Service in Kubernetes, a scaled Compose service) is resolved every
+`resolve_interval_s`, and every address it resolves to is a replica with its own health and ejection (Envoy's
+STRICT_DNS cluster): so a balancer spreads requests per request over a service's pods, instead of pinning one
+keep-alive connection to whichever pod a ClusterIP picked. A failed or empty resolution keeps the last addresses;
+until the first one succeeds, the name itself is the replica.
+"""
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 import time
-from collections.abc import Iterable, MutableSet
+from collections.abc import Awaitable, Callable, Iterable, MutableSet
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +28,22 @@ from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreach
 log = logging.getLogger("titanium.pool")
 
 Strategy = Literal["least-outstanding", "round-robin"]
+# (host, port) → the addresses it resolves to, in the resolver's order.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (IPv4 and IPv6), each once, in getaddrinfo's order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class Replica:
@@ -29,13 +55,16 @@ class Replica:
         "healthy",
         "last_check_at",
         "last_error",
+        "member",
         "outstanding",
         "requests",
         "url",
     )
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, member: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # The configured entry this replica comes from (a DNS name's addresses share it).
+        self.member = member or self.url
         # Optimistic at start: the first requests need not wait for the first health check.
         self.healthy = True
         self.outstanding = 0
@@ -50,6 +79,7 @@ class Replica:
     def snapshot(self) -> dict[str, Any]:
         return {
             "url": self.url,
+            "member": self.member,
             "healthy": self.healthy,
             "outstanding": self.outstanding,
             "requests": self.requests,
@@ -60,10 +90,44 @@ class Replica:
         }
 
 
+class DnsMember:
+    """A pool entry whose host is a name: its current replicas, one per address."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.replicas = [Replica(self.url)]
+        self.addresses: list[str] = []
+        self.resolved_at: float | None = None
+        self.error: str | None = None
+
+    def address_url(self, address: str) -> str:
+        host = f"[{address}]" if ":" in address else address
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def update(self, addresses: list[str]) -> tuple[list[str], list[str]]:
+        """Take the resolved addresses; a replica whose address stays keeps its health. Returns (added, removed)."""
+        before = {r.url: r for r in self.replicas}
+        urls = [self.address_url(a) for a in addresses]
+        self.replicas = [before.get(url) or Replica(url, self.url) for url in urls]
+        self.addresses = addresses
+        self.resolved_at = time.time()
+        self.error = None
+        return [u for u in urls if u not in before], [u for u in before if u not in urls]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"name": self.url, "addresses": self.addresses, "resolved_at": self.resolved_at, "error": self.error}
+
+
 class ReplicaPool:
     """Several URLs for one upstream. Health: active GET `health_path` every `check_interval_s` (unhealthy after
     `unhealthy_after_checks` failed checks in a row, healthy again after one good one) and passive ejection after
-    `eject_after_failures` connect failures in a row."""
+    `eject_after_failures` connect failures in a row. A plain-HTTP member whose host is a name is resolved every
+    `resolve_interval_s` by `resolver`, each address a replica (HTTPS members stay by name: certificates name
+    hosts, not addresses)."""
 
     def __init__(
         self,
@@ -76,11 +140,23 @@ class ReplicaPool:
         check_interval_s: float = 3.0,
         check_timeout_s: float = 2.0,
         unhealthy_after_checks: int = 2,
+        resolve_interval_s: float = 5.0,
+        resolver: Resolver = resolve_addresses,
     ) -> None:
         self.name = name
-        self.replicas = [Replica(u) for u in urls]
-        if not self.replicas:
+        # Entries in the configured order: a fixed Replica, or a DnsMember whose replicas follow its name.
+        self.members: list[Replica | DnsMember] = []
+        for url in urls:
+            host = urlsplit(url).hostname or ""
+            dynamic = urlsplit(url).scheme == "http" and host and not _is_ip(host)
+            self.members.append(DnsMember(url) if dynamic else Replica(url))
+        if not self.members:
             raise ValueError(f"pool {name} has no replica URL")
+        self.replicas: list[Replica] = []
+        self._rebuild()
+        self.resolve_interval_s = resolve_interval_s
+        self.resolver = resolver
+        self._resolver_task: asyncio.Task | None = None
         self.strategy = strategy
         self.eject_after_failures = eject_after_failures
         self.health_path = health_path
@@ -89,6 +165,38 @@ class ReplicaPool:
         self.unhealthy_after_checks = unhealthy_after_checks
         self._next = 0
         self._checker: asyncio.Task | None = None
+
+    def _rebuild(self) -> None:
+        replicas: list[Replica] = []
+        for member in self.members:
+            replicas.extend(member.replicas if isinstance(member, DnsMember) else (member,))
+        self.replicas = replicas
+
+    @property
+    def dns_members(self) -> list[DnsMember]:
+        return [m for m in self.members if isinstance(m, DnsMember)]
+
+    async def resolve(self) -> None:
+        """Resolve every named member once (in parallel); a failure keeps that member's last addresses."""
+        members = self.dns_members
+        answers = await asyncio.gather(*(self.resolver(m.host, m.port) for m in members), return_exceptions=True)
+        for member, answer in zip(members, answers, strict=True):
+            if isinstance(answer, BaseException) or not answer:
+                member.error = f"resolving {member.host} failed: {answer or 'no address'}"
+                log.warning("%s: %s; keeping %s", self.name, member.error, [r.url for r in member.replicas])
+                continue
+            added, removed = member.update(answer)
+            if added or removed:
+                log.info("%s: %s resolves to %s (added %s, removed %s)", self.name, member.host, answer, added, removed)
+        self._rebuild()
+
+    async def _resolve_forever(self) -> None:
+        while True:
+            try:
+                await self.resolve()
+            except Exception:  # the resolver must outlive any surprise; the next round tries again
+                log.exception("resolving the members of %s failed", self.name)
+            await asyncio.sleep(self.resolve_interval_s)
 
     @property
     def healthy_count(self) -> int:
@@ -173,19 +281,23 @@ class ReplicaPool:
     def start(self, session: aiohttp.ClientSession) -> None:
         if self._checker is None:
             self._checker = asyncio.create_task(self._check_forever(session), name=f"health-{self.name}")
+        if self._resolver_task is None and self.dns_members:
+            self._resolver_task = asyncio.create_task(self._resolve_forever(), name=f"resolve-{self.name}")
 
     async def stop(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
-            self._checker = None
+        for task in (self._checker, self._resolver_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._checker = self._resolver_task = None
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
             "healthy": self.healthy_count,
             "members": [r.snapshot() for r in self.replicas],
+            **({"dns": [m.snapshot() for m in self.dns_members]} if self.dns_members else {}),
         }
 
 

@@ -33,6 +33,8 @@ class ServiceSpec:
     port: int
     url_env: str
     after: tuple[str, ...] = ()
+    # With REPLICAS=n, replica k (from 1) listens on port + k * replica_step (the second balancer on 7101).
+    replica_step: int = 10
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -50,12 +52,37 @@ SERVICES: tuple[ServiceSpec, ...] = (
         after=("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp"),
     ),
     ServiceSpec("dashboard-ui", "dashboard_ui", 8080, "DASHBOARD_URLS"),
-    ServiceSpec("load-balancer", "load_balancer", 7100, "LOAD_BALANCER_URL", after=("api-gateway", "dashboard-ui")),
+    ServiceSpec(
+        "load-balancer",
+        "load_balancer",
+        7100,
+        "LOAD_BALANCER_URL",
+        after=("api-gateway", "dashboard-ui"),
+        replica_step=1,
+    ),
 )
+
+
+# Which URL variables a service reads as a pool of replicas (comma-separated).
+POOLED_BY: dict[str, tuple[str, ...]] = {
+    "load-balancer": ("GATEWAY_URLS", "DASHBOARD_URLS"),
+    "api-gateway": (
+        "AUTH_SERVICE_URL",
+        "USER_SERVICE_URL",
+        "BLOG_SERVICE_URL",
+        "CLUSTER_MONITOR_URL",
+        "EDGE_CONFIG_URL",
+    ),
+}
 
 
 class StartupError(RuntimeError):
     pass
+
+
+def replica_name(service: str, k: int) -> str:
+    """The first replica has the service's name; the others `<service>-2`, `<service>-3`, ..."""
+    return service if k == 0 else f"{service}-{k + 1}"
 
 
 def free_port() -> int:
@@ -140,6 +167,24 @@ class ManagedProcess:
         return "\n".join(list(self.lines)[-n:])
 
 
+def start_redis_server(server: str, port: int, lock: "threading.Lock | None" = None) -> ManagedProcess:
+    """A private, memory-only `redis-server` on a loopback port, running once it accepts connections."""
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis = ManagedProcess("redis", argv, dict(os.environ), None, lock or threading.Lock())
+    redis.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return redis
+        except OSError:
+            if not redis.running:
+                raise StartupError(f"redis-server failed:\n{redis.tail()}") from None
+            time.sleep(0.05)
+    redis.stop()
+    raise StartupError(f"redis-server did not accept connections on port {port} within 10 s")
+
+
 class Suite:
     """The whole suite as child processes on loopback; a context manager for tests."""
 
@@ -153,9 +198,16 @@ class Suite:
         extra_env: dict[str, str] | None = None,
         echo: TextIO | None = sys.stdout,
         services: tuple[ServiceSpec, ...] = SERVICES,
+        replicas: int = 1,
     ) -> None:
+        if replicas < 1:
+            raise StartupError(f"REPLICAS must be at least 1, not {replicas}")
         self.services = services
+        self.replicas = replicas
         self.ports = {s.name: s.port for s in services} | (ports or {})
+        for spec in services:
+            for k in range(1, replicas):
+                self.ports.setdefault(replica_name(spec.name, k), self.ports[spec.name] + k * spec.replica_step)
         self.data_dir = (data_dir or REPO_ROOT / ".data").resolve()
         self.redis_url = redis_url
         self.start_redis = start_redis and not redis_url
@@ -167,6 +219,25 @@ class Suite:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def replica_names(self, service: str) -> list[str]:
+        return [replica_name(service, k) for k in range(self.replicas)]
+
+    def check_replicas(self) -> None:
+        """Several replicas share their state through PostgreSQL and Redis: refuse what cannot work."""
+        if self.replicas == 1:
+            return
+        database_url = self.extra_env.get("DATABASE_URL", os.environ.get("DATABASE_URL", ""))
+        if not database_url.startswith(("postgresql", "postgres:")):
+            raise StartupError(
+                f"REPLICAS={self.replicas} needs PostgreSQL: set DATABASE_URL=postgresql://... (on SQLite two "
+                "processes cannot share one database file safely)"
+            )
+        if not self.redis_url and not (self.start_redis and shutil.which("redis-server")):
+            raise StartupError(
+                f"REPLICAS={self.replicas} needs Redis for the shared figures and leases: set REDIS_URL or install "
+                "redis-server"
+            )
 
     def say(self, message: str) -> None:
         if self.echo is not None:
@@ -183,49 +254,50 @@ class Suite:
             self.say("cache: off (no REDIS_URL and no redis-server installed); services read the database")
             return
         port = free_port()
-        argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.redis = ManagedProcess("redis", argv, dict(os.environ), None, self.lock)
-        self.redis.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if not self.redis.running:
-                    raise StartupError(f"redis-server failed:\n{self.redis.tail()}") from None
-                time.sleep(0.05)
+        self.redis = start_redis_server(server, port, self.lock)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         self.say(f"cache: started redis-server on port {port}")
 
-    def env_for(self, spec: ServiceSpec) -> dict[str, str]:
+    def env_for(self, spec: ServiceSpec, name: str | None = None) -> dict[str, str]:
+        name = name or spec.name
         env = dict(os.environ)
         env.update(
             {
                 "ENV": env.get("ENV", "development"),
                 "HOST": "127.0.0.1",
-                "PORT": str(self.ports[spec.name]),
+                "PORT": str(self.ports[name]),
                 "DATA_DIR": str(self.data_dir),
                 "REDIS_URL": self.redis_url or "",
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        env.update({s.url_env: self.url(s.name) for s in self.services})
+        # The pools balance over every replica (the balancer's over the gateways and dashboards, the gateway's over
+        # each service's replicas); a plain client of a service (auth → user, the /stats fan-out) takes the first.
+        pooled = POOLED_BY.get(spec.name, ())
+        for s in self.services:
+            names = self.replica_names(s.name) if s.url_env in pooled else [s.name]
+            env[s.url_env] = ",".join(self.url(n) for n in names)
+        if self.replicas > 1:
+            env["REPLICA_NAME"] = name
         env.update(self.extra_env)
         return env
 
-    def _launch(self, spec: ServiceSpec) -> None:
-        port = self.ports[spec.name]
+    def _launch(self, spec: ServiceSpec, name: str | None = None) -> None:
+        name = name or spec.name
+        port = self.ports[name]
         if not port_is_free(port):
-            raise StartupError(f"{spec.name}: port {port} is already in use (another suite running?)")
+            raise StartupError(f"{name}: port {port} is already in use (another suite running?)")
         process = ManagedProcess(
-            spec.name, [sys.executable, "-m", spec.module], self.env_for(spec), self.echo, self.lock
+            name, [sys.executable, "-m", spec.module], self.env_for(spec, name), self.echo, self.lock
         )
-        self.processes[spec.name] = process
+        self.processes[name] = process
         process.start()
 
+    def spec_of(self, name: str) -> ServiceSpec:
+        return next(s for s in self.services if name in self.replica_names(s.name))
+
     def start_service(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
-        self._launch(next(s for s in self.services if s.name == name))
+        self._launch(self.spec_of(name), name)
         self.wait_ready(name, timeout)
 
     def stop_service(self, name: str) -> None:
@@ -240,7 +312,8 @@ class Suite:
             try:
                 with urllib.request.urlopen(f"{self.url(name)}/ready", timeout=1) as answer:
                     # Only our own child counts: another process on the port must not pass for it.
-                    if answer.status == 200 and json.load(answer).get("service") == name and process.running:
+                    service = self.spec_of(name).name
+                    if answer.status == 200 and json.load(answer).get("service") == service and process.running:
                         return
             except (urllib.error.URLError, OSError, ValueError):
                 pass
@@ -249,6 +322,7 @@ class Suite:
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start in waves: a service starts once everything it comes after is ready."""
+        self.check_replicas()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._start_redis()
         pending = list(self.services)
@@ -256,10 +330,12 @@ class Suite:
         while pending:
             wave = [s for s in pending if all(d in self.processes or d not in names for d in s.after)]
             for spec in wave:
-                self._launch(spec)
+                for name in self.replica_names(spec.name):
+                    self._launch(spec, name)
             for spec in wave:
-                self.wait_ready(spec.name, timeout)
-                self.say(f"{spec.name} ready on {self.url(spec.name)}")
+                for name in self.replica_names(spec.name):
+                    self.wait_ready(name, timeout)
+                    self.say(f"{name} ready on {self.url(name)}")
                 pending.remove(spec)
 
     def stop(self) -> None:
@@ -297,7 +373,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Start the whole Titanium suite locally.")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO_ROOT / ".data")))
     args = parser.parse_args()
-    suite = Suite(ports=ports_from_env(), data_dir=args.data_dir, redis_url=os.environ.get("REDIS_URL") or None)
+    try:
+        replicas = int(os.environ.get("REPLICAS") or "1")
+        suite = Suite(
+            ports=ports_from_env(),
+            data_dir=args.data_dir,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            replicas=replicas,
+        )
+    except (ValueError, StartupError) as exc:
+        print(f"titanium: REPLICAS={os.environ.get('REPLICAS')}: {exc}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

@@ -2,15 +2,25 @@
 
 Requests never probe; they read the latest result and its time. A device whose address changed starts again as
 `unknown` until its next probe, and its count of consecutive failures (the Kubernetes sync's grace) restarts.
+
+With several replicas only the lease holder probes; it writes every round's results to Redis (`SharedHealth`) and
+the other replicas read them from there each interval, so every replica answers with the same health and a device
+is probed once per interval, not once per replica.
 """
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import redis.asyncio as redis
+
+from titanium_common.lease import Lease
+from titanium_common.loops import raise_if_cancelling
 
 from .devices import DeviceClient
 from .models import iso, utcnow
@@ -47,6 +57,58 @@ class DeviceHealth:
         }
 
 
+def _encode(state: DeviceHealth) -> str:
+    return json.dumps(
+        {
+            "address": list(state.address) if state.address else None,
+            "status": state.status,
+            "checked_at": iso(state.checked_at),
+            "last_seen": iso(state.last_seen),
+            "error": state.error,
+            "consecutive_failures": state.consecutive_failures,
+        }
+    )
+
+
+def _decode(raw: bytes) -> DeviceHealth:
+    data = json.loads(raw)
+    moment = datetime.fromisoformat
+    return DeviceHealth(
+        tuple(data["address"]) if data["address"] else None,
+        data["status"],
+        moment(data["checked_at"]) if data["checked_at"] else None,
+        moment(data["last_seen"]) if data["last_seen"] else None,
+        data["error"],
+        data["consecutive_failures"],
+    )
+
+
+class SharedHealth:
+    """The holder's latest round in Redis: `health` (device id → state) and `health-round` (the round's summary)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.prefix = prefix
+
+    async def publish(self, states: dict[str, DeviceHealth], last_round: dict[str, Any] | None) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(f"{self.prefix}health")
+        if states:
+            pipe.hset(f"{self.prefix}health", mapping={k: _encode(v) for k, v in states.items()})
+        pipe.set(f"{self.prefix}health-round", json.dumps(last_round))
+        await pipe.execute()
+
+    async def load(self) -> tuple[dict[str, DeviceHealth], dict[str, Any] | None]:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(f"{self.prefix}health")
+        pipe.get(f"{self.prefix}health-round")
+        states, last_round = await pipe.execute()
+        return {k.decode(): _decode(v) for k, v in states.items()}, json.loads(last_round) if last_round else None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 def _fresh(address: Address) -> DeviceHealth:
     if address is None:
         return DeviceHealth(None, error="no ip_address registered")
@@ -54,13 +116,24 @@ def _fresh(address: Address) -> DeviceHealth:
 
 
 class HealthMonitor:
-    def __init__(self, store: DeviceStore, client: DeviceClient, interval_s: float, concurrency: int) -> None:
+    def __init__(
+        self,
+        store: DeviceStore,
+        client: DeviceClient,
+        interval_s: float,
+        concurrency: int,
+        lease: Lease | None = None,
+        shared: SharedHealth | None = None,
+    ) -> None:
         self.store = store
         self.client = client
         self.interval_s = interval_s
         self.concurrency = concurrency
+        self.lease = lease
+        self.shared = shared
         self.states: dict[str, DeviceHealth] = {}
         self.last_round: dict[str, Any] | None = None
+        # Rounds this replica probed itself (a follower reads the holder's instead).
         self.rounds = 0
 
     def of(self, record: dict[str, Any]) -> DeviceHealth:
@@ -116,11 +189,21 @@ class HealthMonitor:
         }
         return self.last_round
 
+    async def step(self) -> None:
+        """The holder (or a replica alone) probes and publishes; a follower reads the holder's latest round."""
+        if self.lease is None or self.lease.is_holder:
+            await self.probe_round()
+            if self.shared is not None:
+                await self.shared.publish(self.states, self.last_round)
+        elif self.shared is not None:
+            self.states, self.last_round = await self.shared.load()
+
     async def run(self) -> None:
-        """Probe rounds until cancelled; a round that fails (e.g. the database is down) is logged and retried."""
+        """Rounds until cancelled; a round that fails (e.g. the database is down) is logged and retried."""
         while True:
             try:
-                await self.probe_round()
+                await self.step()
             except Exception as exc:  # the loop must outlive any one failed round
+                raise_if_cancelling()
                 log.warning("health probe round failed: %s", exc)
             await asyncio.sleep(self.interval_s)

@@ -23,6 +23,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from titanium_common.errors import ServiceError
+from titanium_common.lease import Lease
+from titanium_common.loops import raise_if_cancelling
 
 from .configs import SERVICE_PREFIX
 from .health import HealthMonitor
@@ -175,7 +177,7 @@ async def connect(settings: EdgeConfigSettings) -> tuple[client.ApiClient | None
 
 
 class KubeSync:
-    def __init__(self, store: DeviceStore, monitor: HealthMonitor, settings: EdgeConfigSettings) -> None:
+    def __init__(self, store: DeviceStore, monitor: HealthMonitor | None, settings: EdgeConfigSettings) -> None:
         self.store = store
         self.monitor = monitor
         self.settings = settings
@@ -428,13 +430,16 @@ class KubeSync:
     def stats(self) -> dict[str, Any]:
         return {"configured": self.api_client is not None, "api_server": self.where, "last_sync": self.last_sync}
 
-    async def run(self) -> None:
-        """The optional periodic sync into the default namespace."""
+    async def run(self, lease: Lease | None = None) -> None:
+        """The optional periodic sync into the default namespace, on the lease holder only (replicas would race)."""
         while True:
             await asyncio.sleep(self.sync_interval_s)
+            if lease is not None and not lease.is_holder:
+                continue
             try:
                 await self.sync(self.default_namespace)
             except Exception as exc:  # the loop must outlive any one failed sync (recorded in last_sync)
+                raise_if_cancelling()
                 log.warning("periodic Kubernetes sync failed: %s", exc)
 
     async def close(self) -> None:

@@ -12,11 +12,13 @@ from titanium_common.db import Database
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
+from titanium_common.lease import open_lease
+from titanium_common.loops import stop_tasks
 from titanium_common.runner import serve
 
 from . import api
 from .devices import DeviceClient
-from .health import STATUSES, HealthMonitor
+from .health import STATUSES, HealthMonitor, SharedHealth
 from .kube import KubeSync
 from .reloads import Reloader
 from .settings import EdgeConfigSettings
@@ -54,21 +56,37 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             session, settings.health_timeout_s, settings.reload_timeout_s, settings.local_config_timeout_s
         )
         app.state.devices = client
-        app.state.monitor = HealthMonitor(store, client, settings.health_interval_s, settings.probe_concurrency)
+        kube = KubeSync(store, None, settings)
+        await kube.start()
+        # Probes and the periodic sync run on the lease holder only; API writes work on every replica.
+        lease = open_lease(settings, redis_prefix=settings.redis_prefix, kube_api_client=kube.api_client)
+        app.state.lease = lease
+        await lease.start()
+        # Followers read the holder's probe results from Redis; without Redis every replica probes for itself.
+        shared = SharedHealth(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+        monitor = HealthMonitor(
+            store,
+            client,
+            settings.health_interval_s,
+            settings.probe_concurrency,
+            lease=lease if shared is not None else None,
+            shared=shared,
+        )
+        kube.monitor = app.state.monitor = monitor
+        app.state.kube = kube
         app.state.reloader = Reloader(client, store, settings.reload_attempts, settings.reload_backoff_s)
-        app.state.kube = KubeSync(store, app.state.monitor, settings)
-        await app.state.kube.start()
-        loops = [asyncio.create_task(app.state.monitor.run(), name="health probes")]
+        loops = [asyncio.create_task(monitor.run(), name="health probes")]
         if settings.sync_interval_s:
-            loops.append(asyncio.create_task(app.state.kube.run(), name="kubernetes sync"))
+            loops.append(asyncio.create_task(kube.run(lease), name="kubernetes sync"))
         try:
             yield
         finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await stop_tasks(loops)
             await app.state.reloader.close()
-            await app.state.kube.close()
+            await lease.stop()
+            if shared is not None:
+                await shared.close()
+            await kube.close()
             await session.close()
             await db.close()
 
@@ -88,7 +106,12 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         by_status = Counter(monitor.of(record).status for record in await store.all())
         return {
             "devices": {"total": by_status.total(), "by_status": {s: by_status.get(s, 0) for s in STATUSES}},
-            "health_probes": {"interval_s": settings.health_interval_s, "last_round": monitor.last_round},
+            "health_probes": {
+                "interval_s": settings.health_interval_s,
+                "rounds_probed_here": monitor.rounds,
+                "last_round": monitor.last_round,
+            },
+            "lease": app.state.lease.snapshot(),
             "reloads": dict(app.state.reloader.outcomes),
             "kubernetes": app.state.kube.stats(),
         }

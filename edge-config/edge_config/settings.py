@@ -3,11 +3,15 @@ from typing import Literal
 from pydantic import Field
 
 from titanium_common.db import DatabaseSettings
+from titanium_common.lease import LeaseSettings
 
 
-class EdgeConfigSettings(DatabaseSettings):
+class EdgeConfigSettings(DatabaseSettings, LeaseSettings):
     service_name: str = "edge-config"
     port: int = 8005
+    # With several replicas: the lease (LEASE_*, REDIS_URL) makes probes and the periodic sync run on one of them,
+    # and the probe results reach the others through Redis under this prefix.
+    redis_prefix: str = "titanium:edge-config:"
 
     # Device health: every device is probed concurrently once per interval; answers come from the latest round.
     health_interval_s: float = Field(default=10.0, gt=0)

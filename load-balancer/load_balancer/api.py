@@ -7,17 +7,20 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, echo_request_id, json_error
 from titanium_common.clock import utc_iso
-from titanium_common.fanout import fetch_all
+from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
 
 from .settings import LoadBalancerSettings
-from .traffic import TrafficMeter
+from .traffic import SharedTraffic, TrafficMeter, traffic_figures
 
 SETTINGS = web.AppKey("settings", LoadBalancerSettings)
 GATEWAY = web.AppKey("gateway_pool", ReplicaPool)
 DASHBOARD = web.AppKey("dashboard_pool", ReplicaPool)
 METER = web.AppKey("traffic_meter", TrafficMeter)
+# Suite-wide figures in Redis; absent without REDIS_URL.
+SHARED = web.AppKey("shared_traffic", SharedTraffic)
+FANOUT = web.AppKey("stats_fanout", SharedFanout)
 # Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
 SOCKETS = web.AppKey("open_sockets", set)
 
@@ -40,7 +43,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     pool = pool_for(app, path)
     meter = app[METER]
     if is_websocket_upgrade(request):
-        meter.total_requests += 1
+        meter.count_request()
         meter.relayed_sockets += 1
         try:
             return await websocket_to_pool(request, app[CLIENT], pool, open_sockets=app[SOCKETS])
@@ -94,30 +97,36 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def stats(request: web.Request) -> web.Response:
-    """Own figures under "load-balancer", then every service's /stats (parallel, bounded)."""
-    app = request.app
+async def fan_out(app: web.Application) -> dict:
+    """Every service's /stats, in parallel, each bounded by STATS_TIMEOUT_S."""
     settings = app[SETTINGS]
-    gateway, dashboard = app[GATEWAY], app[DASHBOARD]
     targets = {
-        "api-gateway": pool_url(gateway),
+        "api-gateway": pool_url(app[GATEWAY]),
         "auth-service": settings.auth_service_url,
         "user-service": settings.user_service_url,
         "blog-service": settings.blog_service_url,
         "cluster-monitor": settings.cluster_monitor_url,
         "edge-config": settings.edge_config_url,
         "ops-mcp": settings.ops_mcp_url,
-        "dashboard-ui": pool_url(dashboard),
+        "dashboard-ui": pool_url(app[DASHBOARD]),
     }
-    services = await fetch_all(app[CLIENT], {k: v.rstrip("/") for k, v in targets.items()}, settings.stats_timeout_s)
+    return await fetch_all(app[CLIENT], {k: v.rstrip("/") for k, v in targets.items()}, settings.stats_timeout_s)
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats: one fan-out shared
+    by the callers of about one second (`stats_age_s` says how old it is)."""
+    app = request.app
+    gateway, dashboard = app[GATEWAY], app[DASHBOARD]
+    services, age_s = await app[FANOUT].get()
     own = await app[KIT].stats()
-    own.update(app[METER].snapshot())
+    own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"
     own["pools"] = {pool.name: pool.snapshot() for pool in (gateway, dashboard)}
     if gateway.healthy_count == 0:
         own["status"] = own["service_status"] = "degraded"
         own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
-    return web.json_response({"load-balancer": own, **services, "timestamp": utc_iso()})
+    return web.json_response({"load-balancer": own, **services, "stats_age_s": round(age_s, 3), "timestamp": utc_iso()})
 
 
 async def lb_health(request: web.Request) -> web.Response:

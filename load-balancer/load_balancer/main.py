@@ -1,13 +1,14 @@
 from aiohttp import web
 
 from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
+from titanium_common.fanout import SharedFanout
 from titanium_common.pool import ReplicaPool, attach_pools
 from titanium_common.proxy import close_websockets
 from titanium_common.runner import serve_proxy
 
 from . import api
 from .settings import LoadBalancerSettings
-from .traffic import TrafficMeter
+from .traffic import SharedTraffic, TrafficMeter
 
 
 def _pool(name: str, urls: list[str], settings: LoadBalancerSettings) -> ReplicaPool:
@@ -18,6 +19,7 @@ def _pool(name: str, urls: list[str], settings: LoadBalancerSettings) -> Replica
         eject_after_failures=settings.eject_after_failures,
         check_interval_s=settings.health_check_interval_s,
         check_timeout_s=settings.health_check_timeout_s,
+        resolve_interval_s=settings.dns_refresh_interval_s,
     )
 
 
@@ -27,7 +29,23 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         settings, distribution="load-balancer", client_max_size=settings.max_body_bytes, own_stats_route=True
     )
     app[api.SETTINGS] = settings
-    app[api.METER] = meter or TrafficMeter(window_s=settings.traffic_window_s)
+    meter = app[api.METER] = meter or TrafficMeter(window_s=settings.traffic_window_s)
+    if settings.redis_url:
+        shared = app[api.SHARED] = SharedTraffic(
+            meter,
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            replica=settings.replica_id,
+            flush_interval_s=settings.traffic_flush_interval_s,
+        )
+
+        async def flushing(app: web.Application):
+            await shared.start()
+            yield
+            await shared.stop()
+
+        app.cleanup_ctx.append(flushing)
+    app[api.FANOUT] = SharedFanout(lambda: api.fan_out(app), settings.stats_cache_ttl_s)
     app[api.SOCKETS] = set()
     gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
     app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)

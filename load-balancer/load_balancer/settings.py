@@ -1,6 +1,7 @@
+import socket
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from titanium_common.settings import ServiceSettings
@@ -32,9 +33,34 @@ class LoadBalancerSettings(ServiceSettings):
     upstream_response_timeout_s: float = 5.0
     upstream_pool_size: int = 256
     # /api/ws-heartbeat: a client silent this long gets a ping, and is closed if the pong does not come in half of it.
-    ws_heartbeat_s: float = 10.0
+    # At most half the traffic window, so that a client which only answers pings stays ACTIVE.
+    ws_heartbeat_s: float = Field(default=4.0, gt=0)
     # The real-traffic window behind requests_per_second, has_real_traffic and avg_response_time_ms.
-    traffic_window_s: float = 10.0
+    traffic_window_s: float = Field(default=10.0, ge=1)
+    # Shared accounting: every replica flushes its counters into per-second buckets in this Redis (empty: off, each
+    # replica reports itself).
+    redis_url: str = ""
+    redis_prefix: str = "titanium:load-balancer:"
+    traffic_flush_interval_s: float = Field(default=0.2, ge=0.05, le=1.0)
+    # This replica's name in /stats (empty: host name and port; a pod's host name is its name).
+    replica_name: str = ""
+    # /stats callers within this long share one fan-out to the services.
+    stats_cache_ttl_s: float = Field(default=1.0, ge=0)
+    # A pool member given by host name is resolved this often; each address is a replica.
+    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def replica_id(self) -> str:
+        return self.replica_name or f"{socket.gethostname()}:{self.port}"
+
+    @model_validator(mode="after")
+    def heartbeat_inside_window(self) -> "LoadBalancerSettings":
+        if self.ws_heartbeat_s > self.traffic_window_s / 2:
+            raise ValueError(
+                f"WS_HEARTBEAT_S ({self.ws_heartbeat_s:g}) must be at most half of TRAFFIC_WINDOW_S "
+                f"({self.traffic_window_s:g}): a socket that only answers pings would flicker to IDLE"
+            )
+        return self
 
     @field_validator("gateway_urls", "dashboard_urls", mode="before")
     @classmethod

@@ -103,3 +103,60 @@ async def test_no_healthy_gateway_makes_the_balancer_degraded(start_lb, lb_setti
     assert own["service_status"] == "degraded"
     assert own["pools"]["api-gateway"]["healthy"] == 0
     assert "no healthy api-gateway replica" in own["degraded_reasons"]
+
+
+async def test_fifty_concurrent_callers_share_one_fan_out_per_second(servers, start_lb, lb_settings):
+    calls: dict[str, int] = {}
+
+    def counting_app(name: str) -> web.Application:
+        async def stats(request: web.Request) -> web.Response:
+            calls[name] = calls.get(name, 0) + 1
+            await asyncio.sleep(0.05)  # a fan-out takes a moment: concurrent callers must wait for the same one
+            return web.json_response({"service": name, "service_status": "online"})
+
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        app = web.Application()
+        app.router.add_get("/stats", stats)
+        app.router.add_get("/health", health)
+        return app
+
+    urls = {name: (await servers(counting_app(name))).url for name in (*SERVICES, "dashboard-ui")}
+    lb = await start_lb(
+        lb_settings(
+            gateway_urls=[urls["api-gateway"]],
+            dashboard_urls=[urls["dashboard-ui"]],
+            auth_service_url=urls["auth-service"],
+            user_service_url=urls["user-service"],
+            blog_service_url=urls["blog-service"],
+            cluster_monitor_url=urls["cluster-monitor"],
+            edge_config_url=urls["edge-config"],
+            stats_cache_ttl_s=1.0,
+        )
+    )
+    ages: list[float] = []
+    async with aiohttp.ClientSession() as http:
+
+        async def viewer(until: float) -> int:
+            answered = 0
+            while time.monotonic() < until:
+                async with http.get(f"{lb.url}/stats") as answer:
+                    assert answer.status == 200
+                    body = await answer.json()
+                assert body["user-service"]["service_status"] == "online"
+                ages.append(body["stats_age_s"])
+                answered += 1
+                await asyncio.sleep(0.05)
+            return answered
+
+        started = time.monotonic()
+        answered = await asyncio.gather(*(viewer(started + 2.5) for _ in range(50)))
+        elapsed = time.monotonic() - started
+    assert sum(answered) >= 100
+    # One fan-out at the start, then at most one per TTL: nothing multiplies with the viewers.
+    allowed = int(elapsed / 1.0) + 1
+    for name in (*SERVICES, "dashboard-ui"):
+        assert 1 <= calls[name] <= allowed, (name, calls[name], elapsed)
+    assert max(ages) < 1.0 + 0.5
+    assert min(ages) >= 0.0

@@ -4,9 +4,12 @@
   or a new schema in the PostgreSQL database `test` on 127.0.0.1:5432 (named after this run, dropped afterwards).
   `target.settings()` gives the `DatabaseSettings` fields (`database_url`, `database_schema`, `data_dir`).
 - `redis_target`: the Redis on 127.0.0.1:6379 with a key prefix of its own; its keys are deleted afterwards.
+- `private_redis`: a `redis-server` of the test's own on a free port, which the test may stop and start again (on
+  the same port) to play "Redis went away"; the machine's shared Redis is never stopped or flushed.
 """
 
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as redis
+
+from titanium_common.suite import ManagedProcess, free_port, start_redis_server
 
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -80,3 +85,34 @@ async def redis_target():
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+class PrivateRedis:
+    """A memory-only redis-server on a fixed free port: `stop()` and `start()` again keep the URL."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "PrivateRedis":
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.fail("redis-server is needed for this test (Debian package redis-server)")
+        self.process = start_redis_server(server, self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis().start()
+    yield server
+    server.stop()

@@ -98,3 +98,53 @@ def test_a_service_that_crashes_at_start_fails_the_run_with_its_last_lines(tmp_p
     suite.stop()
     assert "api-gateway exited with code 1" in str(failure.value)
     assert "log_format" in str(failure.value)
+
+
+def test_two_replicas_on_sqlite_are_refused_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    suite = Suite(data_dir=tmp_path, echo=None, replicas=2)
+    with pytest.raises(StartupError) as refused:
+        suite.start(timeout=60)
+    suite.stop()
+    assert "REPLICAS=2 needs PostgreSQL" in str(refused.value)
+    assert "SQLite" in str(refused.value)
+    assert suite.processes == {}
+    # The launcher's own exit: a clear message, no service started.
+    env = dict(os.environ, REPLICAS="2", DATA_DIR=str(tmp_path))
+    env.pop("DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "titanium_common.suite"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert "REPLICAS=2 needs PostgreSQL" in run.stdout
+
+
+def test_two_replicas_of_the_balancer_and_the_gateway_balance_over_each_other(tmp_path, redis_target):
+    wanted = ("api-gateway", "load-balancer")
+    services = tuple(s for s in SERVICES if s.name in wanted)
+    ports = {name: free_port() for name in (*wanted, "api-gateway-2", "load-balancer-2")}
+    suite = Suite(
+        ports=ports,
+        data_dir=tmp_path,
+        echo=None,
+        services=services,
+        replicas=2,
+        redis_url=redis_target.url,
+        extra_env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test", "REDIS_PREFIX": redis_target.prefix},
+    )
+    with suite:
+        assert set(suite.processes) == {"api-gateway", "api-gateway-2", "load-balancer", "load-balancer-2"}
+        env = suite.env_for(services[1], "load-balancer-2")
+        assert env["GATEWAY_URLS"] == f"{suite.url('api-gateway')},{suite.url('api-gateway-2')}"
+        assert env["REPLICA_NAME"] == "load-balancer-2"
+        seen = set()
+        for _ in range(6):
+            answer = httpx.get(f"{suite.url('load-balancer-2')}/api/health")
+            assert answer.status_code == 200
+        stats = httpx.get(f"{suite.url('load-balancer-2')}/stats").json()["load-balancer"]
+        members = stats["pools"]["api-gateway"]["members"]
+        seen = {m["url"] for m in members if m["requests"] > 0}
+        assert seen == {suite.url("api-gateway"), suite.url("api-gateway-2")}
+        assert stats["scope"] == "suite" and stats["replica"] == "load-balancer-2"
+    default = Suite(data_dir=tmp_path, echo=None, replicas=2)
+    assert (default.ports["load-balancer-2"], default.ports["api-gateway-2"]) == (7101, 8010)
