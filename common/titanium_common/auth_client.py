@@ -112,6 +112,13 @@ class TokenVerifier:
             return None
         return await self.verify(token)
 
+    async def admin_of(self, request: Request) -> Identity:
+        """The caller's identity if it is an admin: 401 without a valid token, 403 with another role's."""
+        identity = await self.identity_of(request, required=True)
+        if not identity.is_admin:
+            raise HTTPException(403, f"an admin token is required (this token's role is {identity.role!r})")
+        return identity
+
 
 @contextlib.asynccontextmanager
 async def token_verifier(auth_service_url: str) -> AsyncIterator[TokenVerifier]:

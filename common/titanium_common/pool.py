@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from .aiohttp_app import CLIENT, json_error
-from .proxy import LimitedBody, body_too_large, forward_http, proxy_websocket
+from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreachable
 
 log = logging.getLogger("titanium.pool")
@@ -226,6 +226,7 @@ async def proxy_to_pool(
     pool: ReplicaPool,
     *,
     max_body_bytes: int,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> web.StreamResponse:
     """Forward one HTTP request to a healthy replica and stream the answer back: 503 at once with none, 502 when
     it cannot be reached; an idempotent request (RFC 9110 9.2.2) whose connect failed, so that nothing was sent, is
@@ -236,7 +237,7 @@ async def proxy_to_pool(
     replica = pool.pick()
     if replica is None:
         return _no_healthy_replica(pool)
-    body = LimitedBody(request, max_body_bytes) if request.body_exists else None
+    body = LimitedBody(request, max_body_bytes, body_read_timeout_s) if request.body_exists else None
     retried = False
     while True:
         replica.outstanding += 1

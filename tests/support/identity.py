@@ -80,3 +80,36 @@ async def identity(identity_settings):
         httpx.AsyncClient(timeout=30) as client,
     ):
         yield IdentityServices(user_url, auth_url, user_app, auth_app, client)
+
+
+@dataclass(frozen=True)
+class AuthProcesses:
+    """user-service and auth-service as processes, once per test session, with the admin account `ADMIN`."""
+
+    auth_url: str
+
+    async def admin_token(self) -> str:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{self.auth_url}/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}
+            )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def auth_processes(tmp_path_factory):
+    """For tests that only need admin tokens verified by a real auth-service (cheaper than `identity` per test)."""
+    from titanium_common.suite import SERVICES, Suite
+
+    services = tuple(s for s in SERVICES if s.name in ("user-service", "auth-service"))
+    suite = Suite(
+        ports={s.name: free_port() for s in services},
+        data_dir=tmp_path_factory.mktemp("auth-processes"),
+        start_redis=False,
+        extra_env={"ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1], "REDIS_URL": "", "DATABASE_URL": ""},
+        echo=None,
+        services=services,
+    )
+    with suite:
+        yield AuthProcesses(suite.url("auth-service"))
