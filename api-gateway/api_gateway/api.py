@@ -34,8 +34,13 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # Stays 499 if the client goes away before an answer exists: not an upstream failure.
     status = CLIENT_CLOSED_REQUEST
     try:
+        settings = request.app[SETTINGS]
         response = await proxy_to_pool(
-            request, upstream.http, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
+            request,
+            upstream.http,
+            upstream.replicas,
+            max_body_bytes=settings.max_body_bytes,
+            body_read_timeout_s=settings.body_read_timeout_s,
         )
         status = response.status
         return response

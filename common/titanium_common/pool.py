@@ -253,7 +253,8 @@ async def proxy_to_pool(
             replica.outstanding -= 1
         pool.connect_failed(replica, error)
         retry = None
-        if not retried and request.method in IDEMPOTENT_METHODS and (body is None or not body.started):
+        replayable = body is None or not body.started or body.payload is not None
+        if not retried and request.method in IDEMPOTENT_METHODS and replayable:
             retry = pool.pick(exclude=replica)
         if retry is None:
             return json_error(502, f"upstream {pool.name} unavailable: {error}")
