@@ -87,14 +87,26 @@ class AuthProcesses:
     """user-service and auth-service as processes, once per test session, with the admin account `ADMIN`."""
 
     auth_url: str
+    user_url: str
 
-    async def admin_token(self) -> str:
+    async def token(self, username: str = ADMIN[0], password: str = ADMIN[1]) -> str:
         async with httpx.AsyncClient(timeout=30) as client:
             answer = await client.post(
-                f"{self.auth_url}/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}
+                f"{self.auth_url}/api/auth/login", json={"username": username, "password": password}
             )
         assert answer.status_code == 200, answer.text
         return answer.json()["access_token"]
+
+    async def admin_token(self) -> str:
+        return await self.token()
+
+    async def user_token(self, username: str) -> str:
+        """A new account with the ordinary role, and its token."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            body = {"username": username, "email": f"{username}@example.com", "password": "password-123"}
+            answer = await client.post(f"{self.user_url}/api/users", json=body)
+        assert answer.status_code == 201, answer.text
+        return await self.token(username, "password-123")
 
 
 @pytest.fixture(scope="session")
@@ -112,4 +124,4 @@ def auth_processes(tmp_path_factory):
         services=services,
     )
     with suite:
-        yield AuthProcesses(suite.url("auth-service"))
+        yield AuthProcesses(suite.url("auth-service"), suite.url("user-service"))
