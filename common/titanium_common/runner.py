@@ -18,16 +18,13 @@ log = logging.getLogger("titanium.runner")
 # once (wrk -c512; SYNs dropped and retried after 1 s, a p99 of 750 ms). uvicorn's default is 2048.
 LISTEN_BACKLOG = 2048
 KEEPALIVE_TIMEOUT_S = 60.0
-_REQUEST_TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    b'Content-Length: 50\r\n\r\n{"detail": "request headers not received in time"}'
-)
 
 
 class HeaderTimedRequestHandler(RequestHandler):
     """aiohttp's connection handler with a bound on reading a request's line and headers, which aiohttp lacks: from
     the connection's opening, and from the first byte of each later request, the head must be complete within
-    `header_timeout_s`, else the connection gets 408 and is closed. A head that arrives whole (the common case)
+    `header_timeout_s`, else the connection is closed (silently, as Go's ReadHeaderTimeout does: bytes written
+    now could be taken for the answer to a request still being read). A head that arrives whole (the common case)
     arms no timer."""
 
     __slots__ = ("_head_timer", "_header_timeout_s")
@@ -67,7 +64,6 @@ class HeaderTimedRequestHandler(RequestHandler):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.transport is not None and not self._request_in_progress:
-            self.transport.write(_REQUEST_TIMEOUT_ANSWER)
             self.force_close()
 
 

@@ -29,8 +29,8 @@ class ServiceSettings(BaseSettings):
 class ProxyServerSettings(ServiceSettings):
     """What the aiohttp proxies (load balancer, gateway) also bound on their client side."""
 
-    # A request's line and headers must be in within this from its first byte (or from the connection's opening):
-    # slow-header clients (slowloris) are closed. Go's ReadHeaderTimeout, as the originals had it.
+    # A request's line and headers must be in within this from its first byte (or from the connection's opening),
+    # else the connection is closed (slowloris). Go's ReadHeaderTimeout, as the originals had it.
     header_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # A client that sends nothing of a body it announced for this long gets 408 and is closed.
     body_read_timeout_s: float = Field(default=10.0, gt=0)

@@ -54,10 +54,12 @@ async def _device_or_admin(request: Request) -> Caller:
     address the policy admits; through the gateway a read is open and a write needs the admin token."""
     device_facing = _device_facing(request)
     source = _source(request)
-    if bearer_token(request) is not None or (not device_facing and request.method != "GET"):
-        return Caller(await _admin(request), source, device_facing)
     if not device_facing:
-        return Caller(None, source, device_facing)
+        if request.method == "GET":
+            return Caller(None, source, device_facing)
+        return Caller(await _admin(request), source, device_facing)
+    if bearer_token(request) is not None:
+        return Caller(await _admin(request), source, device_facing)
     policy: AddressPolicy = request.app.state.policy
     refusal = "the connection's address is unknown" if source is None else policy.refusal(str(source))
     if refusal is not None:
