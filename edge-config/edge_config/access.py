@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 
 from titanium_common.auth_client import Identity, TokenVerifier, bearer_token
 
-from .addresses import IP, AddressPolicy, source_address
+from .addresses import IP, AddressPolicy, parse_ip
 
 GATEWAY_PREFIX = "/api/edge"
 
@@ -34,8 +34,12 @@ def _device_facing(request: Request) -> bool:
 
 
 def _source(request: Request) -> IP | None:
-    peer = request.client.host if request.client else None
-    return source_address(peer, request.headers.get("X-Forwarded-For"), request.app.state.trusted_proxies)
+    """The connection's source address; behind a proxy that uvicorn trusts (`FORWARDED_ALLOW_IPS`, uvicorn's own
+    setting, 127.0.0.1 by default), the right-most address of X-Forwarded-For that is not such a proxy."""
+    try:
+        return parse_ip(request.client.host) if request.client else None
+    except ValueError:
+        return None
 
 
 async def _admin(request: Request) -> Identity:

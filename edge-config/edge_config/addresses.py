@@ -114,25 +114,3 @@ async def suite_endpoints(urls: Iterable[str]) -> set[tuple[IP, int]]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         endpoints |= {(address, port) for address in await _resolve(parts.hostname, port)}
     return endpoints
-
-
-def source_address(peer: str | None, forwarded_for: str | None, trusted: list) -> IP | None:
-    """The address a request came from: the peer's, or, when the peer is a trusted proxy, the last address its
-    X-Forwarded-For names that is not itself a trusted proxy (the right-most untrusted hop)."""
-    if not peer:
-        return None
-    try:
-        address = parse_ip(peer)
-    except ValueError:
-        return None
-    if not forwarded_for or not any(address.version == n.version and address in n for n in trusted):
-        return address
-    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
-        try:
-            candidate = parse_ip(hop)
-        except ValueError:
-            return address  # a hop that is no address: trust nothing further left than the proxy itself
-        if not any(candidate.version == n.version and candidate in n for n in trusted):
-            return candidate
-        address = candidate
-    return address

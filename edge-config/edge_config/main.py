@@ -3,14 +3,14 @@ import contextlib
 from collections import Counter
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from titanium_common.auth_client import token_verifier
 from titanium_common.db import Database
-from titanium_common.errors import ServiceError, error_body
+from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
 from titanium_common.runner import serve
@@ -27,10 +27,6 @@ from .store import DeviceStore
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Configs are small; a bigger body is refused before it is read (the gateway allows 10 MiB).
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class BodyTooLarge(ServiceError):
-    status_code = 413
 
 
 # curl -d sends this Content-Type by default (the seed's own examples do); edge-config takes no forms.
@@ -66,7 +62,8 @@ class RequestBodies:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
-                    raise BodyTooLarge(f"request body over {MAX_BODY_BYTES} bytes")
+                    # An HTTPException: FastAPI passes it on from a body read (anything else becomes its 400).
+                    raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
             return message
 
         await self.app(scope, counted, send)
@@ -79,7 +76,6 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     if allowed is None:
         allowed = LOOPBACK_CIDRS if settings.is_development else ""
     allowed_networks = parse_cidrs(allowed)
-    trusted_proxies = parse_cidrs(settings.trusted_proxy_cidrs)
     store = DeviceStore(db)
 
     @contextlib.asynccontextmanager
@@ -119,7 +115,6 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     # Inside the kit's middleware (appended, not prepended), so a refused body still gets a request id and counts.
     app.user_middleware.append(Middleware(RequestBodies))
     app.state.store = store
-    app.state.trusted_proxies = trusted_proxies
     app.state.settings = settings
     db.attach(app.state.kit)
 

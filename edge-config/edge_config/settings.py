@@ -20,8 +20,6 @@ class EdgeConfigSettings(DatabaseSettings):
         "http://127.0.0.1:7100,http://127.0.0.1:8000,http://127.0.0.1:8001,http://127.0.0.1:8002,"
         "http://127.0.0.1:8003,http://127.0.0.1:8004,http://127.0.0.1:8005,http://127.0.0.1:8080"
     )
-    # Peers (comma-separated CIDRs) whose X-Forwarded-For names a device's real source address.
-    trusted_proxy_cidrs: str = ""
 
     # Device health: every device is probed concurrently once per interval; answers come from the latest round.
     health_interval_s: float = Field(default=10.0, gt=0)
