@@ -36,9 +36,13 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # Stays 499 if the client goes away before an answer exists: not an upstream failure.
     status = CLIENT_CLOSED_REQUEST
     try:
-        client = upstream.http_within(request.app[ROUTE_TIMEOUTS].match(request.path))
+        settings = request.app[SETTINGS]
         response = await proxy_to_pool(
-            request, client, upstream.replicas, max_body_bytes=request.app[SETTINGS].max_body_bytes
+            request,
+            upstream.http_within(request.app[ROUTE_TIMEOUTS].match(request.path)),
+            upstream.replicas,
+            max_body_bytes=settings.max_body_bytes,
+            body_read_timeout_s=settings.body_read_timeout_s,
         )
         status = response.status
         return response

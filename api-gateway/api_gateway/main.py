@@ -1,7 +1,7 @@
 from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
-from titanium_common.proxy import close_websockets
+from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
 from . import api
@@ -18,6 +18,7 @@ async def close_relayed_websockets(app: web.Application) -> None:
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
     app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
+    app.middlewares.append(normalise_dot_segments)
     app[api.SETTINGS] = settings
     upstreams = Upstreams(settings.upstream_urls(), settings.dns_refresh_interval_s)
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})

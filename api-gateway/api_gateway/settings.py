@@ -1,7 +1,8 @@
 from pydantic import Field, model_validator
 
 from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
-from titanium_common.settings import ServiceSettings
+from titanium_common.settings import ProxyServerSettings
+from titanium_common.upstream_client import check_upstream_url
 
 # Public path prefix → upstream name: DESIGN.md section 1. Nothing is rewritten; each service serves these paths.
 PREFIXES: dict[str, str] = {
@@ -28,7 +29,7 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ProxyServerSettings):
     service_name: str = "api-gateway"
     port: int = 8000
     # Each may list several replicas, comma-separated; requests go to the least busy healthy one.
@@ -103,6 +104,8 @@ class GatewaySettings(ServiceSettings):
         for name, value in urls.items():
             if not value:
                 raise ValueError(f"no URL configured for {name}")
+            for url in value:
+                check_upstream_url(url)
         for prefix, name in self.prefixes().items():
             if name not in urls:
                 raise ValueError(f"route {prefix} names unknown upstream {name!r} (known: {', '.join(urls)})")

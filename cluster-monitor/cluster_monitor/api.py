@@ -1,10 +1,12 @@
 """cluster-monitor's public API (routes only): seed 004's resources and series, seed 000's clusters and feed."""
 
+import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, WebSocket
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
+from pydantic import BaseModel, BeforeValidator, Field
 
+from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.clock import utc_iso
 
 from .collector import Monitor
@@ -20,7 +22,16 @@ ClusterQ = Annotated[str | None, Query(max_length=253, description="restrict to 
 NamespaceQ = Annotated[str | None, Query(max_length=253)]
 Window = Annotated[int | None, Query(ge=1, le=86400, description="seconds back from now (default 3600)")]
 Points = Annotated[int | None, Query(ge=1, le=10000, description="down-sample to at most this many (default 100)")]
-Bytes = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # JSON true/false would otherwise pass as 1/0.
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not a boolean")
+    return value
+
+
+Bytes = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=2**63 - 1)]
 
 
 class DiskIO(BaseModel):
@@ -36,7 +47,7 @@ class NetworkIO(BaseModel):
 class NodeSample(BaseModel):
     """seed 004's collector push."""
 
-    cpu_millicores: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+    cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
     memory_bytes: Bytes
     disk_io: DiskIO
     network_io: NetworkIO
@@ -55,6 +66,21 @@ class NodeSample(BaseModel):
 
 class PodSample(NodeSample):
     node_name: Annotated[str, Field(min_length=1, max_length=253)]
+
+
+def _collector(request: Request) -> None:
+    """Metric pushes come from collectors holding one of COLLECTOR_TOKENS."""
+    tokens = _monitor(request).settings.collector_token_list
+    if not tokens:
+        raise HTTPException(403, "metric pushes are turned off: no COLLECTOR_TOKENS configured")
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("missing bearer token (a collector token)")
+    if not any(hmac.compare_digest(token.encode(), known.encode()) for known in tokens):
+        raise unauthorized("not a collector token")
+
+
+Collector = Annotated[None, Depends(_collector)]
 
 
 def _monitor(request: Request) -> Monitor:
@@ -132,7 +158,7 @@ async def node_series(
 
 
 @router.post("/api/nodes/{node}/metrics", status_code=201)
-async def push_node(node: ObjectName, body: NodeSample, request: Request) -> dict[str, Any]:
+async def push_node(node: ObjectName, body: NodeSample, request: Request, _: Collector) -> dict[str, Any]:
     found = _monitor(request).push_node(node, body.usage(), body.cluster)
     return {"status": "recorded", "node": node, "cluster": found.cluster, "timestamp": utc_iso()}
 
@@ -177,7 +203,9 @@ async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = 
 
 
 @router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201)
-async def push_pod(namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request) -> dict[str, Any]:
+async def push_pod(
+    namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request, _: Collector
+) -> dict[str, Any]:
     found = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
     return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": found.cluster, "timestamp": utc_iso()}
 

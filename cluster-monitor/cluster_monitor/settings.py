@@ -33,6 +33,13 @@ class ClusterMonitorSettings(LeaseSettings):
     ws_push_interval_s: float = Field(default=5.0, gt=0)
     ws_queue_size: int = Field(default=64, ge=2)
     ws_send_timeout_s: float = Field(default=10.0, gt=0)
+    # Metric pushes (POST .../metrics) need `Authorization: Bearer <one of these>` (comma-separated, so that a
+    # token can be rotated without downtime). Empty: pushes are refused.
+    collector_tokens: str = ""
+
+    @property
+    def collector_token_list(self) -> list[str]:
+        return [token.strip() for token in self.collector_tokens.split(",") if token.strip()]
 
     @field_validator("cluster_contexts")
     @classmethod

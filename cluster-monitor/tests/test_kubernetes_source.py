@@ -93,6 +93,7 @@ def settings_for(kube_api, **extra) -> ClusterMonitorSettings:
         cluster_contexts="member1,member2",
         collect_interval_s=0.1,
         ws_push_interval_s=0.5,
+        collector_tokens="collector-token",
         **extra,
     )
 
@@ -163,7 +164,8 @@ async def test_two_clusters_from_two_contexts_with_and_without_metrics_server(ku
             "disk_io": {"read_bytes": 1, "write_bytes": 2},
             "network_io": {"bytes_sent": 3, "bytes_recv": 4},
         }
-        async with http.post("/api/nodes/m2-node/metrics", json=sample) as pushed:
+        collector = {"Authorization": "Bearer collector-token"}
+        async with http.post("/api/nodes/m2-node/metrics", json=sample, headers=collector) as pushed:
             assert pushed.status == 201
             assert (await pushed.json())["cluster"] == "member2"
         m2 = await get(http, "/api/nodes/m2-node")

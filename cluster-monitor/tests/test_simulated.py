@@ -12,7 +12,8 @@ from cluster_monitor.settings import ClusterMonitorSettings
 from cluster_monitor.sources.simulated import SimulatedSource
 from tests.support.servers import serving
 
-SEED = 5  # incidents of every kind within the first dozen steps
+SEED = 5
+COLLECTOR = {"Authorization": "Bearer collector-token"}  # incidents of every kind within the first dozen steps
 
 
 async def _run(seed: int, steps: int) -> list[tuple]:
@@ -67,7 +68,12 @@ async def _message(ws, kind: str, predicate=lambda data: True) -> dict:
 
 async def test_simulated_service_end_to_end():
     settings = ClusterMonitorSettings(
-        env="test", cluster_source="simulated", simulation_seed=SEED, collect_interval_s=0.05, ws_push_interval_s=0.2
+        env="test",
+        cluster_source="simulated",
+        simulation_seed=SEED,
+        collect_interval_s=0.05,
+        ws_push_interval_s=0.2,
+        collector_tokens="old-token,collector-token",
     )
     async with serving(create_app(settings)) as base, aiohttp.ClientSession(base) as http:
         async with http.get("/ready") as ready:
@@ -140,7 +146,7 @@ async def test_simulated_service_end_to_end():
             "network_io": {"bytes_sent": 30, "bytes_recv": 40},
             "node_name": "node-2",
         }
-        async with http.post("/api/namespaces/batch/pods/report-7/metrics", json=sample) as response:
+        async with http.post("/api/namespaces/batch/pods/report-7/metrics", json=sample, headers=COLLECTOR) as response:
             assert response.status == 201
             assert (await response.json())["cluster"] == "member2"  # where node-2 is
         async with http.get("/api/pods/report-7?namespace=batch") as response:
@@ -152,16 +158,44 @@ async def test_simulated_service_end_to_end():
 
         for body, missing in (({**sample, "memory_bytes": None}, "memory_bytes"), ({"cpu_millicores": 1}, "disk_io")):
             body = {k: v for k, v in body.items() if v is not None}
-            async with http.post("/api/namespaces/batch/pods/report-7/metrics", json=body) as response:
+            async with http.post(
+                "/api/namespaces/batch/pods/report-7/metrics", json=body, headers=COLLECTOR
+            ) as response:
                 assert response.status == 422
                 assert missing in {error["loc"][-1] for error in (await response.json())["detail"]}
-        async with http.post("/api/nodes/node-1/metrics", json={**sample, "cpu_millicores": -1}) as response:
+        async with http.post(
+            "/api/nodes/node-1/metrics", json={**sample, "cpu_millicores": -1}, headers=COLLECTOR
+        ) as response:
             assert response.status == 422
-        async with http.post("/api/nodes/Not_A_Name/metrics", json=sample) as response:
+        async with http.post("/api/nodes/Not_A_Name/metrics", json=sample, headers=COLLECTOR) as response:
             assert response.status == 422
+        # JSON false is not the integer 0, nor true the number 1.
+        for bad in ({"network_io": {"bytes_sent": 1, "bytes_recv": False}}, {"cpu_millicores": True}):
+            async with http.post("/api/nodes/node-1/metrics", json={**sample, **bad}, headers=COLLECTOR) as response:
+                assert response.status == 422, bad
+        # Pushes need a collector token: none, a wrong one, and a user's bearer token are refused.
+        for headers in ({}, {"Authorization": "Bearer not-it"}, {"Authorization": "Basic eDp5"}):
+            async with http.post("/api/nodes/node-1/metrics", json=sample, headers=headers) as response:
+                assert response.status == 401 and response.headers["WWW-Authenticate"] == "Bearer", headers
+        async with http.post(
+            "/api/nodes/node-1/metrics", json=sample, headers={"Authorization": "Bearer old-token"}
+        ) as response:
+            assert response.status == 201  # the token being rotated out still works
 
         async with http.get("/stats") as response:
             stats = await response.json()
         assert (stats["source"], stats["clusters"], stats["nodes"]) == ("simulated", 2, 2)
         assert stats["pods"] >= 4 and stats["collections"] > 1 and stats["ws_clients"] == 0
         assert stats["last_collection_duration_ms"] is not None
+
+
+async def test_without_collector_tokens_pushes_are_refused():
+    settings = ClusterMonitorSettings(env="test", cluster_source="simulated", simulation_seed=SEED)
+    sample = {"cpu_millicores": 1, "memory_bytes": 1, "disk_io": {"read_bytes": 0, "write_bytes": 0},
+              "network_io": {"bytes_sent": 0, "bytes_recv": 0}}  # fmt: skip
+    async with (
+        serving(create_app(settings)) as base,
+        aiohttp.ClientSession(base) as http,
+        http.post("/api/nodes/node-1/metrics", json=sample, headers=COLLECTOR) as response,
+    ):
+        assert response.status == 403 and "COLLECTOR_TOKENS" in (await response.json())["detail"]

@@ -18,7 +18,7 @@ from titanium_common.aiohttp_app import (
     create_aiohttp_app,
 )
 from titanium_common.pool import ReplicaPool, proxy_to_pool
-from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
+from titanium_common.proxy import is_websocket_upgrade, proxy_websocket, without_dot_segments
 from titanium_common.settings import ServiceSettings
 from titanium_common.suite import free_port
 
@@ -314,3 +314,20 @@ async def test_a_client_that_stops_reading_is_cut_off(monkeypatch, caplog):
     finally:
         await server.close()
         await upstream.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "resolved"),
+    [
+        ("/api/users/../../internal/x", "/internal/x"),
+        ("/api/users/%2e%2E/%2E./internal/x?a=/../b", "/internal/x?a=/../b"),
+        ("/api/./users/./1", "/api/users/1"),
+        ("/../../..", "/"),
+        ("/api/users/..", "/api/"),
+        ("/api/users/1/.", "/api/users/1/"),
+        ("/api/users/..%2f..%2finternal", "/api/users/..%2f..%2finternal"),  # an encoded slash is no separator
+        ("/api/users/.hidden/..x", "/api/users/.hidden/..x"),
+    ],
+)
+def test_dot_segments_are_resolved(target, resolved):
+    assert without_dot_segments(target) == resolved

@@ -6,19 +6,25 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from api_gateway.settings import GatewaySettings
+from load_balancer.settings import LoadBalancerSettings
 from tests.support.servers import body_digest
 from titanium_common.suite import free_port
 from titanium_common.upstream_client import (
+    MAX_HEAD_BYTES,
     UpstreamBroken,
     UpstreamClient,
     UpstreamTimeout,
     UpstreamUnreachable,
+    check_upstream_url,
 )
 
 MIB = 1024 * 1024
@@ -215,15 +221,18 @@ async def test_bytes_after_a_complete_answer_keep_the_answer_but_not_the_connect
         assert connections == [1, 2]
 
 
-def keep_alive_once() -> RawHandler:
+def keep_alive_once(reset: bool = False) -> RawHandler:
     """Answers the first request of each connection, then drops the connection when the next one arrives
-    (an upstream whose keep-alive timer fired just as the request was sent)."""
+    (an upstream whose keep-alive timer fired just as the request was sent); `reset`: with an RST, as the kernel
+    does when the upstream closes with the request unread ("connection reset by peer")."""
 
     async def answer(reader, writer, n):
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(n)), n))
         await writer.drain()
         await read_head(reader)
+        if reset:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     return answer
 
@@ -237,9 +246,26 @@ async def test_a_reused_connection_the_upstream_dropped_is_replaced_for_a_safe_r
         assert await second.read() == b"2"  # answered on a new connection, the caller never saw the drop
         second.release()
         assert connections == [1, 2]
-        # A POST might have been taken: it is not sent again.
-        with pytest.raises(UpstreamBroken):
-            await client.request("POST", url, "/", [])
+
+
+async def test_a_small_post_on_a_connection_reset_as_it_went_out_is_sent_again():
+    """The rare `502 ... connection reset by peer` under load: a POST went out on a pooled connection that the
+    upstream was closing, with nothing of an answer back. With its body in bytes it is sent again on a new one."""
+    async with raw_upstream(keep_alive_once(reset=True)) as (url, connections), UpstreamClient() as client:
+        first = await client.request("GET", url, "/", [])
+        assert await first.read() == b"1"
+        first.release()
+        second = await client.request("POST", url, "/", [], b'{"title": "t"}')
+        assert await second.read() == b"2"
+        second.release()
+        assert connections == [1, 2]
+
+        async def streamed():
+            yield b"part"
+
+        # A streamed body is gone once sent: never sent twice, the failure is the caller's to answer.
+        with pytest.raises(UpstreamBroken, match=r"reset|closed"):
+            await client.request("POST", url, "/", [], streamed())
 
 
 async def test_silence_is_a_timeout_before_and_during_the_answer():
@@ -338,3 +364,99 @@ async def test_close_ends_requests_in_flight():
         with pytest.raises(UpstreamBroken):
             await pending
         assert client.open_connections == 0
+
+
+async def test_an_ipv6_upstream_gets_a_bracketed_host(client):
+    if not _bindable_ipv6():
+        pytest.skip("no IPv6 loopback")
+    app = web.Application()
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    server = TestServer(app, host="::1")
+    await server.start_server()
+    try:
+        response = await client.request("GET", f"http://[::1]:{server.port}", "/echo/x", [])
+        assert json.loads(await response.read())["host"] == f"[::1]:{server.port}"
+        response.release()
+    finally:
+        await server.close()
+
+
+def _bindable_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def test_an_answer_head_over_the_limit_is_broken():
+    async def answer(reader, writer, n):
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        if n == 1:  # one huge header
+            writer.write(b"X-Big: " + b"a" * (MAX_HEAD_BYTES + 10) + b"\r\n\r\n")
+        elif n == 2:  # many small ones
+            writer.write(b"".join(b"X-%d: 1\r\n" % i for i in range(300)) + b"\r\n")
+        else:  # a head that never ends
+            for _ in range(40):
+                writer.write(b"X-More: " + b"b" * 4000 + b"\r\n")
+                await writer.drain()
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_upstream(answer) as (url, _), UpstreamClient(response_s=2) as client:
+        for _ in range(3):
+            with pytest.raises(UpstreamBroken, match="over"):
+                await client.request("GET", url, "/", [])
+
+
+async def test_an_upload_the_upstream_stops_reading_times_out():
+    async def answer(reader, writer, n):
+        await read_head(reader)
+        await asyncio.sleep(5)  # reads nothing of the body
+
+    async def endless():
+        while True:
+            yield b"x" * 65536
+
+    async with raw_upstream(answer) as (url, _), UpstreamClient(response_s=0.3) as client:
+        with pytest.raises(UpstreamTimeout, match=r"took no request body for 0\.3 s"):
+            await client.request("POST", url, "/", [], endless())
+        await asyncio.sleep(0.05)  # the aborted transport reports its loss on the next loop turns
+        assert client.open_connections == 0
+
+
+async def test_a_host_name_is_resolved_once_per_ttl(upstream, monkeypatch):
+    port = int(upstream.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    lookups = []
+    real = loop.getaddrinfo
+
+    async def counted(host, *args, **kwargs):
+        lookups.append(host)
+        return await real(host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", counted)
+    async with UpstreamClient(dns_ttl_s=0.5, idle_s=0.01) as client:
+        for _ in range(3):
+            response = await asyncio.gather(*(client.request("GET", f"http://localhost:{port}", "/sized", [])
+                                              for _ in range(4)))  # fmt: skip
+            for each in response:
+                assert await each.read() == b"0123456789"
+                each.release()
+        assert lookups == ["localhost"]  # 12 requests, concurrent ones included: one lookup
+        await asyncio.sleep(0.6)
+        again = await client.request("GET", f"http://localhost:{port}", "/sized", [])
+        again.release()
+        assert lookups == ["localhost", "localhost"]
+
+
+def test_https_upstreams_are_refused_at_start_up():
+    with pytest.raises(ValueError, match="http:// URLs only"):
+        check_upstream_url("https://example.com")
+    with pytest.raises(ValueError):
+        LoadBalancerSettings(gateway_urls="https://127.0.0.1:8000")
+    with pytest.raises(ValueError):
+        GatewaySettings(blog_service_url="https://blog:8003")
+    assert check_upstream_url("http://[::1]:8000") == "http://[::1]:8000"

@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from .aiohttp_app import CLIENT, json_error
-from .proxy import LimitedBody, body_too_large, forward_http, proxy_websocket
+from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreachable
 
 log = logging.getLogger("titanium.pool")
@@ -338,6 +338,7 @@ async def proxy_to_pool(
     pool: ReplicaPool,
     *,
     max_body_bytes: int,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> web.StreamResponse:
     """Forward one HTTP request to a healthy replica and stream the answer back: 503 at once with none, 502 when
     it cannot be reached; an idempotent request (RFC 9110 9.2.2) whose connect failed, so that nothing was sent, is
@@ -348,7 +349,7 @@ async def proxy_to_pool(
     replica = pool.pick()
     if replica is None:
         return _no_healthy_replica(pool)
-    body = LimitedBody(request, max_body_bytes) if request.body_exists else None
+    body = LimitedBody(request, max_body_bytes, body_read_timeout_s) if request.body_exists else None
     retried = False
     while True:
         replica.outstanding += 1
@@ -364,7 +365,8 @@ async def proxy_to_pool(
             replica.outstanding -= 1
         pool.connect_failed(replica, error)
         retry = None
-        if not retried and request.method in IDEMPOTENT_METHODS and (body is None or not body.started):
+        replayable = body is None or not body.started or body.payload is not None
+        if not retried and request.method in IDEMPOTENT_METHODS and replayable:
             retry = pool.pick(exclude=replica)
         if retry is None:
             return json_error(502, f"upstream {pool.name} unavailable: {error}")

@@ -46,6 +46,9 @@ CLIENT_CLOSED_REQUEST = 499
 # A client that stops reading a streamed answer for this long is cut off, so it cannot hold the handler and an
 # upstream connection for ever (the seed's server WriteTimeout).
 CLIENT_WRITE_TIMEOUT_S = 10.0
+# A client that sends nothing of a body it announced for this long is cut off (408), so that it cannot hold the
+# handler and an upstream connection with a short body.
+BODY_READ_TIMEOUT_S = 10.0
 
 
 # What never goes upstream: hop-by-hop headers; Host and the body's framing, which the upstream client sets;
@@ -110,15 +113,29 @@ def downstream_response_headers(
     return CIMultiDict([(_text(name), _text(value)) for name, value in upstream.headers if name.lower() not in dropped])
 
 
-class LimitedBody:
-    """The request body as a stream that stops past `max_bytes` (a chunked upload has no length to check)."""
+class ClientBodyStalled(Exception):
+    """The client sent no part of its request body for the body read timeout."""
 
-    def __init__(self, request: web.Request, max_bytes: int) -> None:
+
+class LimitedBody:
+    """The request body as a stream that stops past `max_bytes` (a chunked upload has no length to check) and
+    when the client sends nothing of it for `read_timeout_s`."""
+
+    def __init__(self, request: web.Request, max_bytes: int, read_timeout_s: float = BODY_READ_TIMEOUT_S) -> None:
         self.request = request
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
         self.exceeded = False
         self.started = False
         self.client_gone = False
+        self.stalled = False
+        self.payload: bytes | None = None
+
+    async def read_all(self) -> bytes:
+        """The whole body (a small one, with a declared length): bytes can be sent again, a stream cannot."""
+        if self.payload is None:
+            self.payload = b"".join([chunk async for chunk in self])
+        return self.payload
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
@@ -126,9 +143,13 @@ class LimitedBody:
         chunks = self.request.content.iter_chunked(CHUNK_BYTES)
         while True:
             try:
-                chunk = await chunks.__anext__()
+                async with asyncio.timeout(self.read_timeout_s):
+                    chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 return
+            except TimeoutError:
+                self.stalled = True
+                raise ClientBodyStalled(f"no request body data for {self.read_timeout_s:g} s") from None
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 self.client_gone = True
                 raise
@@ -137,6 +158,45 @@ class LimitedBody:
                 self.exceeded = True
                 raise ValueError("request body too large")
             yield chunk
+
+
+def without_dot_segments(target: str) -> str:
+    """`target` (path and query, as sent) with its `.` and `..` segments resolved (RFC 3986 5.2.4), percent-encoded
+    dots included, so that a path is routed and forwarded as what it names: `/api/users/../../internal/x` is
+    `/internal/x`, and never reaches an upstream that would resolve it differently."""
+    path, sep, query = target.partition("?")
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        dots = segment.replace("%2e", ".").replace("%2E", ".")
+        last = index == len(segments) - 1
+        if dots == ".":
+            if last:
+                kept.append("")
+        elif dots == "..":
+            if kept:
+                kept.pop()
+            if last:
+                kept.append("")
+        else:
+            kept.append(segment)
+    return "/" + "/".join(kept) + sep + query
+
+
+def _has_dot_segments(target: str) -> bool:
+    path = target.partition("?")[0]
+    return "/." in path or ("%2" in path and "/%2e" in path.lower())
+
+
+@web.middleware
+async def normalise_dot_segments(request: web.Request, handler) -> web.StreamResponse:
+    """For the proxies: a request whose path has dot segments is handled as the path they resolve to."""
+    target = request.raw_path
+    if _has_dot_segments(target):
+        clean = without_dot_segments(target)
+        if clean != target:
+            request = request.clone(rel_url=URL(clean, encoded=True))
+    return await handler(request)
 
 
 def upstream_url(base_url: str, request: web.Request) -> URL:
@@ -168,6 +228,11 @@ def _failed_before_answer(
 ) -> web.Response:
     if body is not None and body.exceeded:
         return json_error(413, f"request body over {body.max_bytes} bytes")
+    if body is not None and body.stalled:
+        log.info("client sent no body for %g s on %s %s: cut off", body.read_timeout_s, request.method, request.path)
+        refused = json_error(408, f"request body: no data for {body.read_timeout_s:g} s")
+        refused.force_close()
+        return refused
     if body is not None and body.client_gone:
         log.debug("client went away during the upload of %s %s", request.method, request.path)
         return web.Response(status=CLIENT_CLOSED_REQUEST)
@@ -181,16 +246,24 @@ async def forward_http(
     base_url: str,
     body: LimitedBody | None,
 ) -> web.StreamResponse:
-    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered."""
+    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered.
+    A small body with a declared length is read first, so that it can be sent again (see UpstreamClient)."""
+    payload: bytes | LimitedBody | None = body
     try:
+        if body is not None and request.content_length is not None and request.content_length <= SMALL_BODY_BYTES:
+            payload = await body.read_all()
         upstream = await client.request(
             request.method,
             base_url,
             request.raw_path,
             upstream_request_headers(request),
-            body,
+            payload,
             request.content_length if body is not None else None,
         )
+    except (ClientBodyStalled, ConnectionResetError, aiohttp.ClientConnectionResetError, ValueError) as exc:
+        if body is None or not (body.stalled or body.client_gone or body.exceeded):
+            raise
+        return _failed_before_answer(request, upstream_name, body, exc)
     except UpstreamTimeout:
         return json_error(504, f"upstream {upstream_name} timed out")
     except UpstreamBroken as exc:

@@ -4,9 +4,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 
 import uvloop
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from .logs import configure_logging
 from .settings import ServiceSettings
@@ -16,6 +18,104 @@ log = logging.getLogger("titanium.runner")
 # Connections the kernel queues before accept(): aiohttp's default of 128 overflowed when 512 clients connected at
 # once (wrk -c512; SYNs dropped and retried after 1 s, a p99 of 750 ms). uvicorn's default is 2048.
 LISTEN_BACKLOG = 2048
+KEEPALIVE_TIMEOUT_S = 60.0
+
+
+class HeaderTimedRequestHandler(RequestHandler):
+    """aiohttp's connection handler with a bound on reading a request's line and headers, which aiohttp lacks: from
+    the connection's opening, and from the first byte of each later request, the head must be complete within
+    `header_timeout_s`, else the connection is closed (silently, as Go's ReadHeaderTimeout does: bytes written
+    now could be taken for the answer to a request still being read). A head that arrives whole (the common case)
+    arms no timer."""
+
+    __slots__ = ("_head_timer", "_header_timeout_s")
+
+    def __init__(self, manager, *, header_timeout_s: float, **kwargs) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._head_timer = self._loop.call_later(self._header_timeout_s, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        heads = self._request_count
+        super().data_received(data)
+        if self._request_count != heads:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif (
+            self._head_timer is None
+            and not self._request_in_progress
+            and not self._messages
+            and self._payload_parser is None
+            and not self._upgraded
+        ):
+            # The first bytes of a new request's head, and not all of it.
+            self._head_timer = self._loop.call_later(self._header_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport is not None and not self._request_in_progress:
+            self.force_close()
+
+
+class _HeaderTimedServer(web.Server):
+    def __init__(self, *args, header_timeout_s: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+
+    def __call__(self) -> RequestHandler:
+        return HeaderTimedRequestHandler(self, loop=self._loop, header_timeout_s=self.header_timeout_s, **self._kwargs)
+
+
+class HeaderTimedAppRunner(web.AppRunner):
+    """web.AppRunner whose connections are HeaderTimedRequestHandler's."""
+
+    def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        self._kwargs["header_timeout_s"] = header_timeout_s
+
+    async def _make_server(self) -> web.Server:
+        header_timeout_s = self._kwargs.pop("header_timeout_s")
+        server = await super()._make_server()
+        self._kwargs["header_timeout_s"] = header_timeout_s
+        return _HeaderTimedServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            header_timeout_s=header_timeout_s,
+            **server._kwargs,
+        )
+
+
+async def _serve_aiohttp(app: web.Application, settings: ServiceSettings, header_timeout_s: float) -> None:
+    runner = HeaderTimedAppRunner(
+        app,
+        header_timeout_s=header_timeout_s,
+        access_log=None,
+        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        shutdown_timeout=settings.shutdown_timeout_s,
+    )
+    await runner.setup()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG).start()
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
 
 
 def serve(app, settings: ServiceSettings) -> None:
@@ -26,16 +126,8 @@ def serve(app, settings: ServiceSettings) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     freeze_after_start_up(app)
     if isinstance(app, web.Application):
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=None,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            keepalive_timeout=60.0,
-            backlog=LISTEN_BACKLOG,
-        )
+        header_timeout_s = getattr(settings, "header_read_timeout_s", KEEPALIVE_TIMEOUT_S)
+        asyncio.run(_serve_aiohttp(app, settings, header_timeout_s))
         return
     import uvicorn
 

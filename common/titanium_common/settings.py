@@ -3,6 +3,7 @@
 from importlib import metadata
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +25,16 @@ class ServiceSettings(BaseSettings):
     def is_development(self) -> bool:
         """Only development may make up local secrets: a test or production process must be given them."""
         return self.env == "development"
+
+
+class ProxyServerSettings(ServiceSettings):
+    """What the aiohttp proxies (load balancer, gateway) also bound on their client side."""
+
+    # A request's line and headers must be in within this from its first byte (or from the connection's opening),
+    # else the connection is closed (slowloris). Go's ReadHeaderTimeout, as the originals had it.
+    header_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # A client that sends nothing of a body it announced for this long gets 408 and is closed.
+    body_read_timeout_s: float = Field(default=10.0, gt=0)
 
 
 def package_version(distribution: str) -> str:

@@ -1,5 +1,6 @@
 """The suite launcher behind `make run` and the system tests: start every service in dependency order,
-wait until each is ready, prefix its log lines with its name, and stop them all with no orphan left."""
+wait until each is ready, prefix its log lines with its name, restart one that exits unexpectedly (with a
+back-off and a limit, as an orchestrator would), and stop them all with no orphan left."""
 
 import argparse
 import collections
@@ -24,6 +25,27 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 LOG_LINES_KEPT = 20_000
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """A service that exits unexpectedly is started again after `first_delay_s`, doubling up to `max_delay_s` for
+    each further exit; after `limit` restarts within `window_s` it stays down (and the log says so). A service that
+    ran for `stable_after_s` starts its back-off again from the first delay."""
+
+    first_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+    limit: int = 5
+    window_s: float = 300.0
+    stable_after_s: float = 30.0
+
+
+@dataclass
+class _Restarts:
+    times: list[float]
+    delay_s: float
+    due: float | None = None
+    gave_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,8 +142,13 @@ class ManagedProcess:
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
         self.proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
+        # False once the launcher stops it on purpose: only an unexpected exit is restarted.
+        self.wanted = True
+        self.started_at = 0.0
 
     def start(self) -> None:
+        self.wanted = True
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -151,6 +178,7 @@ class ManagedProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        self.wanted = False
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -199,11 +227,16 @@ class Suite:
         echo: TextIO | None = sys.stdout,
         services: tuple[ServiceSpec, ...] = SERVICES,
         replicas: int = 1,
+        restart: RestartPolicy | None = None,
     ) -> None:
         if replicas < 1:
             raise StartupError(f"REPLICAS must be at least 1, not {replicas}")
         self.services = services
         self.replicas = replicas
+        self.restart = restart
+        self._restarts: dict[str, _Restarts] = {}
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.ports = {s.name: s.port for s in services} | (ports or {})
         for spec in services:
             for k in range(1, replicas):
@@ -279,6 +312,8 @@ class Suite:
             env[s.url_env] = ",".join(self.url(n) for n in names)
         if self.replicas > 1:
             env["REPLICA_NAME"] = name
+        # edge-config refuses device addresses that are the suite's own services.
+        env["SUITE_URLS"] = ",".join(self.url(n) for s in self.services for n in self.replica_names(s.name))
         env.update(self.extra_env)
         return env
 
@@ -337,8 +372,57 @@ class Suite:
                     self.wait_ready(name, timeout)
                     self.say(f"{name} ready on {self.url(name)}")
                 pending.remove(spec)
+        if self.restart is not None:
+            self._supervisor = threading.Thread(target=self._supervise, name="suite-supervisor", daemon=True)
+            self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.1):
+            with contextlib.suppress(Exception):  # one failed restart must not end the supervision
+                self.restart_exited(time.monotonic())
+
+    def restart_exited(self, now: float) -> None:
+        """Restart what exited unexpectedly and is due (the supervisor thread calls this every 0.1 s)."""
+        policy = self.restart
+        assert policy is not None
+        for name, process in list(self.processes.items()):
+            if process.running or not process.wanted or self._stopping.is_set():
+                continue
+            state = self._restarts.setdefault(name, _Restarts([], policy.first_delay_s))
+            if state.gave_up:
+                continue
+            if state.due is None:
+                ran_s = now - process.started_at
+                if ran_s >= policy.stable_after_s:
+                    state.delay_s = policy.first_delay_s
+                state.times = [t for t in state.times if now - t < policy.window_s]
+                code = process.proc.returncode if process.proc else None
+                if len(state.times) >= policy.limit:
+                    state.gave_up = True
+                    self.say(
+                        f"{name} exited with code {code} after {len(state.times)} restarts within"
+                        f" {policy.window_s:.0f} s: not restarted again\n{process.tail()}"
+                    )
+                    continue
+                state.due = now + state.delay_s
+                self.say(f"{name} exited with code {code} after {ran_s:.1f} s; restarting in {state.delay_s:.1f} s")
+                continue
+            if now < state.due:
+                continue
+            state.due = None
+            state.times.append(now)
+            state.delay_s = min(state.delay_s * 2, policy.max_delay_s)
+            try:
+                self._launch(self.spec_of(name), name)
+            except StartupError as exc:
+                self.say(f"{name} could not be restarted: {exc}")
+                continue
+            self.say(f"{name} restarted ({len(state.times)} of {policy.limit} within {policy.window_s:.0f} s)")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=2)
         for process in reversed(list(self.processes.values())):
             process.stop()
         if self.redis is not None:
@@ -380,6 +464,7 @@ def main() -> int:
             data_dir=args.data_dir,
             redis_url=os.environ.get("REDIS_URL") or None,
             replicas=replicas,
+            restart=RestartPolicy(),
         )
     except (ValueError, StartupError) as exc:
         print(f"titanium: REPLICAS={os.environ.get('REPLICAS')}: {exc}", file=sys.stderr)
@@ -394,13 +479,8 @@ def main() -> int:
         suite.stop()
         return 1
     suite.say(f"all services ready: dashboard at http://localhost:{suite.ports['load-balancer']} (Ctrl-C stops)")
-    # A service that dies later is reported once; the rest keep running so the dashboard shows it as down.
-    reported: set[str] = set()
-    while not stopping.wait(0.5):
-        for process in suite.exited():
-            if process.name not in reported:
-                reported.add(process.name)
-                suite.say(f"{process.name} exited with code {process.proc.returncode}:\n{process.tail()}")
+    # A service that dies later is restarted by the suite's supervisor (RestartPolicy), which logs each step.
+    stopping.wait()
     suite.say("stopping")
     suite.stop()
     return 0

@@ -11,7 +11,8 @@ service-to-service calls) keeps the kit's aiohttp session.
 import asyncio
 import collections
 import contextlib
-import ssl
+import ipaddress
+import socket
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
@@ -27,6 +28,19 @@ _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT", "DE
 # Streamed answers: reading from the upstream pauses above HIGH buffered bytes and resumes below LOW.
 _BUFFER_HIGH_BYTES = 512 * 1024
 _BUFFER_LOW_BYTES = 128 * 1024
+# An answer's status line and headers may not exceed this (aiohttp's and nginx's limits are of this order).
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 256
+
+
+def check_upstream_url(url: str) -> str:
+    """`url` if the proxy core can forward to it, else ValueError (at start-up, not on the first request).
+    Only plain http: TLS to upstreams is not implemented (inside the suite TLS ends at the edge)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"upstream {url!r}: the proxy core forwards to http:// URLs only (https is not supported)")
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    return url
 
 
 class UpstreamError(Exception):
@@ -174,6 +188,9 @@ class _Connection(asyncio.Protocol):
         self.head_only = False
         self.lost = False
         self.received = False
+        # Bytes of the answer's head so far (bounded by MAX_HEAD_BYTES); None once the head is complete.
+        self.head_bytes: int | None = 0
+        self.header_bytes = 0
         self.idle_since = 0.0
         self.sender: asyncio.Task | None = None
         self._reading_paused = False
@@ -191,8 +208,17 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.received = True
+        if self.head_bytes is not None:
+            self.head_bytes += len(data)
+            if self.head_bytes - len(data) > MAX_HEAD_BYTES:  # still no end of the head before these bytes
+                response._fail(UpstreamBroken(f"answer head over {MAX_HEAD_BYTES} bytes"))
+                self.abort()
+                return
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            response._fail(exc.__context__ if isinstance(exc.__context__, UpstreamError) else UpstreamBroken(str(exc)))
+            self.abort()
         except httptools.HttpParserError as exc:
             response._fail(UpstreamBroken(f"invalid HTTP answer: {exc}"))
             self.abort()
@@ -226,18 +252,24 @@ class _Connection(asyncio.Protocol):
             # More bytes after a complete answer, to a request never sent: stop here, keep the answer.
             raise UpstreamBroken("data after the end of the answer")
         self.response.headers = []
+        self.header_bytes = 0
 
     def on_status(self, reason: bytes) -> None:
         self.response.reason = reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.response.headers.append((name, value))
+        headers = self.response.headers
+        headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
+        if len(headers) > MAX_HEADERS or self.header_bytes > MAX_HEAD_BYTES:
+            raise UpstreamBroken(f"answer headers over {MAX_HEADERS} or {MAX_HEAD_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         response = self.response
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+        self.head_bytes = None
         response.status = status
         framed = False
         for name, value in response.headers:
@@ -278,12 +310,17 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     async def drain(self) -> None:
+        """Until the upstream takes what was written; it must take some within `response_s` (an upload deadline)."""
         if self.lost:
             raise UpstreamBroken("connection closed while sending")
         if self._writing_paused:
             self._drain = asyncio.get_running_loop().create_future()
+            timeout_s = self.origin.client.response_s
             try:
-                await self._drain
+                async with asyncio.timeout(timeout_s):
+                    await self._drain
+            except TimeoutError:
+                raise UpstreamTimeout(f"upstream took no request body for {timeout_s} s") from None
             finally:
                 self._drain = None
 
@@ -295,6 +332,7 @@ class _Connection(asyncio.Protocol):
         self.response = response = UpstreamResponse(self)
         self.head_only = head_only
         self.received = False
+        self.head_bytes = 0
         self.transport.write(request_head)
         return response
 
@@ -319,15 +357,22 @@ class _Origin:
     """The idle connections to one scheme://host:port."""
 
     def __init__(self, client: "UpstreamClient", base_url: str) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) base URL: {base_url!r}")
+        parts = urlsplit(check_upstream_url(base_url))
         self.client = client
         self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        default_port = parts.port is None or parts.port == (443 if parts.scheme == "https" else 80)
-        self.host_header = (parts.hostname if default_port else f"{parts.hostname}:{parts.port}").encode("idna")
+        self.port = parts.port or 80
+        try:
+            literal = ipaddress.ip_address(self.host)
+        except ValueError:
+            literal = None
+        # An IPv6 literal keeps its brackets in Host (RFC 9110 7.2, RFC 3986 3.2.2); a name is IDNA-encoded.
+        host = f"[{self.host}]" if literal is not None and literal.version == 6 else self.host
+        port = "" if self.port == 80 else f":{self.port}"
+        self.host_header = (host + port).encode("ascii" if literal is not None else "idna")
+        # Resolved addresses and when they expire (an IP literal never does).
+        self._addresses: list[tuple[int, str]] = [] if literal is None else [(0, self.host)]
+        self._expires = float("inf") if literal is not None else 0.0
+        self._resolving: asyncio.Future | None = None
         self.idle: list[_Connection] = []
 
     def take_idle(self, now: float) -> "_Connection | None":
@@ -348,34 +393,74 @@ class _Origin:
             self.idle.remove(connection)
         self.client.connection_closed(connection)
 
+    async def addresses(self) -> list[tuple[int, str]]:
+        """The host's addresses, resolved at most once per `dns_ttl_s` (one lookup for concurrent callers)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._expires:
+            return self._addresses
+        if self._resolving is None:
+            self._resolving = loop.create_future()
+            try:
+                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                self._addresses = [(family, info[0]) for family, _, _, _, info in infos]
+                self._expires = loop.time() + self.client.dns_ttl_s
+                self._resolving.set_result(None)
+            except OSError as exc:
+                self._resolving.set_exception(UpstreamUnreachable(f"cannot resolve {self.host}: {exc.strerror or exc}"))
+            finally:
+                resolving, self._resolving = self._resolving, None
+            resolving.result()
+            return self._addresses
+        await asyncio.shield(self._resolving)
+        return self._addresses
+
+    def forget_addresses(self) -> None:
+        if self._expires != float("inf"):
+            self._expires = 0.0
+
     async def connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+        error = "no address"
         try:
             async with asyncio.timeout(self.client.connect_s):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self.ssl
-                )
-            self.client.connections.add(connection)
+                for family, address in await self.addresses():
+                    try:
+                        _, connection = await loop.create_connection(
+                            lambda: _Connection(self), address, self.port, family=family
+                        )
+                    except OSError as exc:
+                        error = str(exc.strerror or exc)
+                        continue
+                    self.client.connections.add(connection)
+                    return connection
         except TimeoutError:
             raise UpstreamUnreachable(f"connect to {self.host}:{self.port} timed out") from None
-        except OSError as exc:
-            raise UpstreamUnreachable(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
-        return connection
+        # Every address failed: the next connect looks the name up again (the replica may have moved).
+        self.forget_addresses()
+        raise UpstreamUnreachable(f"cannot connect to {self.host}:{self.port}: {error}")
 
 
 class UpstreamClient:
     """Keep-alive HTTP/1.1 connections to any number of upstream origins, at most `limit` open at once.
 
     Timeouts: `connect_s` for a TCP connect, `response_s` for each wait for data once the request is sent (the
-    answer's head, then every part of its body), idle connections closed after `idle_s`.
+    answer's head, then every part of its body) and for each wait for the upstream to take more of an upload,
+    idle connections closed after `idle_s`. Host names are resolved at most once per `dns_ttl_s`.
     """
 
     def __init__(
-        self, *, connect_s: float = 1.0, response_s: float = 2.0, idle_s: float = 30.0, limit: int = 256
+        self,
+        *,
+        connect_s: float = 1.0,
+        response_s: float = 2.0,
+        idle_s: float = 30.0,
+        limit: int = 256,
+        dns_ttl_s: float = 10.0,
     ) -> None:
         self.connect_s = connect_s
         self.response_s = response_s
         self.idle_s = idle_s
+        self.dns_ttl_s = dns_ttl_s
         self.limit = limit
         self.open_connections = 0
         self.connections: set[_Connection] = set()
@@ -398,28 +483,35 @@ class UpstreamClient:
         base_url: str,
         target: str,
         headers: Iterable[Header],
-        body: AsyncIterable[bytes] | None = None,
+        body: bytes | AsyncIterable[bytes] | None = None,
         content_length: int | None = None,
     ) -> UpstreamResponse:
         """Send one request and return once the answer's head is in (its body then follows).
 
         `headers` are end-to-end headers without Host, Content-Length or Transfer-Encoding: the client sets those.
-        A body without `content_length` is sent chunked. A reused connection that the upstream had closed is
-        replaced once by a new one when nothing of the request can have been consumed (no body).
+        A body is bytes (sent with the head) or a stream (sent chunked unless `content_length` is given).
+
+        A connection reused from the pool that ends before a single byte of the answer came back is the upstream
+        closing it just as the request went out (its keep-alive timer, or a close after an answer that said
+        keep-alive); such a request is sent again once on a new connection if it can be: no body or a body in
+        bytes. A streamed body is gone once sent and is never sent twice.
         """
         if self._closed:
             raise UpstreamBroken("client closed")
         origin = self.origin(base_url)
+        replayable = body is None or isinstance(body, bytes)
+        if isinstance(body, bytes):
+            content_length = len(body)
         head = self._request_head(method, target, origin.host_header, headers, body, content_length)
+        if isinstance(body, bytes):
+            head += body
         head_only = method == "HEAD"
-        # Only a request that cannot have been taken is sent again: no body, a method safe to repeat, nothing
-        # received, on a connection reused from the pool (the upstream may have closed it while it was idle).
-        may_resend = body is None and method in IDEMPOTENT_METHODS
+        may_resend = replayable
         fresh = False
         while True:
             connection, reused = await self._acquire(origin, fresh=fresh)
             response = connection.start(head, head_only)
-            if body is not None:
+            if not replayable:
                 connection.sender = asyncio.get_running_loop().create_task(
                     self._send_body(connection, response, body, chunked=content_length is None)
                 )
@@ -442,7 +534,7 @@ class UpstreamClient:
         target: str,
         host: bytes,
         headers: Iterable[Header],
-        body: AsyncIterable[bytes] | None,
+        body: bytes | AsyncIterable[bytes] | None,
         content_length: int | None,
     ) -> bytes:
         lines = [f"{method} {target} HTTP/1.1\r\nHost: ".encode("utf-8", "surrogateescape"), host, b"\r\n"]
@@ -482,6 +574,10 @@ class UpstreamClient:
                 write(b"0\r\n\r\n")
         except asyncio.CancelledError:
             raise
+        except UpstreamTimeout as exc:
+            response._fail(exc)
+            connection.abort()
+            return
         except Exception as exc:
             # The client's side failed (gone, or over the size limit): the upstream must not take half a body.
             response._fail(UpstreamBroken(f"request body not sent: {exc}"))

@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from titanium_common.errors import error_body
 
+from .access import Admin, Caller, DeviceOrAdmin, Reader
+from .addresses import AddressPolicy
 from .configs import ConfigBody, ConfigPatch, DevicePatch, config_from_body, is_dns_label, normalise_device_id, patched
 from .configs import public_config as shown
 from .devices import DeviceClient
 from .health import HealthMonitor
 from .kube import KubeSync, manifests_yaml
 from .reloads import Reloader
-from .store import DeviceStore
+from .store import DeviceNotFound, DeviceStore
 
 router = APIRouter()
 
@@ -69,6 +71,43 @@ def _kube(request: Request) -> KubeSync:
     return request.app.state.kube
 
 
+def _checked_address(request: Request, config: dict[str, Any]) -> dict[str, Any]:
+    """A config whose address and ports pass the outbound policy, else 422 saying why."""
+    policy: AddressPolicy = request.app.state.policy
+    refusal = policy.check(config.get("ip_address"), config["reload_port"], config["port"])
+    if refusal is not None:
+        raise HTTPException(422, f"ip_address refused: {refusal}")
+    return config
+
+
+def _registration(config: dict[str, Any], current: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
+    """A PUT on the device-facing paths, as the seed's server took it: without `ip_address`, a device that registers
+    itself is recorded at the connection's source address, and an update from loopback keeps a known address.
+    Without a token a device may not move a registered device elsewhere (that takes the admin token)."""
+    known = current["config"].get("ip_address") if current else None
+    source = caller.source
+    if caller.identity is None and known:
+        from_elsewhere = source is None or (str(source) != known and not source.is_loopback)
+        if from_elsewhere or config.get("ip_address") not in (None, known):
+            raise HTTPException(
+                403, f"device is registered at {known}: without an admin token only it may update it, and not its"
+                " address", headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+    if config.get("ip_address") is None:
+        if known:
+            config["ip_address"] = known
+        elif caller.identity is None and source is not None:
+            config["ip_address"] = str(source)
+    return config
+
+
+async def _current(request: Request, device_id: str) -> dict[str, Any] | None:
+    try:
+        return await _store(request).get(device_id)
+    except DeviceNotFound:
+        return None
+
+
 def _reload_after_change(request: Request, record: dict[str, Any]) -> bool:
     """The seed's rule: a changed device with a known address is told to reload (here in the background)."""
     config = record["config"]
@@ -107,20 +146,23 @@ def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/config")
-async def list_configs(request: Request) -> dict[str, Any]:
+async def list_configs(request: Request, _: Reader) -> dict[str, Any]:
     records = await _store(request).all()
     return {"configs": [{"device_id": r["device_id"], **shown(r["config"])} for r in records], "total": len(records)}
 
 
 @router.get("/config/{device_id}")
-async def get_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+async def get_config(device_id: DeviceId, request: Request, _: DeviceOrAdmin) -> dict[str, Any]:
     """What the device fetches: its config, in the seed's shape."""
     return shown((await _store(request).get(device_id))["config"])
 
 
 @router.put("/config/{device_id}")
-async def put_config(device_id: DeviceId, body: ConfigBody, request: Request) -> dict[str, Any]:
-    status, record, changed = await _store(request).put(device_id, config_from_body(device_id, body))
+async def put_config(device_id: DeviceId, body: ConfigBody, request: Request, caller: DeviceOrAdmin) -> dict[str, Any]:
+    config = config_from_body(device_id, body)
+    if caller.device_facing:
+        config = _registration(config, await _current(request, device_id), caller)
+    status, record, changed = await _store(request).put(device_id, _checked_address(request, config))
     return {
         "status": status,
         "device_id": device_id,
@@ -131,16 +173,18 @@ async def put_config(device_id: DeviceId, body: ConfigBody, request: Request) ->
 
 
 @router.post("/config/{device_id}", status_code=201)
-async def create_config(device_id: DeviceId, body: ConfigBody, request: Request) -> dict[str, Any]:
+async def create_config(device_id: DeviceId, body: ConfigBody, request: Request, _: Admin) -> dict[str, Any]:
     if body.ip_address is None:
         raise HTTPException(422, "ip_address is required to create a device with POST")
-    record = await _store(request).create(device_id, config_from_body(device_id, body))
+    record = await _store(request).create(device_id, _checked_address(request, config_from_body(device_id, body)))
     return {"status": "created", "device_id": device_id, "version": record["version"]}
 
 
 @router.patch("/config/{device_id}")
-async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request) -> dict[str, Any]:
-    record, changed = await _store(request).patch(device_id, lambda current: patched(device_id, current, body))
+async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request, _: Admin) -> dict[str, Any]:
+    record, changed = await _store(request).patch(
+        device_id, lambda current: _checked_address(request, patched(device_id, current, body))
+    )
     return {
         "status": "patched",
         "device_id": device_id,
@@ -152,14 +196,14 @@ async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request)
 
 
 @router.delete("/config/{device_id}")
-async def delete_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+async def delete_config(device_id: DeviceId, request: Request, _: Admin) -> dict[str, Any]:
     await _store(request).delete(device_id)
     _monitor(request).forget(device_id)
     return {"status": "deleted", "device_id": device_id}
 
 
 @router.get("/config/{device_id}/history")
-async def config_history(device_id: DeviceId, request: Request) -> dict[str, Any]:
+async def config_history(device_id: DeviceId, request: Request, _: Reader) -> dict[str, Any]:
     versions = [version | {"config": shown(version["config"])} for version in await _store(request).history(device_id)]
     return {"device_id": device_id, "versions": versions, "total": len(versions)}
 
@@ -168,22 +212,22 @@ async def config_history(device_id: DeviceId, request: Request) -> dict[str, Any
 
 
 @router.get("/devices")
-async def list_devices(request: Request) -> dict[str, Any]:
+async def list_devices(request: Request, _: Reader) -> dict[str, Any]:
     """From the latest background probe round; never probes inside the request."""
     views = [_device_view(request, record) for record in await _store(request).all()]
     return {"devices": views, **_counts(views), "last_probe_round": _monitor(request).last_round}
 
 
 @router.get("/devices/{device_id}/status")
-async def device_status(device_id: DeviceId, request: Request) -> dict[str, Any]:
+async def device_status(device_id: DeviceId, request: Request, _: Reader) -> dict[str, Any]:
     return _device_view(request, await _store(request).get(device_id))
 
 
 @router.patch("/devices/{device_id}")
-async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request) -> dict[str, Any]:
+async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request, _: Admin) -> dict[str, Any]:
     """The basic fields only, and no reload (the device's own config is unchanged)."""
     record, changed = await _store(request).patch(
-        device_id, lambda current: patched(device_id, current, body), action="device-patched"
+        device_id, lambda current: _checked_address(request, patched(device_id, current, body)), action="device-patched"
     )
     return {"status": "updated", "device_id": device_id, "changed": changed, "device": _device_view(request, record)}
 
@@ -196,7 +240,7 @@ def _address(record: dict[str, Any]) -> tuple[str, int]:
 
 
 @router.get("/devices/{device_id}/local-config")
-async def local_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
+async def local_config(device_id: DeviceId, request: Request, _: Admin) -> dict[str, Any]:
     """The config the device itself runs with, from its `GET /config` (5 s by default)."""
     ip, port = _address(await _store(request).get(device_id))
     devices: DeviceClient = request.app.state.devices
@@ -204,7 +248,7 @@ async def local_config(device_id: DeviceId, request: Request) -> dict[str, Any]:
 
 
 @router.post("/devices/{device_id}/reload")
-async def reload_device(device_id: DeviceId, request: Request) -> JSONResponse:
+async def reload_device(device_id: DeviceId, request: Request, _: Admin) -> JSONResponse:
     ip, port = _address(await _store(request).get(device_id))
     result = await _reloader(request).reload_now(device_id, ip, port)
     if result["status"] == "reloaded":
@@ -213,7 +257,7 @@ async def reload_device(device_id: DeviceId, request: Request) -> JSONResponse:
 
 
 @router.post("/devices/reload")
-async def reload_all(request: Request) -> dict[str, Any]:
+async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
     """Every device with an address, concurrently; one device's failure is its own result."""
     records = [r for r in await _store(request).all() if r["config"].get("ip_address")]
     reloader = _reloader(request)
@@ -223,7 +267,7 @@ async def reload_all(request: Request) -> dict[str, Any]:
 
 
 @router.get("/metrics/summary")
-async def metrics_summary(request: Request) -> dict[str, Any]:
+async def metrics_summary(request: Request, _: Reader) -> dict[str, Any]:
     records = await _store(request).all()
     views = [_device_view(request, record) for record in records]
     by_type = Counter(view["device_type"] for view in views)
@@ -234,21 +278,21 @@ async def metrics_summary(request: Request) -> dict[str, Any]:
 
 
 @router.post("/kubernetes/sync")
-async def kube_sync(request: Request, body: Annotated[SyncRequest | None, Body()] = None) -> dict[str, Any]:
+async def kube_sync(request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None) -> dict[str, Any]:
     namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
     return await _kube(request).sync(namespace)
 
 
 @router.post("/kubernetes/sync/{device_id}")
 async def kube_sync_device(
-    device_id: DeviceId, request: Request, body: Annotated[SyncRequest | None, Body()] = None
+    device_id: DeviceId, request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None
 ) -> dict[str, Any]:
     namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
     return await _kube(request).sync(namespace, device_id)
 
 
 @router.get("/kubernetes/manifests", response_class=PlainTextResponse)
-async def kube_manifests(namespace: Namespace, request: Request) -> PlainTextResponse:
+async def kube_manifests(namespace: Namespace, request: Request, _: Reader) -> PlainTextResponse:
     """Multi-document YAML of the healthy devices' objects, for `kubectl apply -f`; needs no cluster."""
     monitor = _monitor(request)
     records = [
@@ -258,25 +302,27 @@ async def kube_manifests(namespace: Namespace, request: Request) -> PlainTextRes
 
 
 @router.delete("/kubernetes/cleanup")
-async def kube_cleanup(namespace: Namespace, request: Request) -> dict[str, Any]:
+async def kube_cleanup(namespace: Namespace, request: Request, _: Admin) -> dict[str, Any]:
     return await _kube(request).cleanup(namespace)
 
 
 @router.get("/kubernetes/status")
-async def kube_status(request: Request) -> dict[str, Any]:
+async def kube_status(request: Request, _: Reader) -> dict[str, Any]:
     return await _kube(request).status()
 
 
 @router.get("/kubernetes/health")
-async def kube_health(request: Request) -> dict[str, Any]:
+async def kube_health(request: Request, _: Reader) -> dict[str, Any]:
     return await _kube(request).health()
 
 
 @router.get("/kubernetes/resources/{device_id}")
-async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request) -> dict[str, Any]:
+async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request, _: Reader) -> dict[str, Any]:
     return await _kube(request).resources(namespace, device_id)
 
 
 @router.delete("/kubernetes/resources/{device_id}")
-async def kube_delete_resources(device_id: DeviceId, namespace: Namespace, request: Request) -> dict[str, Any]:
+async def kube_delete_resources(
+    device_id: DeviceId, namespace: Namespace, request: Request, _: Admin
+) -> dict[str, Any]:
     return await _kube(request).delete_resources(namespace, device_id)

@@ -10,6 +10,8 @@ from yarl import URL
 
 from titanium_common.errors import ServiceError
 
+from .addresses import AddressPolicy
+
 MAX_LOCAL_CONFIG_BYTES = 1024 * 1024
 
 
@@ -37,16 +39,27 @@ def _describe(exc: Exception, timeout_s: float) -> str:
 
 
 class DeviceClient:
+    """Every call passes the outbound address policy first: an address it refuses is never connected to."""
+
     def __init__(
-        self, session: aiohttp.ClientSession, health_timeout_s: float, reload_timeout_s: float, config_timeout_s: float
+        self,
+        session: aiohttp.ClientSession,
+        health_timeout_s: float,
+        reload_timeout_s: float,
+        config_timeout_s: float,
+        policy: AddressPolicy,
     ) -> None:
         self.session = session
+        self.policy = policy
         self.health_timeout_s = health_timeout_s
         self.reload_timeout_s = reload_timeout_s
         self.config_timeout_s = config_timeout_s
 
     async def probe(self, ip: str, port: int) -> Probe:
         """The seed's rule: 200 healthy, another status unhealthy, no answer unreachable."""
+        refusal = self.policy.refusal(ip, port)
+        if refusal is not None:
+            return Probe("unreachable", f"not contacted: {refusal}")
         timeout = aiohttp.ClientTimeout(total=self.health_timeout_s)
         try:
             async with self.session.get(device_url(ip, port, "/health"), timeout=timeout) as response:
@@ -59,6 +72,9 @@ class DeviceClient:
 
     async def reload(self, ip: str, port: int) -> str | None:
         """One `POST /reload`: None when the device answered 200, else what went wrong."""
+        refusal = self.policy.refusal(ip, port)
+        if refusal is not None:
+            return f"not contacted: {refusal}"
         timeout = aiohttp.ClientTimeout(total=self.reload_timeout_s)
         try:
             async with self.session.post(device_url(ip, port, "/reload"), timeout=timeout) as response:
@@ -73,6 +89,9 @@ class DeviceClient:
         """The config the device runs with, from its `GET /config`."""
         timeout = aiohttp.ClientTimeout(total=self.config_timeout_s)
         url = device_url(ip, port, "/config")
+        refusal = self.policy.refusal(ip, port)
+        if refusal is not None:
+            raise DeviceCallFailed(403, f"device at {url} not contacted: {refusal}")
         try:
             async with self.session.get(url, timeout=timeout) as response:
                 if response.status != 200:

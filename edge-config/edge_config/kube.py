@@ -2,9 +2,12 @@
 
 Per device: a headless, selector-less Service `edge-device-<id>` (port `metrics`), its Endpoints and a
 discovery.k8s.io/v1 EndpointSlice, all labelled `app=edge-exporter` (what the seed's ServiceMonitor selects),
-`device_id`, `device_type` and `managed_by=edge-config`. Only objects with that last label are ever changed or
-deleted. The Endpoints carry `endpointslice.kubernetes.io/skip-mirror` so the cluster's mirroring controller does
-not add a second slice beside ours.
+`device_id`, `device_type`, `app.kubernetes.io/managed-by=edge-config` and the seed's
+`managed_by=edge-metrics-server` (what its documented `kubectl -l managed_by=edge-metrics-server` selects). Only
+objects with the first of those (or `managed_by=edge-config`, which earlier versions set) are ever changed or
+deleted. A device whose address cannot be an endpoint (loopback, link-local) is skipped, with the reason. The
+Endpoints carry `endpointslice.kubernetes.io/skip-mirror` so the cluster's mirroring controller does not add a
+second slice beside ours.
 """
 
 import asyncio
@@ -26,6 +29,7 @@ from titanium_common.errors import ServiceError
 from titanium_common.lease import Lease
 from titanium_common.loops import raise_if_cancelling
 
+from .addresses import kubernetes_refusal
 from .configs import SERVICE_PREFIX
 from .health import HealthMonitor
 from .models import iso, utcnow
@@ -35,8 +39,13 @@ from .store import DeviceNotFound, DeviceStore
 log = logging.getLogger("edge_config.kube")
 
 MANAGER = "edge-config"
-MANAGED = f"managed_by={MANAGER}"
+MANAGER_LABEL = "app.kubernetes.io/managed-by"
+# The seed's own label and value, kept so that its documented selector still finds the objects.
+SEED_LABEL, SEED_MANAGER = "managed_by", "edge-metrics-server"
+# What marks an object as ours: the standard label, or the seed's key with our name (set by earlier versions).
+OWNED_SELECTORS = (f"{MANAGER_LABEL}={MANAGER}", f"{SEED_LABEL}={MANAGER}")
 PORT_NAME = "metrics"
+SYNC_OUTCOMES = ("created", "updated", "deleted", "failed", "unchanged", "kept", "skipped")
 
 
 class KubeUnavailable(ServiceError):
@@ -59,8 +68,20 @@ def _labels(record: dict[str, Any]) -> dict[str, str]:
         "app": "edge-exporter",
         "device_id": record["device_id"],
         "device_type": record["config"]["device_type"],
-        "managed_by": MANAGER,
+        SEED_LABEL: SEED_MANAGER,
+        MANAGER_LABEL: MANAGER,
     }
+
+
+def is_ours(obj: dict[str, Any]) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    return labels.get(MANAGER_LABEL) == MANAGER or labels.get(SEED_LABEL) == MANAGER
+
+
+def endpoint_refusal(record: dict[str, Any]) -> str | None:
+    """Why the device cannot be an endpoint (no address, or one Kubernetes refuses), or None."""
+    ip = record["config"].get("ip_address")
+    return "device has no ip_address" if not ip else kubernetes_refusal(ip)
 
 
 def _metadata(record: dict[str, Any], namespace: str, **extra_labels: str) -> dict[str, Any]:
@@ -104,10 +125,13 @@ def device_objects(record: dict[str, Any], namespace: str) -> list[dict[str, Any
 
 
 def manifests_yaml(records: list[dict[str, Any]], namespace: str) -> str:
-    documents = [obj for record in records for obj in device_objects(record, namespace)]
+    """The objects of the devices that can be endpoints; each skipped one named in a comment with the reason."""
+    skipped = [(r["device_id"], why) for r in records if (why := endpoint_refusal(r)) is not None]
+    documents = [obj for r in records if endpoint_refusal(r) is None for obj in device_objects(r, namespace)]
+    notes = "".join(f"# skipped {device_id}: {why}\n" for device_id, why in skipped)
     if not documents:
-        return f"# no healthy edge devices with an address to map into namespace {namespace}\n"
-    return yaml.safe_dump_all(documents, sort_keys=False)
+        return notes + f"# no healthy edge devices with an address to map into namespace {namespace}\n"
+    return notes + yaml.safe_dump_all(documents, sort_keys=False)
 
 
 def _contains(actual: Any, wanted: Any) -> bool:
@@ -223,8 +247,13 @@ class KubeSync:
             raise
 
     async def _managed(self, kind: _Kind, namespace: str) -> list[dict[str, Any]]:
-        listing = await self._call(kind, "list", namespace, label_selector=MANAGED)
-        return [self._plain(item) for item in listing.items]
+        found: dict[str, dict[str, Any]] = {}
+        for selector in OWNED_SELECTORS:
+            listing = await self._call(kind, "list", namespace, label_selector=selector)
+            for item in listing.items:
+                plain = self._plain(item)
+                found[plain["metadata"]["name"]] = plain
+        return list(found.values())
 
     @contextlib.asynccontextmanager
     async def _cluster_errors(self):
@@ -251,7 +280,7 @@ class KubeSync:
                 # A new Service means a new device; a missing Endpoints or slice beside an old one is a repair.
                 outcome = "created" if kind.kind == "Service" else outcome if outcome == "created" else "updated"
                 continue
-            if existing["metadata"].get("labels", {}).get("managed_by") != MANAGER:
+            if not is_ours(existing):
                 raise Refused(f"{kind.kind} {namespace}/{name} exists and is not managed by {MANAGER}")
             if not _contains(existing, wanted):
                 wanted["metadata"]["resourceVersion"] = existing["metadata"].get("resourceVersion")
@@ -266,7 +295,7 @@ class KubeSync:
         deleted = []
         for kind in KINDS:
             existing = await self._read(kind, name, namespace)
-            if existing is None or existing["metadata"].get("labels", {}).get("managed_by") != MANAGER:
+            if existing is None or not is_ours(existing):
                 continue
             try:
                 await self._call(kind, "delete", name, namespace)
@@ -277,11 +306,14 @@ class KubeSync:
         return deleted
 
     def _verdict(self, device_id: str, record: dict[str, Any] | None) -> tuple[str, str | None]:
-        """What a sync does with a device: ("apply" | "delete" | "keep", why)."""
+        """What a sync does with a device: ("apply" | "delete" | "skip" | "keep", why)."""
         if record is None:
             return "delete", "device is no longer registered"
         if not record["config"].get("ip_address"):
             return "delete", "device has no ip_address"
+        refusal = kubernetes_refusal(record["config"]["ip_address"])
+        if refusal is not None:
+            return "skip", refusal
         health = self.monitor.of(record)
         if health.status == "healthy":
             return "apply", None
@@ -301,6 +333,10 @@ class KubeSync:
                 # Nothing left to delete means another call removed it first: the cluster is as wanted.
                 item["status"] = "deleted" if await self._remove(device_id, namespace) else "unchanged"
                 item["reason"] = why
+            elif verdict == "skip":
+                # Objects of an earlier, valid address are stale now: they go.
+                await self._remove(device_id, namespace)
+                item["status"], item["reason"] = "skipped", why
             else:
                 item["status"], item["reason"] = "kept", why
         except Refused as exc:
@@ -335,7 +371,8 @@ class KubeSync:
                     managed.add(obj["metadata"].get("labels", {}).get("device_id") or "")
             managed.discard("")
             healthy = {i for i, r in records.items() if self._verdict(i, r)[0] == "apply"}
-            wanted = healthy | managed
+            skipped = {i for i, r in records.items() if self._verdict(i, r)[0] == "skip"}
+            wanted = healthy | managed | skipped
             if device_id is not None:
                 if device_id not in records and device_id not in managed:
                     raise DeviceNotFound(device_id)
@@ -349,14 +386,14 @@ class KubeSync:
 
             items = await asyncio.gather(*(one(i) for i in sorted(wanted)))
         result: dict[str, Any] = {"status": "synced", "namespace": namespace}
-        for status in ("created", "updated", "deleted", "failed", "unchanged", "kept"):
+        for status in SYNC_OUTCOMES:
             result[status] = [item for item in items if item["status"] == status]
         result["total_healthy"] = len(healthy)
         self.last_sync = {
             "at": iso(utcnow()),
             "namespace": namespace,
             "device_id": device_id,
-            **{key: len(result[key]) for key in ("created", "updated", "deleted", "failed", "unchanged", "kept")},
+            **{key: len(result[key]) for key in SYNC_OUTCOMES},
             "total_healthy": result["total_healthy"],
         }
         return result

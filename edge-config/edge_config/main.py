@@ -3,11 +3,12 @@ import contextlib
 from collections import Counter
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from titanium_common.auth_client import token_verifier
 from titanium_common.db import Database
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
@@ -17,6 +18,7 @@ from titanium_common.loops import stop_tasks
 from titanium_common.runner import serve
 
 from . import api
+from .addresses import LOOPBACK_CIDRS, AddressPolicy, parse_cidrs, suite_endpoints
 from .devices import DeviceClient
 from .health import STATUSES, HealthMonitor, SharedHealth
 from .kube import KubeSync
@@ -29,31 +31,63 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class BodyLimit:
+# curl -d sends this Content-Type by default (the seed's own examples do); edge-config takes no forms.
+_FORM = b"application/x-www-form-urlencoded"
+
+
+class RequestBodies:
+    """Bodies: over MAX_BODY_BYTES is 413, declared or not (a chunked body is counted as it arrives), and a body
+    without a Content-Type, or with curl's default form type, is read as the JSON it is."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                response = JSONResponse(error_body(f"request body over {MAX_BODY_BYTES} bytes"), status_code=413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            response = JSONResponse(error_body(f"request body over {MAX_BODY_BYTES} bytes"), status_code=413)
+            await response(scope, receive, send)
+            return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type in (b"", _FORM) and scope["method"] in ("PUT", "POST", "PATCH"):
+            kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    # An HTTPException: FastAPI passes it on from a body read (anything else becomes its 400).
+                    raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     settings = settings or EdgeConfigSettings()
     db = Database.from_settings(settings, migrations=MIGRATIONS)
+    allowed = settings.device_allowed_cidrs
+    if allowed is None:
+        allowed = LOOPBACK_CIDRS if settings.is_development else ""
+    allowed_networks = parse_cidrs(allowed)
     store = DeviceStore(db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await db.start()
+        own = [*settings.suite_urls.split(","), settings.auth_service_url, f"http://{settings.host}:{settings.port}"]
+        app.state.policy = policy = AddressPolicy(allowed_networks, await suite_endpoints(own))
         session = create_client_session()
         client = DeviceClient(
-            session, settings.health_timeout_s, settings.reload_timeout_s, settings.local_config_timeout_s
+            session, settings.health_timeout_s, settings.reload_timeout_s, settings.local_config_timeout_s, policy
         )
         app.state.devices = client
         kube = KubeSync(store, None, settings)
@@ -79,7 +113,8 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         if settings.sync_interval_s:
             loops.append(asyncio.create_task(kube.run(lease), name="kubernetes sync"))
         try:
-            yield
+            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+                yield
         finally:
             await stop_tasks(loops)
             await app.state.reloader.close()
@@ -96,7 +131,7 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     # One router, mounted twice: the seed's paths at the root (devices, scripts) and under /api/edge (gateway).
     app.include_router(api.router, prefix="/api/edge")
     # Inside the kit's middleware (appended, not prepended), so a refused body still gets a request id and counts.
-    app.user_middleware.append(Middleware(BodyLimit))
+    app.user_middleware.append(Middleware(RequestBodies))
     app.state.store = store
     app.state.settings = settings
     db.attach(app.state.kit)

@@ -13,6 +13,19 @@ class EdgeConfigSettings(DatabaseSettings, LeaseSettings):
     # and the probe results reach the others through Redis under this prefix.
     redis_prefix: str = "titanium:edge-config:"
 
+    # Admin tokens are verified by auth-service.
+    auth_service_url: str = "http://127.0.0.1:8001"
+
+    # Outbound address policy for device addresses: loopback, link-local (cloud metadata included) and the suite's
+    # own service addresses are refused unless one of these CIDRs (comma-separated) admits them. Unset: loopback is
+    # admitted in development and test (local device doubles), nothing outside them.
+    device_allowed_cidrs: str | None = None
+    # The suite's own services (comma-separated URLs): a device may never be one of them (the launcher sets it).
+    suite_urls: str = (
+        "http://127.0.0.1:7100,http://127.0.0.1:8000,http://127.0.0.1:8001,http://127.0.0.1:8002,"
+        "http://127.0.0.1:8003,http://127.0.0.1:8004,http://127.0.0.1:8005,http://127.0.0.1:8080"
+    )
+
     # Device health: every device is probed concurrently once per interval; answers come from the latest round.
     health_interval_s: float = Field(default=10.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)

@@ -15,8 +15,11 @@ from aiohttp import web
 
 from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
+from tests.support.identity import auth_processes
 from tests.support.servers import serving
 from titanium_common.suite import free_port
+
+__all__ = ["auth_processes"]
 
 WAIT_S = 10.0
 
@@ -97,9 +100,12 @@ async def farm() -> AsyncIterator[DeviceFarm]:
 
 @dataclass
 class Edge:
+    """`client` carries an admin token; `anonymous` none (what a device sends)."""
+
     app: Any
     url: str
     client: httpx.AsyncClient
+    anonymous: httpx.AsyncClient
 
     async def probe_round(self) -> dict[str, Any]:
         """One background probe round, now (tests run it by hand instead of waiting for the interval)."""
@@ -133,7 +139,7 @@ def eventually():
 
 
 @pytest.fixture
-def edge_settings(database_target) -> EdgeConfigSettings:
+def edge_settings(database_target, auth_processes) -> EdgeConfigSettings:
     """Short device timeouts, no automatic probe rounds (tests call `edge.probe_round()`), no cluster."""
     return EdgeConfigSettings(
         env="test",
@@ -145,26 +151,32 @@ def edge_settings(database_target) -> EdgeConfigSettings:
         local_config_timeout_s=0.5,
         unhealthy_grace=2,
         kube_mode="off",
+        auth_service_url=auth_processes.auth_url,
         **database_target.settings(),
     )
 
 
 @pytest.fixture
-def start_edge(edge_settings) -> Callable[..., contextlib.AbstractAsyncContextManager[Edge]]:
+def start_edge(edge_settings, auth_processes) -> Callable[..., contextlib.AbstractAsyncContextManager[Edge]]:
     """`async with start_edge(**setting_overrides) as edge:` a running edge-config."""
 
     @contextlib.asynccontextmanager
     async def start(**overrides) -> AsyncIterator[Edge]:
         settings = edge_settings.model_copy(update=overrides)
         app = create_app(settings)
-        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        admin = {"Authorization": f"Bearer {await auth_processes.admin_token()}"}
+        async with (
+            serving(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=30, headers=admin) as client,
+            httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
+        ):
 
             async def first_round_done() -> bool:
                 return app.state.monitor.rounds >= 1
 
             # The round run at start-up must not probe devices the test registers: tests start after it.
             await _eventually(first_round_done)
-            yield Edge(app, url, client)
+            yield Edge(app, url, client, anonymous)
 
     return start
 

@@ -25,9 +25,11 @@ async def test_put_get_list_delete_in_the_seeds_shapes(edge, prefix):
     assert listing == {"configs": [{"device_id": "edge-01", **config}], "total": 1}
 
     again = (await client.put(f"{prefix}/config/edge-01", json={"device_type": "rpi4"})).json()
-    assert again["status"] == "updated" and again["reload_triggered"] is False and again["version"] == 2
+    # A full replace; on the device-facing root paths a PUT without an address keeps the known one (the seed's rule).
+    kept = {"ip_address": "192.168.1.10"} if prefix == "" else {}
+    assert again["status"] == "updated" and again["reload_triggered"] is bool(kept) and again["version"] == 2
     assert (await client.get(f"{prefix}/config/edge-01")).json() == {
-        "device_type": "rpi4", "port": 9100, "reload_port": 9101,
+        "device_type": "rpi4", "port": 9100, "reload_port": 9101, **kept,
     }  # fmt: skip
 
     deleted = await client.delete(f"{prefix}/config/edge-01")

@@ -3,10 +3,16 @@
 import pytest
 import yaml
 
+from tests.support.servers import host_address
 from titanium_common.suite import free_port
 
 NS = "monitoring"
-pytestmark = pytest.mark.kube_contexts("edge")
+# Devices on addresses of this host that Kubernetes Endpoints can hold (never loopback).
+LAN, LAN6 = host_address(4), host_address(6)
+pytestmark = [
+    pytest.mark.kube_contexts("edge"),
+    pytest.mark.skipif(LAN is None or LAN6 is None, reason="needs a non-loopback IPv4 and IPv6 address"),
+]
 
 
 @pytest.fixture
@@ -52,8 +58,8 @@ async def objects(cluster, device_id: str, namespace: str = NS) -> list[dict | N
 
 
 async def test_sync_creates_service_endpoints_and_slice_for_healthy_devices(edge_k8s, farm, cluster):
-    await edge_k8s.register("edge-01", await farm.start(), port=9100)
-    await edge_k8s.register("sick", await farm.start(health=500))
+    await edge_k8s.register("edge-01", await farm.start(host=LAN), port=9100)
+    await edge_k8s.register("sick", await farm.start(host=LAN, health=500))
     await edge_k8s.register("noip")
     await edge_k8s.probe_round()
 
@@ -65,26 +71,29 @@ async def test_sync_creates_service_endpoints_and_slice_for_healthy_devices(edge
     assert result["updated"] == result["deleted"] == result["failed"] == []
 
     service, endpoints, slice_ = await objects(cluster, "edge-01")
-    labels = {"app": "edge-exporter", "device_id": "edge-01", "device_type": "jetson_orin", "managed_by": "edge-config"}
+    labels = {
+        "app": "edge-exporter", "device_id": "edge-01", "device_type": "jetson_orin",
+        "managed_by": "edge-metrics-server", "app.kubernetes.io/managed-by": "edge-config",
+    }  # fmt: skip
     assert service["metadata"]["labels"] == labels
     assert service["spec"]["clusterIP"] == "None" and "selector" not in service["spec"]
     assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": 9100, "protocol": "TCP"}]
     assert endpoints["metadata"]["labels"].items() >= labels.items()
     assert endpoints["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] == "true"
     assert endpoints["subsets"] == [
-        {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "metrics", "port": 9100, "protocol": "TCP"}]}
+        {"addresses": [{"ip": LAN}], "ports": [{"name": "metrics", "port": 9100, "protocol": "TCP"}]}
     ]
     assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "edge-device-edge-01"
     assert slice_["metadata"]["labels"].items() >= labels.items()
     assert slice_["addressType"] == "IPv4"
-    assert slice_["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]
+    assert slice_["endpoints"] == [{"addresses": [LAN], "conditions": {"ready": True}}]
     assert await cluster.get("v1/services", "edge-device-sick", NS) is None
     assert await cluster.get("v1/services", "edge-device-noip", NS) is None
 
 
 async def test_a_second_sync_changes_nothing(edge_k8s, farm, cluster):
-    await edge_k8s.register("a", await farm.start())
-    await edge_k8s.register("b", await farm.start())
+    await edge_k8s.register("a", await farm.start(host=LAN))
+    await edge_k8s.register("b", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     assert ids((await sync(edge_k8s))["created"]) == ["a", "b"]
     versions = [o["metadata"]["resourceVersion"] for o in await objects(cluster, "a") + await objects(cluster, "b")]
@@ -97,11 +106,11 @@ async def test_a_second_sync_changes_nothing(edge_k8s, farm, cluster):
 
 
 async def test_a_moved_device_is_updated(edge_k8s, farm, cluster):
-    await edge_k8s.register("mover", await farm.start(), port=9100)
+    await edge_k8s.register("mover", await farm.start(host=LAN), port=9100)
     await edge_k8s.probe_round()
     await sync(edge_k8s)
 
-    elsewhere = await farm.start(host="127.0.0.2")
+    elsewhere = await farm.start(host=LAN6)
     await edge_k8s.register("mover", elsewhere, port=9200, device_type="rpi5")
     await edge_k8s.probe_round()
     result = await sync(edge_k8s)
@@ -109,14 +118,14 @@ async def test_a_moved_device_is_updated(edge_k8s, farm, cluster):
 
     service, endpoints, slice_ = await objects(cluster, "mover")
     assert service["spec"]["ports"][0]["port"] == 9200 and service["metadata"]["labels"]["device_type"] == "rpi5"
-    assert endpoints["subsets"][0]["addresses"] == [{"ip": "127.0.0.2"}]
+    assert endpoints["subsets"][0]["addresses"] == [{"ip": LAN6}]
     assert endpoints["subsets"][0]["ports"][0]["port"] == 9200
-    assert slice_["endpoints"][0]["addresses"] == ["127.0.0.2"] and slice_["ports"][0]["port"] == 9200
+    assert slice_["endpoints"][0]["addresses"] == [LAN6] and slice_["ports"][0]["port"] == 9200
     assert (await sync(edge_k8s))["unchanged"][0]["device_id"] == "mover"
 
 
 async def test_a_single_failed_probe_keeps_the_device_and_the_grace_removes_it(edge_k8s, farm, cluster):
-    device = await farm.start()
+    device = await farm.start(host=LAN)
     await edge_k8s.register("blip", device)
     await edge_k8s.probe_round()
     await sync(edge_k8s)
@@ -140,7 +149,7 @@ async def test_a_single_failed_probe_keeps_the_device_and_the_grace_removes_it(e
 
 
 async def test_devices_gone_from_the_registry_are_removed(edge_k8s, farm, cluster):
-    await edge_k8s.register("leaver", await farm.start())
+    await edge_k8s.register("leaver", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     await sync(edge_k8s)
     await edge_k8s.client.delete("/config/leaver")
@@ -155,7 +164,7 @@ async def test_one_devices_failure_does_not_abort_the_rest(edge_k8s, farm, clust
         "v1/services", {"metadata": {"name": "edge-device-taken"}, "spec": {"ports": [{"port": 80}]}}, NS
     )
     for device_id in ("first", "taken", "last"):
-        await edge_k8s.register(device_id, await farm.start())
+        await edge_k8s.register(device_id, await farm.start(host=LAN))
     await edge_k8s.probe_round()
 
     result = await sync(edge_k8s)
@@ -166,13 +175,13 @@ async def test_one_devices_failure_does_not_abort_the_rest(edge_k8s, farm, clust
     stats = (await edge_k8s.client.get("/stats")).json()
     assert stats["kubernetes"]["last_sync"] | {"at": None} == {
         "at": None, "namespace": NS, "device_id": None, "created": 2, "updated": 0, "deleted": 0, "failed": 1,
-        "unchanged": 0, "kept": 0, "total_healthy": 3,
+        "unchanged": 0, "kept": 0, "skipped": 0, "total_healthy": 3,
     }  # fmt: skip
 
 
 async def test_sync_of_one_device(edge_k8s, farm, cluster):
-    await edge_k8s.register("solo", await farm.start())
-    await edge_k8s.register("other", await farm.start())
+    await edge_k8s.register("solo", await farm.start(host=LAN))
+    await edge_k8s.register("other", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     result = await sync(edge_k8s, "/kubernetes/sync/solo")
     assert ids(result["created"]) == ["solo"] and result["total_healthy"] == 1
@@ -187,8 +196,8 @@ async def test_cleanup_deletes_only_managed_objects(edge_k8s, farm, cluster):
         "v1/services", {"metadata": {"name": "edge-device-handmade", "labels": {"app": "edge-exporter"}}}, NS
     )
     await cluster.create("v1/endpoints", {"metadata": {"name": "edge-device-handmade"}}, NS)
-    await edge_k8s.register("x", await farm.start())
-    await edge_k8s.register("y", await farm.start())
+    await edge_k8s.register("x", await farm.start(host=LAN))
+    await edge_k8s.register("y", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     await sync(edge_k8s)
 
@@ -207,12 +216,12 @@ async def test_cleanup_deletes_only_managed_objects(edge_k8s, farm, cluster):
 
 
 async def test_resources_of_one_device(edge_k8s, farm, cluster):
-    await edge_k8s.register("res", await farm.start())
+    await edge_k8s.register("res", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     await sync(edge_k8s)
     found = (await edge_k8s.client.get("/kubernetes/resources/res", params={"namespace": NS})).json()
     assert found["service"]["metadata"]["name"] == "edge-device-res"
-    assert found["endpoints"]["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}]
+    assert found["endpoints"]["subsets"][0]["addresses"] == [{"ip": LAN}]
     assert found["endpointslice"]["addressType"] == "IPv4"
 
     deleted = await edge_k8s.client.delete("/api/edge/kubernetes/resources/res", params={"namespace": NS})
@@ -228,7 +237,7 @@ async def test_resources_of_one_device(edge_k8s, farm, cluster):
 
 
 async def test_status_and_health_of_the_cluster(edge_k8s, farm):
-    await edge_k8s.register("st", await farm.start())
+    await edge_k8s.register("st", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     await sync(edge_k8s)
     health = await edge_k8s.client.get("/kubernetes/health")
@@ -246,7 +255,7 @@ async def test_namespaces_that_are_not_dns_labels_are_422(edge_k8s, namespace):
 
 
 async def test_sync_uses_the_default_namespace_without_a_body(edge_k8s, farm, cluster):
-    await edge_k8s.register("dflt", await farm.start())
+    await edge_k8s.register("dflt", await farm.start(host=LAN))
     await edge_k8s.probe_round()
     answer = await edge_k8s.client.post("/kubernetes/sync")
     assert answer.status_code == 200 and answer.json()["namespace"] == NS
@@ -255,7 +264,7 @@ async def test_sync_uses_the_default_namespace_without_a_body(edge_k8s, farm, cl
 
 async def test_periodic_sync(start_cluster_edge, farm, cluster, eventually):
     async with start_cluster_edge(health_interval_s=0.05, sync_interval_s=0.05) as edge:
-        await edge.register("auto", await farm.start())
+        await edge.register("auto", await farm.start(host=LAN))
 
         async def synced():
             return await cluster.get("v1/services", "edge-device-auto", NS)
@@ -264,7 +273,7 @@ async def test_periodic_sync(start_cluster_edge, farm, cluster, eventually):
 
 
 async def test_without_a_cluster_kubernetes_calls_are_503_but_manifests_work(edge, farm):
-    await edge.register("m1", await farm.start())
+    await edge.register("m1", await farm.start(host=LAN))
     await edge.probe_round()
     for method, path in [
         ("POST", "/kubernetes/sync"),
@@ -312,3 +321,13 @@ async def test_a_broken_kubeconfig_leaves_the_service_up(start_edge, tmp_path):
         answer = await edge.client.post("/kubernetes/sync")
         assert answer.status_code == 503 and "failed to load the Kubernetes configuration" in answer.json()["detail"]
         assert (await edge.client.get("/ready")).status_code == 200
+
+
+async def test_a_loopback_device_is_skipped_with_the_reason(edge_k8s, farm, cluster):
+    await edge_k8s.register("local", await farm.start())
+    await edge_k8s.probe_round()
+    assert (await edge_k8s.status("local"))["status"] == "healthy"
+    result = await sync(edge_k8s)
+    assert ids(result["skipped"]) == ["local"] and result["failed"] == []
+    assert "loopback address, which Kubernetes Endpoints cannot hold" in result["skipped"][0]["reason"]
+    assert await objects(cluster, "local") == [None, None, None]

@@ -53,7 +53,14 @@ async def forward(request: web.Request) -> web.StreamResponse:
     # Stays 499 ("client closed request") if the client drops before an answer exists.
     status = 499
     try:
-        response = await proxy_to_pool(request, app[UPSTREAM], pool, max_body_bytes=app[SETTINGS].max_body_bytes)
+        settings = app[SETTINGS]
+        response = await proxy_to_pool(
+            request,
+            app[UPSTREAM],
+            pool,
+            max_body_bytes=settings.max_body_bytes,
+            body_read_timeout_s=settings.body_read_timeout_s,
+        )
         status = response.status
         return response
     finally:

@@ -3,7 +3,7 @@ from aiohttp import web
 from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.fanout import SharedFanout
 from titanium_common.pool import ReplicaPool, attach_pools
-from titanium_common.proxy import close_websockets
+from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
 from . import api
@@ -28,6 +28,7 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     app = create_aiohttp_app(
         settings, distribution="load-balancer", client_max_size=settings.max_body_bytes, own_stats_route=True
     )
+    app.middlewares.append(normalise_dot_segments)
     app[api.SETTINGS] = settings
     meter = app[api.METER] = meter or TrafficMeter(window_s=settings.traffic_window_s)
     if settings.redis_url:

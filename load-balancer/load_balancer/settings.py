@@ -4,10 +4,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from titanium_common.settings import ServiceSettings
+from titanium_common.settings import ProxyServerSettings
+from titanium_common.upstream_client import check_upstream_url
 
 
-class LoadBalancerSettings(ServiceSettings):
+class LoadBalancerSettings(ProxyServerSettings):
     service_name: str = "load-balancer"
     port: int = 7100
     # Comma-separated replicas: GATEWAY_URLS=http://a:8000,http://b:8000
@@ -74,4 +75,4 @@ class LoadBalancerSettings(ServiceSettings):
     def at_least_one(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one URL is needed")
-        return value
+        return [check_upstream_url(url) for url in value]

@@ -89,3 +89,48 @@ async def identity(identity_settings):
         httpx.AsyncClient(timeout=30) as client,
     ):
         yield IdentityServices(user_url, auth_url, user_app, auth_app, client)
+
+
+@dataclass(frozen=True)
+class AuthProcesses:
+    """user-service and auth-service as processes, once per test session, with the admin account `ADMIN`."""
+
+    auth_url: str
+    user_url: str
+
+    async def token(self, username: str = ADMIN[0], password: str = ADMIN[1]) -> str:
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{self.auth_url}/api/auth/login", json={"username": username, "password": password}
+            )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
+
+    async def admin_token(self) -> str:
+        return await self.token()
+
+    async def user_token(self, username: str) -> str:
+        """A new account with the ordinary role, and its token."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            body = {"username": username, "email": f"{username}@example.com", "password": "password-123"}
+            answer = await client.post(f"{self.user_url}/api/users", json=body)
+        assert answer.status_code == 201, answer.text
+        return await self.token(username, "password-123")
+
+
+@pytest.fixture(scope="session")
+def auth_processes(tmp_path_factory):
+    """For tests that only need admin tokens verified by a real auth-service (cheaper than `identity` per test)."""
+    from titanium_common.suite import SERVICES, Suite
+
+    services = tuple(s for s in SERVICES if s.name in ("user-service", "auth-service"))
+    suite = Suite(
+        ports={s.name: free_port() for s in services},
+        data_dir=tmp_path_factory.mktemp("auth-processes"),
+        start_redis=False,
+        extra_env={"ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1], "REDIS_URL": "", "DATABASE_URL": ""},
+        echo=None,
+        services=services,
+    )
+    with suite:
+        yield AuthProcesses(suite.url("auth-service"), suite.url("user-service"))

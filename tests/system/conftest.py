@@ -7,8 +7,9 @@ import pytest
 from titanium_common.suite import SERVICES, Suite, free_port
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-# The first admin, created by user-service at start-up (for the tests that change roles).
+# An admin account (edge-config writes) and a collector token (cluster-monitor pushes) for the system tests.
 ADMIN = ("admin", "system-admin-password")
+COLLECTOR_TOKEN = "system-collector-token"
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +22,7 @@ def suite(tmp_path_factory):
             ports=ports,
             data_dir=tmp_path_factory.mktemp("data"),
             echo=log,
-            extra_env={"ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]},
+            extra_env={"ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1], "COLLECTOR_TOKENS": COLLECTOR_TOKEN},
         ) as running,
     ):
         yield running

@@ -5,6 +5,8 @@ import json
 import aiohttp
 import httpx
 
+from tests.system.conftest import COLLECTOR_TOKEN
+
 
 def test_rest_reads_through_the_load_balancer(suite):
     with httpx.Client(base_url=suite.url("load-balancer"), timeout=10) as lb:
@@ -20,7 +22,8 @@ def test_rest_reads_through_the_load_balancer(suite):
         assert missing.status_code == 404
         assert "no-such-node" in missing.json()["detail"]
         assert lb.get("/api/nodes/node-1/timeseries", params={"window": 0}).status_code == 422
-        assert lb.post("/api/nodes/node-1/metrics", json={"cpu_millicores": 5}).status_code == 422
+        collector = {"Authorization": f"Bearer {COLLECTOR_TOKEN}"}
+        assert lb.post("/api/nodes/node-1/metrics", json={"cpu_millicores": 5}, headers=collector).status_code == 422
 
 
 async def test_the_live_feed_crosses_both_proxies(suite):
