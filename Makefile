@@ -80,5 +80,5 @@ format: install
 
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
-	buildah --root .cache/buildah/storage --runroot .cache/buildah/run --storage-driver vfs rm --all 2>/dev/null || true
+	buildah --root .cache/buildah/storage --runroot .cache/buildah/run --storage-driver overlay rm --all 2>/dev/null || true
 	rm -rf .cache
