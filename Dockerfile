@@ -12,6 +12,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
 FROM python:3.11-slim-bookworm AS builder
+# strip: the wheels' extension modules carry debug symbols (uvloop's 13.6 MB are 1.6 MB stripped).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
 ARG SERVICE
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
@@ -39,6 +44,7 @@ RUN test -n "$SERVICE" \
 COPY . .
 COPY --from=chartjs /build/node_modules/chart.js/dist dashboard-ui/node_modules/chart.js/dist
 RUN uv sync --frozen --no-dev --no-editable --package "$SERVICE" \
+    && find /opt/venv -name "*.so" -exec strip --strip-unneeded {} + \
     && ln -s "$SERVICE" /opt/venv/bin/titanium-service
 
 FROM python:3.11-slim-bookworm
@@ -50,7 +56,7 @@ LABEL org.opencontainers.image.title="titanium/${SERVICE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
 RUN groupadd --system --gid 10001 titanium \
-    && useradd --system --uid 10001 --gid titanium --no-create-home --home-dir /nonexistent \
+    && useradd --system --no-log-init --uid 10001 --gid titanium --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin titanium \
     && mkdir /data \
     && chown titanium:titanium /data

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.deployment import REPO_ROOT, workspace_members
+
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 CACHE = REPO_ROOT / ".cache" / "buildah"
 # overlay on this machine's ext4 works as root and shares layers; vfs copies the whole tree for every step
@@ -44,10 +45,18 @@ SLIM_TRIM = (
 )
 
 
-def buildah(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(["buildah", *STORE_ARGS, *args], capture_output=True, text=True, timeout=timeout)
+def buildah(*args: str, check: bool = True, timeout: float = 900, merged: bool = False) -> subprocess.CompletedProcess:
+    """buildah on the project's store; merged: stderr into stdout, in order (a build's steps and their results)."""
+    result = subprocess.run(
+        ["buildah", *STORE_ARGS, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
-        raise RuntimeError(f"buildah {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        output = result.stdout if merged else result.stderr
+        raise RuntimeError(f"buildah {' '.join(args)} failed ({result.returncode}):\n{output[-4000:]}")
     return result
 
 
@@ -173,6 +182,10 @@ def ensure_base_images() -> dict[str, float]:
     return took
 
 
+# Where a step's log starts in `buildah bud` output ("[3/4] STEP 17/20: RUN ..." in multi-stage builds).
+STEP_START = r"^(?=(?:\[\d+/\d+\] )?STEP \d+/\d+: )"
+
+
 @dataclass(frozen=True)
 class Build:
     service: str
@@ -183,12 +196,25 @@ class Build:
 
     def step(self, needle: str) -> str:
         """The build log of the first step whose instruction contains `needle`."""
-        steps = re.split(r"^(?=STEP \d+/\d+: )", self.output, flags=re.MULTILINE)
+        steps = re.split(STEP_START, self.output, flags=re.MULTILINE)
         return next(step for step in steps if needle in step.split("\n", 1)[0])
 
     @property
     def steps_cached(self) -> int:
         return self.output.count("--> Using cache")
+
+    def remove(self) -> None:
+        """Delete the image and the intermediate images only this build made (not the cache others reuse)."""
+        buildah("rmi", full_name(self.image), check=False)
+        steps = re.split(STEP_START, self.output, flags=re.MULTILINE)
+        made = [
+            m.group(1)
+            for step in steps
+            if "Using cache" not in step
+            for m in re.finditer(r"^--> ([0-9a-f]{10,64})$", step, re.MULTILINE)
+        ]
+        for image_id in reversed(made):
+            buildah("rmi", image_id, check=False)
 
 
 SIZE_UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}
@@ -209,14 +235,13 @@ def build_image(service: str, context: Path = REPO_ROOT, tag: str | None = None)
     result = buildah(
         "bud", "--pull=never", "--isolation", "chroot", "--network", "host", "--layers", "--format", "docker",
         "--build-arg", f"SERVICE={service}", "--tag", image, "--file", str(context / "Dockerfile"), str(context),
+        merged=True,
     )  # fmt: skip
     seconds = time.monotonic() - started
-    return Build(service, image, seconds, image_size(image), result.stdout + result.stderr)
+    return Build(service, image, seconds, image_size(image), result.stdout)
 
 
 def main(argv: list[str]) -> int:
-    from tests.support.deployment import workspace_members
-
     services = argv or workspace_members(with_script=True)
     for kind, seconds in ensure_base_images().items():
         print(f"stand-in {kind} base committed in {seconds:.0f} s")
