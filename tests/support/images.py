@@ -233,7 +233,8 @@ def build_image(service: str, context: Path = REPO_ROOT, tag: str | None = None)
     image = tag or IMAGE_PREFIX + service
     started = time.monotonic()
     result = buildah(
-        "bud", "--pull=never", "--isolation", "chroot", "--network", "host", "--layers", "--format", "docker",
+        "bud", "--pull=never", "--isolation", "chroot", "--network", "host", "--format", "docker",
+        "--layers", "--force-rm",
         "--build-arg", f"SERVICE={service}", "--tag", image, "--file", str(context / "Dockerfile"), str(context),
         merged=True,
     )  # fmt: skip
