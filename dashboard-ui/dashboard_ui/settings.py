@@ -2,15 +2,20 @@ from pathlib import Path
 
 from titanium_common.settings import ServiceSettings
 
-SITE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+# An installed wheel carries the page and Chart.js inside the package (hatch_build.py); a source checkout (editable
+# install) has them beside it, Chart.js as `npm ci` installs it.
+if (PACKAGE_DIR / "static").is_dir():
+    STATIC_DIR, CHARTJS_DIR = PACKAGE_DIR / "static", PACKAGE_DIR / "vendor" / "chart.js"
+else:
+    STATIC_DIR, CHARTJS_DIR = PACKAGE_DIR.parent / "static", PACKAGE_DIR.parent / "node_modules" / "chart.js" / "dist"
 
 
 class DashboardSettings(ServiceSettings):
     service_name: str = "dashboard-ui"
     port: int = 8080
-    # The page itself (what nginx serves in containers) and Chart.js as installed by `npm ci`.
-    static_dir: Path = SITE_ROOT / "static"
-    chartjs_dir: Path = SITE_ROOT / "node_modules" / "chart.js" / "dist"
+    static_dir: Path = STATIC_DIR
+    chartjs_dir: Path = CHARTJS_DIR
     poll_interval_s: float = 2.0
     # Where each service's OpenAPI page is, for the dashboard's links; the launcher sets these for every service.
     auth_service_url: str = "http://127.0.0.1:8001"

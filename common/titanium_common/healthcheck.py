@@ -1,0 +1,59 @@
+"""Container health check: exit 0 when this container's service answers `GET /health` with 200, else 1.
+
+The image's HEALTHCHECK runs `python -m titanium_common.healthcheck` (slim images have no curl); Compose asks
+`python -m titanium_common.healthcheck /ready` instead, so that "healthy" means ready to serve. The port is `PORT`
+when set (Compose and the manifests set it), else the default of the service named by `SERVICE`.
+"""
+
+import importlib
+import os
+import sys
+import urllib.error
+import urllib.request
+from importlib.metadata import entry_points
+
+from .settings import ServiceSettings
+
+TIMEOUT_S = 3.0
+
+
+def default_port(service: str) -> int:
+    """The port a service listens on when `PORT` is unset: its settings class's default."""
+    scripts = entry_points(group="console_scripts", name=service)
+    if not scripts:
+        raise LookupError(f"no installed service named {service!r}")
+    package = next(iter(scripts)).module.partition(".")[0]
+    module = importlib.import_module(f"{package}.settings")
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, ServiceSettings)
+            and value.model_fields["service_name"].default == service
+        ):
+            return value.model_fields["port"].default
+    raise LookupError(f"{package}.settings has no settings class for {service!r}")
+
+
+def check(port: int, path: str = "/health") -> str | None:
+    """None when healthy, else why not."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT_S) as response:
+            return None if response.status == 200 else f"{path} answered {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{path} answered {exc.code}"
+    except OSError as exc:
+        return f"{path} on port {port}: {exc}"
+
+
+def main(argv: list[str]) -> int:
+    path = argv[0] if argv else "/health"
+    port = int(os.environ.get("PORT") or default_port(os.environ.get("SERVICE", "")))
+    problem = check(port, path)
+    if problem:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""docker-compose.yml: valid for the real Compose v2, its secrets required, and what no validator checks."""
+
+import re
+import subprocess
+
+import pytest
+
+from tests.support.deployment import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    REPO_ROOT,
+    compose_model,
+    run_compose,
+    workspace_members,
+)
+
+INFRASTRUCTURE = {"postgres", "redis"}
+# The second gateway replica is the same image as api-gateway (its own name, so the balancer can list both).
+REPLICAS = {"api-gateway-2": "api-gateway"}
+PORTS = {
+    "load-balancer": 7100,
+    "api-gateway": 8000,
+    "auth-service": 8001,
+    "user-service": 8002,
+    "blog-service": 8003,
+    "cluster-monitor": 8004,
+    "edge-config": 8005,
+    "dashboard-ui": 8080,
+}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return compose_model()
+
+
+def test_the_compose_file_validates_with_the_example_environment():
+    result = run_compose("config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("secret", ["JWT_SECRET", "POSTGRES_PASSWORD"])
+def test_it_does_not_validate_without_a_required_secret(tmp_path, secret):
+    lines = [line for line in ENV_EXAMPLE.read_text().splitlines() if not line.startswith(f"{secret}=")]
+    env_file = tmp_path / "env"
+    env_file.write_text("\n".join(lines) + "\n")
+    result = run_compose("config", "--quiet", env_file=env_file)
+    assert result.returncode != 0
+    assert f"set {secret}" in result.stderr
+
+
+def test_the_example_environment_names_every_variable_the_file_reads():
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    example = {line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if re.match(r"[A-Z_]+=", line)}
+    assert used == example
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO_ROOT)
+    assert ignored.returncode == 0, ".env must stay git-ignored"
+
+
+def test_every_service_has_a_healthcheck_and_restarts(model):
+    for name, service in model["services"].items():
+        test = service.get("healthcheck", {}).get("test")
+        assert test and not service["healthcheck"].get("disable"), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_every_dependency_waits_for_a_healthy_service(model):
+    services = model["services"]
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert "healthcheck" in services[dependency], f"{name} waits for {dependency}, which has no healthcheck"
+            assert condition["condition"] == "service_healthy", f"{name} -> {dependency}"
+
+
+def test_the_start_order_has_no_cycle(model):
+    services = model["services"]
+    started: set[str] = set()
+    while len(started) < len(services):
+        ready = {n for n, s in services.items() if n not in started and set(s.get("depends_on", {})) <= started}
+        assert ready, f"cycle among {sorted(set(services) - started)}"
+        started |= ready
+
+
+def test_only_the_load_balancer_publishes_a_port(model):
+    published = {name: service["ports"] for name, service in model["services"].items() if service.get("ports")}
+    assert list(published) == ["load-balancer"]
+    (port,) = published["load-balancer"]
+    assert (int(port["published"]), port["target"]) == (7100, 7100)
+
+
+def test_every_suite_service_is_built_from_the_dockerfile_with_a_real_member(model):
+    services = workspace_members(with_script=True)
+    suite = {name: s for name, s in model["services"].items() if name not in INFRASTRUCTURE}
+    assert set(suite) == set(services) | set(REPLICAS)
+    for name, service in suite.items():
+        member = REPLICAS.get(name, name)
+        assert service["build"]["args"] == {"SERVICE": member}, name
+        assert service["build"]["context"] == str(REPO_ROOT), name
+        assert service["build"].get("dockerfile", "Dockerfile") == "Dockerfile", name
+        assert service["image"] == f"titanium/{member}", name
+        assert service["environment"]["PORT"] == str(PORTS[member]), name
+        assert service["read_only"] is True, name
+
+
+def test_infrastructure_uses_official_images_and_the_database_keeps_a_named_volume(model):
+    services = model["services"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
+    (volume,) = services["postgres"]["volumes"]
+    assert volume["type"] == "volume" and volume["source"] in model["volumes"]
+
+
+def test_the_balancer_pools_both_gateways_and_the_dashboard(model):
+    environment = model["services"]["load-balancer"]["environment"]
+    assert environment["GATEWAY_URLS"].split(",") == ["http://api-gateway:8000", "http://api-gateway-2:8000"]
+    assert environment["DASHBOARD_URLS"] == "http://dashboard-ui:8080"
+    assert set(model["services"]["load-balancer"]["depends_on"]) == {"api-gateway", "api-gateway-2", "dashboard-ui"}
+
+
+def test_every_service_url_names_a_compose_service_on_its_port(model):
+    services = model["services"]
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            for host, port in re.findall(
+                r"(?:https?|postgresql|redis)://(?:[^@/\s,]*@)?([a-z0-9-]+):(\d+)", value or ""
+            ):
+                assert host in services, f"{name} {key} names unknown host {host}"
+                expected = {"postgres": 5432, "redis": 6379}.get(host) or PORTS[REPLICAS.get(host, host)]
+                assert int(port) == expected, f"{name} {key}: {host}:{port}"
+
+
+def test_stores_use_postgresql_and_caches_use_redis(model):
+    services = model["services"]
+    for name in ("user-service", "blog-service", "edge-config"):
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://"), name
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("auth-service", "user-service"):
+        assert services[name]["environment"]["REDIS_URL"].startswith("redis://redis:6379/"), name
+    assert services["auth-service"]["environment"]["JWT_SECRET"] == "change-me-to-32-or-more-random-characters"
