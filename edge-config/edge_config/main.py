@@ -76,7 +76,8 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     db = Database.from_settings(settings, migrations=MIGRATIONS)
     allowed = settings.device_allowed_cidrs
     if allowed is None:
-        allowed = LOOPBACK_CIDRS if settings.is_development else ""
+        # Local device doubles (make run, tests) answer on loopback; nothing else admits it unasked.
+        allowed = LOOPBACK_CIDRS if settings.env in ("development", "test") else ""
     allowed_networks = parse_cidrs(allowed)
     store = DeviceStore(db)
 
