@@ -8,17 +8,19 @@ import httpx
 import pytest
 
 from edge_config.main import create_app
-from tests.support.servers import serving
+from tests.support.servers import host_address, serving
 
 pytestmark = [
     pytest.mark.kube_contexts("edge"),
     pytest.mark.parametrize("database_target", ["postgresql"], indirect=True),
 ]
 NS = "monitoring"
+# Kubernetes Endpoints never hold loopback addresses: the synced devices listen on an address of this host.
+LAN = host_address(4)
 
 
 @contextlib.asynccontextmanager
-async def replica(edge_settings, kube_api, redis_target, name: str):
+async def replica(edge_settings, kube_api, redis_target, name: str, admin: dict[str, str]):
     settings = edge_settings.model_copy(
         update={
             "replica_name": name,
@@ -34,18 +36,22 @@ async def replica(edge_settings, kube_api, redis_target, name: str):
         }
     )
     app = create_app(settings)
-    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30, headers=admin) as client:
         yield app, client
 
 
-async def test_two_replicas_probe_and_sync_once(edge_settings, kube_api, redis_target, farm, eventually):
+@pytest.mark.skipif(LAN is None, reason="needs a non-loopback IPv4 address")
+async def test_two_replicas_probe_and_sync_once(
+    edge_settings, kube_api, redis_target, farm, eventually, auth_processes
+):
+    admin = {"Authorization": f"Bearer {await auth_processes.admin_token()}"}
     cluster = kube_api.clusters["edge"]
     async with (
-        replica(edge_settings, kube_api, redis_target, "edge-a") as (app_a, a),
-        replica(edge_settings, kube_api, redis_target, "edge-b") as (app_b, b),
+        replica(edge_settings, kube_api, redis_target, "edge-a", admin) as (app_a, a),
+        replica(edge_settings, kube_api, redis_target, "edge-b", admin) as (app_b, b),
     ):
         assert (app_a.state.lease.mode, app_b.state.lease.mode) == ("holder", "follower")
-        devices = [await farm.start() for _ in range(3)]
+        devices = [await farm.start(host=LAN) for _ in range(3)]
         for i, device in enumerate(devices):
             # Writes work on either replica (PostgreSQL).
             writer = a if i % 2 else b
@@ -87,13 +93,14 @@ async def test_two_replicas_probe_and_sync_once(edge_settings, kube_api, redis_t
 
 
 async def test_the_follower_takes_the_probes_over_when_the_holder_stops(
-    edge_settings, kube_api, redis_target, farm, eventually
+    edge_settings, kube_api, redis_target, farm, eventually, auth_processes
 ):
+    admin = {"Authorization": f"Bearer {await auth_processes.admin_token()}"}
     device = await farm.start()
     async with contextlib.AsyncExitStack() as stack:
-        app_a, a = await stack.enter_async_context(replica(edge_settings, kube_api, redis_target, "edge-a"))
+        app_a, a = await stack.enter_async_context(replica(edge_settings, kube_api, redis_target, "edge-a", admin))
         b_stack = contextlib.AsyncExitStack()
-        app_b, _ = await b_stack.enter_async_context(replica(edge_settings, kube_api, redis_target, "edge-b"))
+        app_b, _ = await b_stack.enter_async_context(replica(edge_settings, kube_api, redis_target, "edge-b", admin))
         async with b_stack:
             body = {"device_type": "jetson", "ip_address": device.host, "reload_port": device.port}
             assert (await a.put("/config/dev-1", json=body)).status_code == 200
