@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.support.deployment import (
+from tests.support.deploy import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
     REPO_ROOT,
