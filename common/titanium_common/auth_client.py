@@ -144,7 +144,9 @@ class TokenVerifier:
         """The request's identity if its role is one of `roles`: 401 without a valid token, 403 with another role."""
         identity = await self.identity_of(request, required=True)
         if identity.role not in roles:
-            raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
+            raise HTTPException(
+                403, f"an {' or '.join(roles)} token is required (this token's role is {identity.role!r})"
+            )
         return identity
 
 
