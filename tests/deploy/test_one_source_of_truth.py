@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.deploy import (
+    DATABASE_SERVICES,
     LOCAL_PREFIX,
     LOOPBACK,
     MANIFESTS,
@@ -24,6 +25,7 @@ from tests.support.deploy import (
     skaffold_modules,
     unprefixed,
 )
+from titanium_common.db import DatabaseSettings
 
 SETTINGS = {entry.service: entry.cls for entry in settings_classes()}
 APP_TREES = [p for p in kustomizations() if p.name != "loadgenerator"]
@@ -39,6 +41,8 @@ def test_every_service_and_the_common_base_has_a_settings_class():
     assert {"HOST", "DATABASE_URL", "JWT_SECRET", "REDIS_URL", "GATEWAY_URLS"} <= set().union(
         *(required_in_deployment(cls) for cls in SETTINGS.values())
     ), "the rule that decides what is required still sees the settings that matter"
+    with_database = {service for service, cls in SETTINGS.items() if issubclass(cls, DatabaseSettings)}
+    assert with_database == set(DATABASE_SERVICES), "the services with a database (startup probe, PostgreSQL)"
 
 
 def service_env(docs, name: str, prefix: str) -> dict[str, str]:

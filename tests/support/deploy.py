@@ -54,7 +54,7 @@ def _project(member: str) -> dict:
 
 # The services built from the workspace (folder name = image name = Compose service = base Deployment name).
 SERVICES = tuple(workspace_members(with_script=True))
-DATABASE_SERVICES = ("user-service", "blog-service", "edge-config")
+DATABASE_SERVICES = ("auth-service", "user-service", "blog-service", "edge-config")
 # Services whose pods call the Kubernetes API (all others run without a service-account token).
 API_CLIENTS = ("cluster-monitor", "edge-config")
 
