@@ -36,6 +36,7 @@ COPY user-service/pyproject.toml user-service/
 COPY blog-service/pyproject.toml blog-service/
 COPY cluster-monitor/pyproject.toml cluster-monitor/
 COPY edge-config/pyproject.toml edge-config/
+COPY ops-mcp/pyproject.toml ops-mcp/
 COPY dashboard-ui/pyproject.toml dashboard-ui/
 RUN test -n "$SERVICE" \
     && uv sync --frozen --no-dev --no-editable --no-install-workspace --package "$SERVICE"

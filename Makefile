@@ -66,7 +66,7 @@ $(IMAGE_TOOLS):
 test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER) $(IMAGE_TOOLS) deploy-tools
 	$(UV) run --frozen pytest
 
-SERVICES = $(shell $(PYTHON) -c 'from tests.support.deployment import workspace_members as m; print(*m(with_script=True))')
+SERVICES = $(shell $(PYTHON) -c 'from tests.support.deploy import workspace_members as m; print(*m(with_script=True))')
 
 images: install
 	if docker info >/dev/null 2>&1; then \

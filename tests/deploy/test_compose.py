@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.support.deployment import (
+from tests.support.deploy import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
     REPO_ROOT,
@@ -25,6 +25,7 @@ PORTS = {
     "blog-service": 8003,
     "cluster-monitor": 8004,
     "edge-config": 8005,
+    "ops-mcp": 8006,
     "dashboard-ui": 8080,
 }
 
@@ -115,7 +116,8 @@ def test_the_balancer_pools_both_gateways_and_the_dashboard(model):
     environment = model["services"]["load-balancer"]["environment"]
     assert environment["GATEWAY_URLS"].split(",") == ["http://api-gateway:8000", "http://api-gateway-2:8000"]
     assert environment["DASHBOARD_URLS"] == "http://dashboard-ui:8080"
-    assert set(model["services"]["load-balancer"]["depends_on"]) == {"api-gateway", "api-gateway-2", "dashboard-ui"}
+    depends_on = set(model["services"]["load-balancer"]["depends_on"])
+    assert depends_on == {"api-gateway", "api-gateway-2", "dashboard-ui", "redis"}
 
 
 def test_every_service_url_names_a_compose_service_on_its_port(model):
@@ -132,9 +134,10 @@ def test_every_service_url_names_a_compose_service_on_its_port(model):
 
 def test_stores_use_postgresql_and_caches_use_redis(model):
     services = model["services"]
-    for name in ("user-service", "blog-service", "edge-config"):
+    for name in ("auth-service", "user-service", "blog-service", "edge-config"):
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://"), name
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("auth-service", "user-service"):
+    for name in ("load-balancer", "auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config"):
         assert services[name]["environment"]["REDIS_URL"].startswith("redis://redis:6379/"), name
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
     assert services["auth-service"]["environment"]["JWT_SECRET"] == "change-me-to-32-or-more-random-characters"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.deployment import REPO_ROOT, workspace_members
+from tests.support.deploy import REPO_ROOT, workspace_members
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 HADOLINT = Path(sys.executable).with_name("hadolint")

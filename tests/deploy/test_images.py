@@ -24,7 +24,7 @@ import redis
 
 from tests.support import images
 from tests.support.databases import POSTGRES_DSN, REDIS_URL, RUN_ID
-from tests.support.deployment import ENV_EXAMPLE, REPO_ROOT, compose_model, workspace_members
+from tests.support.deploy import ENV_EXAMPLE, REPO_ROOT, compose_model, workspace_members
 from titanium_common.suite import free_port
 
 pytestmark = pytest.mark.timeout(1800)

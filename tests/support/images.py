@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.deployment import REPO_ROOT, workspace_members
+from tests.support.deploy import REPO_ROOT, workspace_members
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 CACHE = REPO_ROOT / ".cache" / "buildah"
