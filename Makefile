@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean bench deploy-tools load load-knee images compose-check
+.PHONY: install run test lint format clean clean-images bench deploy-tools load load-knee images compose-check
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -57,7 +57,7 @@ deploy-tools: $(DEPLOY_PACKAGES) $(CHECKOV)
 	@command -v kubectl >/dev/null || { echo "kubectl (with kustomize) is needed for tests/deploy: install it from your Kubernetes distribution" >&2; exit 1; }
 
 # Images: without a Docker engine, Debian's buildah builds the Dockerfile (tests/deploy/test_images.py does too);
-# its store and the stand-in base images live under .cache/buildah.
+# its store and the stand-in base images live in ~/.cache/titanium/buildah (TITANIUM_IMAGE_CACHE), shared by clones.
 IMAGE_TOOLS := /usr/bin/buildah /usr/sbin/debootstrap
 $(IMAGE_TOOLS):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
@@ -119,5 +119,11 @@ format: install
 
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
-	buildah --root .cache/buildah/storage --runroot .cache/buildah/run --storage-driver overlay rm --all 2>/dev/null || true
 	rm -rf .cache
+
+# The image store outside the checkout (tests/support/images.py): its containers, images and stand-in bases.
+IMAGE_CACHE = $(or $(TITANIUM_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/titanium/buildah)
+clean-images:
+	buildah --root $(IMAGE_CACHE)/storage --runroot $(IMAGE_CACHE)/run --storage-driver overlay rm --all 2>/dev/null || true
+	buildah --root $(IMAGE_CACHE)/storage --runroot $(IMAGE_CACHE)/run --storage-driver overlay rmi --all --force 2>/dev/null || true
+	rm -rf $(IMAGE_CACHE)

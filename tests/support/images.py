@@ -9,8 +9,9 @@ use, then `buildah bud` runs every step of the Dockerfile for real:
 - the uv image: the uv binary from PyPI's uv wheel, at the version the Dockerfile names;
 - the Node base: the Python stand-in with this machine's node and npm (only `npm ci` runs in it).
 
-Everything lives under `.cache/buildah/` (git-ignored; overlay storage): stand-ins are made once and kept, images are
-rebuilt through buildah's layer cache, so a second run with unchanged inputs reuses every layer.
+Everything lives in one store outside the checkout, `~/.cache/titanium/buildah/` (`TITANIUM_IMAGE_CACHE` moves it;
+overlay storage), as uv keeps its cache: stand-ins are made once and kept, images are rebuilt through buildah's layer
+cache, so a second run, or a fresh clone on the same machine, with unchanged inputs reuses every layer.
 `python -m tests.support.images [SERVICE ...]` builds images the same way (what `make images` does here).
 """
 
@@ -29,7 +30,10 @@ from pathlib import Path
 from tests.support.deploy import REPO_ROOT, workspace_members
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-CACHE = REPO_ROOT / ".cache" / "buildah"
+CACHE = Path(
+    os.environ.get("TITANIUM_IMAGE_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "titanium" / "buildah"
+)
 # overlay on this machine's ext4 works as root and shares layers; vfs copies the whole tree for every step
 # (measured: over 5 min and 8 GB for one image, against about a minute cold and 6 GB for all of them here).
 STORE_ARGS = ("--root", str(CACHE / "storage"), "--runroot", str(CACHE / "run"), "--storage-driver", "overlay")
