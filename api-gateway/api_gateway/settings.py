@@ -4,7 +4,7 @@ from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
 from titanium_common.settings import ProxyServerSettings
 from titanium_common.upstream_client import check_upstream_url
 
-# Public path prefix → upstream name: DESIGN.md section 1. Nothing is rewritten; each service serves these paths.
+# Public path prefix → upstream name. Nothing is rewritten; each service serves these paths.
 PREFIXES: dict[str, str] = {
     "/api/auth": "auth-service",
     "/api/login": "auth-service",

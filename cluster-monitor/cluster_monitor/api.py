@@ -1,4 +1,4 @@
-"""cluster-monitor's public API (routes only): seed 004's resources and series, seed 000's clusters and feed."""
+"""cluster-monitor's public API (routes only): resources and their usage series, clusters, events and the feed."""
 
 import hmac
 from typing import Annotated, Any, Literal
@@ -45,7 +45,7 @@ class NetworkIO(BaseModel):
 
 
 class NodeSample(BaseModel):
-    """seed 004's collector push."""
+    """A metric collector's push of one sample."""
 
     cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
     memory_bytes: Bytes
@@ -100,7 +100,7 @@ def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: items, "total": len(items), "timestamp": utc_iso()}
 
 
-# ---- clusters and events (seed 000) ------------------------------------------------------------------------------
+# ---- clusters and events ----------------------------------------------------------------------------------------
 @router.get("/api/clusters")
 async def clusters(request: Request) -> dict[str, Any]:
     return _listing("clusters", _catalog(request).clusters())
