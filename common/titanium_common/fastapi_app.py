@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .contracts import Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
@@ -118,19 +119,19 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
     router = APIRouter(tags=["service"])
 
     @router.get("/health")
-    async def health() -> dict[str, Any]:
-        return kit.health()
+    async def health() -> Health:
+        return Health(**kit.health())
 
-    @router.get("/ready")
+    @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
     async def ready() -> JSONResponse:
         ok, body = await kit.ready()
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/stats")
-    async def stats() -> dict[str, Any]:
-        return await kit.stats()
+    async def stats() -> ServiceStats:
+        return ServiceStats(**await kit.stats())
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:
         return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
 
