@@ -24,6 +24,7 @@ EXPECTED = {
     "/api/deployments": "cluster-monitor",
     "/api/events": "cluster-monitor",
     "/ws/clusters": "cluster-monitor",
+    "/ws": "cluster-monitor",
     "/api/edge/config/jetson-1": "edge-config",
     "/mcp": "ops-mcp",
     "/api/ops/diagnosis": "ops-mcp",
