@@ -19,7 +19,7 @@ PREFIXES: dict[str, str] = {
     "/api/deployments": "cluster-monitor",
     "/api/events": "cluster-monitor",
     "/ws/clusters": "cluster-monitor",
-    "/ws": "cluster-monitor",  # the PF Dashboard clients' path of the same feed
+    "/ws": "cluster-monitor",  # the PF Dashboard clients' path of the same feed; /ws/* is all cluster-monitor's
     "/api/edge": "edge-config",
     "/mcp": "ops-mcp",
     "/api/ops": "ops-mcp",

@@ -77,7 +77,7 @@ async def test_upstream_status_and_headers_come_back(gateway):
 
 
 @pytest.mark.parametrize(
-    "path", ["/internal/credentials/verify", "/internal", "/api/unknown", "/api", "/favicon.ico", "/ws/other"]
+    "path", ["/internal/credentials/verify", "/internal", "/api/unknown", "/api", "/favicon.ico", "/wsx"]
 )
 async def test_internal_and_unknown_paths_are_404_json(gateway, path):
     async with aiohttp.ClientSession() as http, http.get(gateway.make_url(path)) as r:
