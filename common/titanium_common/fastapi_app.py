@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .contracts import Health, Readiness, ServiceStats
+from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
@@ -138,6 +138,31 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
     return router
 
 
+def _openapi_with_error_bodies(app: FastAPI):
+    """FastAPI documents validation errors as its own `HTTPValidationError`; the kit answers them (and every other
+    error) as `ErrorBody`, so the document says so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/json": {"schema": error_ref}}
+        app.openapi_schema = document
+        return document
+
+    return openapi
+
+
 def create_fastapi_app(
     settings: ServiceSettings,
     *,
@@ -159,4 +184,5 @@ def create_fastapi_app(
     app.include_router(_kit_router(kit))
     for router in routers:
         app.include_router(router)
+    app.openapi = _openapi_with_error_bodies(app)
     return app
