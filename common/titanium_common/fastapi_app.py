@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api_docs import asset_path, swagger_page
 from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -131,6 +132,17 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
     async def stats() -> ServiceStats:
         return ServiceStats(**await kit.stats())
 
+    @router.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(swagger_page(f"{kit.service} API", "docs/assets/", [(kit.service, "openapi.json")]))
+
+    @router.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        path = asset_path(name)
+        if path is None:
+            raise StarletteHTTPException(404, f"no docs asset {name}")
+        return FileResponse(path)
+
     @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:
         return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
@@ -173,7 +185,8 @@ def create_fastapi_app(
 ) -> FastAPI:
     """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
     kit = ServiceKit(settings, distribution)
-    app = FastAPI(title=title, version=kit.version, lifespan=lifespan)
+    # The kit serves /docs itself, with Swagger UI from an installed package (FastAPI's own loads it from a CDN).
+    app = FastAPI(title=title, version=kit.version, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.kit = kit
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware, kit=kit)
