@@ -7,18 +7,18 @@ import aiohttp
 from aiohttp import web
 
 from titanium_common.aiohttp_app import json_error
-from titanium_common.api_docs import asset_path, swagger_page
+from titanium_common.api_docs import DOCUMENTED_SERVICES, asset_path, swagger_page
 
 from .upstreams import Upstreams
 
 UPSTREAMS = web.AppKey("docs_upstreams", Upstreams)
-# The services with an OpenAPI document (the FastAPI ones), in the selector's order.
-DOCUMENTED = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp")
 READ_TIMEOUT_S = 2.0
 
 
 async def suite_docs(request: web.Request) -> web.Response:
-    documents = [(name, f"docs/{name}/openapi.json") for name in DOCUMENTED if name in request.app[UPSTREAMS].by_name]
+    documents = [
+        (name, f"docs/{name}/openapi.json") for name in DOCUMENTED_SERVICES if name in request.app[UPSTREAMS].by_name
+    ]
     return web.Response(text=swagger_page("Titanium API", "docs/assets/", documents), content_type="text/html")
 
 
@@ -37,7 +37,7 @@ def _service_path(rest: str) -> bool:
 async def service_docs(request: web.Request) -> web.Response:
     name, rest = request.match_info["service"], request.match_info["rest"]
     upstream = request.app[UPSTREAMS].by_name.get(name)
-    if upstream is None or name not in DOCUMENTED or not _service_path(rest):
+    if upstream is None or name not in DOCUMENTED_SERVICES or not _service_path(rest):
         return json_error(404, f"no route for {request.path}")
     replica = upstream.replicas.pick()
     if replica is None:
