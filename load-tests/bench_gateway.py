@@ -4,7 +4,7 @@ Chains, all ending at the same one-process FastAPI endpoint (uvicorn):
   direct            wrk → FastAPI
   titanium          wrk → load balancer → api-gateway → FastAPI        (the suite's real request path)
   bare-aiohttp      wrk → minimal aiohttp proxy → minimal aiohttp proxy → FastAPI  (the floor for two hops)
-and, re-measuring the design's choice of aiohttp for the gateway, with the load balancer in front of each:
+and, re-measuring the choice of aiohttp (docs/decisions/0001) for the gateway, with the load balancer in front of each:
   lb+fastapi-httpx    LB → FastAPI relay with one shared httpx.AsyncClient → FastAPI
   lb+fastapi-aiohttp  LB → FastAPI relay with one shared aiohttp.ClientSession → FastAPI
   lb+bare-aiohttp     LB → minimal aiohttp proxy → FastAPI

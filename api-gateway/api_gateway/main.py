@@ -4,7 +4,7 @@ from titanium_common.aiohttp_app import KIT, create_aiohttp_app
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
-from . import api
+from . import api, docs
 from .cors import setup_cors
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -40,6 +40,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         await upstreams.close()
 
     app.cleanup_ctx.append(pools)
+    docs.add_routes(app, upstreams)
     api.add_routes(app)
     return app
 

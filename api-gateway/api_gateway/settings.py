@@ -4,7 +4,7 @@ from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
 from titanium_common.settings import ProxyServerSettings
 from titanium_common.upstream_client import check_upstream_url
 
-# Public path prefix → upstream name: DESIGN.md section 1. Nothing is rewritten; each service serves these paths.
+# Public path prefix → upstream name. Nothing is rewritten; each service serves these paths.
 PREFIXES: dict[str, str] = {
     "/api/auth": "auth-service",
     "/api/login": "auth-service",
@@ -19,6 +19,7 @@ PREFIXES: dict[str, str] = {
     "/api/deployments": "cluster-monitor",
     "/api/events": "cluster-monitor",
     "/ws/clusters": "cluster-monitor",
+    "/ws": "cluster-monitor",  # the PF Dashboard clients' path of the same feed; /ws/* is all cluster-monitor's
     "/api/edge": "edge-config",
     "/mcp": "ops-mcp",
     "/api/ops": "ops-mcp",

@@ -1,6 +1,6 @@
 """auth-service's public API (routes only): log in, refresh, log out, and verify a token."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import bearer_token, unauthorized
+from titanium_common.contracts import errors
 from titanium_common.logs import current_request_id
 
 from .throttle import Attempt
@@ -30,6 +31,38 @@ class RefreshRequest(BaseModel):
 
 class LogoutRequest(BaseModel):
     refresh_token: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class OriginalLoginAnswer(TokenAnswer):
+    """The original clients read `status` and `token` (the access token)."""
+
+    status: Literal["success"]
+    token: str
+
+
+class OriginalLoginFailure(BaseModel):
+    """The original clients read `status` and `message`; `detail` and `request_id` are the suite's error shape."""
+
+    status: Literal["failed"]
+    message: str | list[dict[str, Any]]
+    detail: str | list[dict[str, Any]]
+    request_id: str
+
+
+class Verified(BaseModel):
+    valid: Literal[True]
+    sub: str
+    username: str
+    role: str
+    exp: int
 
 
 def client_address(request: Request) -> str:
@@ -72,13 +105,20 @@ async def _log_in(body: Login, request: Request) -> dict[str, Any]:
     return await _token_answer(request, user, refresh_token)
 
 
-@router.post("/api/auth/login")
-async def login(body: Login, request: Request) -> dict[str, Any]:
+LOGIN_ERRORS = errors(401, 429, 503)
+
+
+@router.post("/api/auth/login", responses=LOGIN_ERRORS)
+async def login(body: Login, request: Request) -> TokenAnswer:
     return await _log_in(body, request)
 
 
-@router.post("/api/login")
-async def login_original(body: Login, request: Request):
+@router.post(
+    "/api/login",
+    response_model=OriginalLoginAnswer,
+    responses=LOGIN_ERRORS | {status: {"model": OriginalLoginFailure} for status in (401, 429, 503)},
+)
+async def login_original(body: Login, request: Request) -> Any:
     """The original clients' path: they read `status` and `token`, and `message` on any failure."""
     try:
         answer = await _log_in(body, request)
@@ -88,8 +128,8 @@ async def login_original(body: Login, request: Request):
     return {"status": "success", "token": answer["access_token"], **answer}
 
 
-@router.post("/api/auth/refresh")
-async def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
+@router.post("/api/auth/refresh", responses=errors(401, 503))
+async def refresh(body: RefreshRequest, request: Request) -> TokenAnswer:
     """A new access token and the next refresh token; the presented one is used up. Presenting a used one again
     revokes its family and every token of its user."""
     state = request.app.state
@@ -106,7 +146,7 @@ async def refresh(body: RefreshRequest, request: Request) -> dict[str, Any]:
     return await _token_answer(request, user, rotation.next_token)
 
 
-@router.post("/api/auth/logout", status_code=204)
+@router.post("/api/auth/logout", status_code=204, responses=errors(401, 403, 503))
 async def logout(request: Request, body: LogoutRequest | None = None) -> Response:
     """Ends the session of the refresh token and every token of the user (the access token, or the refresh
     token, says who)."""
@@ -149,8 +189,8 @@ async def _checked_claims(request: Request, token: str) -> dict[str, Any]:
     return claims | {"role": user["role"], "username": user["username"]}
 
 
-@router.get("/api/auth/verify")
-async def verify(request: Request) -> dict[str, Any]:
+@router.get("/api/auth/verify", responses=errors(401, 503))
+async def verify(request: Request) -> Verified:
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing bearer token")

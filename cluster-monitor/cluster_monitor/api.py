@@ -1,4 +1,4 @@
-"""cluster-monitor's public API (routes only): seed 004's resources and series, seed 000's clusters and feed."""
+"""cluster-monitor's public API (routes only): resources and their usage series, clusters, events and the feed."""
 
 import hmac
 from typing import Annotated, Any, Literal
@@ -8,10 +8,28 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.clock import utc_iso
+from titanium_common.contracts import errors
 
 from .collector import Monitor
 from .model import Usage
 from .queries import Catalog
+from .schemas import (
+    ClusterInfo,
+    ClusterList,
+    DeploymentList,
+    DeploymentView,
+    EventList,
+    NamespaceList,
+    NamespaceView,
+    NodeList,
+    NodePushed,
+    NodeView,
+    PodList,
+    PodPushed,
+    PodView,
+    Series,
+    SeriesSet,
+)
 
 router = APIRouter()
 
@@ -45,7 +63,7 @@ class NetworkIO(BaseModel):
 
 
 class NodeSample(BaseModel):
-    """seed 004's collector push."""
+    """A metric collector's push of one sample."""
 
     cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
     memory_bytes: Bytes
@@ -81,6 +99,9 @@ def _collector(request: Request) -> None:
 
 
 Collector = Annotated[None, Depends(_collector)]
+# Unknown names (or ?cluster=) are 404; a name in several clusters or namespaces without saying which is 409.
+LOOKUP_ERRORS = errors(404, 409)
+PUSH_ERRORS = errors(401, 403, 404, 409)
 
 
 def _monitor(request: Request) -> Monitor:
@@ -100,81 +121,82 @@ def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: items, "total": len(items), "timestamp": utc_iso()}
 
 
-# ---- clusters and events (seed 000) ------------------------------------------------------------------------------
+# ---- clusters and events ----------------------------------------------------------------------------------------
 @router.get("/api/clusters")
-async def clusters(request: Request) -> dict[str, Any]:
+async def clusters(request: Request) -> ClusterList:
     return _listing("clusters", _catalog(request).clusters())
 
 
-@router.get("/api/clusters/{cluster_id}")
-async def cluster(cluster_id: Name, request: Request) -> dict[str, Any]:
+@router.get("/api/clusters/{cluster_id}", responses=LOOKUP_ERRORS)
+async def cluster(cluster_id: Name, request: Request) -> ClusterInfo:
     return _catalog(request).cluster(cluster_id)
 
 
 @router.get("/api/events")
-async def events(request: Request) -> dict[str, Any]:
+async def events(request: Request) -> EventList:
     return _listing("events", _monitor(request).events.recent())
 
 
 @router.websocket("/ws/clusters")
+@router.websocket("/ws")
 async def feed(websocket: WebSocket) -> None:
     monitor: Monitor = websocket.app.state.monitor
     await monitor.hub.serve(websocket, monitor.greeting())
 
 
 # ---- all-objects series (before the {name} routes that would swallow "timeseries") --------------------------------
-@router.get("/api/{kind}/timeseries")
+@router.get("/api/{kind}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def all_series(
     kind: Literal["nodes", "pods", "namespaces", "deployments"],
     request: Request,
     cluster: ClusterQ = None,
     window: Window = None,
     points: Points = None,
-) -> dict[str, Any]:
+) -> SeriesSet:
     return _catalog(request).all_series(kind, cluster, *_series_args(request, window, points))
 
 
 # ---- nodes -------------------------------------------------------------------------------------------------------
-@router.get("/api/nodes")
-async def nodes(request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/nodes", responses=LOOKUP_ERRORS)
+async def nodes(request: Request, cluster: ClusterQ = None) -> NodeList:
     return _listing("nodes", _catalog(request).nodes(cluster))
 
 
-@router.get("/api/nodes/{node}")
-async def node(node: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/nodes/{node}", responses=LOOKUP_ERRORS)
+async def node(node: Name, request: Request, cluster: ClusterQ = None) -> NodeView:
     return _catalog(request).node(node, cluster)
 
 
-@router.get("/api/nodes/{node}/pods")
-async def node_pods(node: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/nodes/{node}/pods", responses=LOOKUP_ERRORS)
+async def node_pods(node: Name, request: Request, cluster: ClusterQ = None) -> PodList:
     return _listing("pods", _catalog(request).node_pods(node, cluster))
 
 
-@router.get("/api/nodes/{node}/timeseries")
+@router.get("/api/nodes/{node}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def node_series(
     node: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
-) -> dict[str, Any]:
+) -> Series:
     return _catalog(request).node_series(node, cluster, *_series_args(request, window, points))
 
 
-@router.post("/api/nodes/{node}/metrics", status_code=201)
-async def push_node(node: ObjectName, body: NodeSample, request: Request, _: Collector) -> dict[str, Any]:
+@router.post("/api/nodes/{node}/metrics", status_code=201, responses=PUSH_ERRORS)
+async def push_node(node: ObjectName, body: NodeSample, request: Request, _: Collector) -> NodePushed:
     found = _monitor(request).push_node(node, body.usage(), body.cluster)
     return {"status": "recorded", "node": node, "cluster": found.cluster, "timestamp": utc_iso()}
 
 
 # ---- pods --------------------------------------------------------------------------------------------------------
-@router.get("/api/pods")
-async def pods(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> dict[str, Any]:
+@router.get("/api/pods", responses=LOOKUP_ERRORS)
+async def pods(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> PodList:
     return _listing("pods", _catalog(request).pods(cluster, namespace))
 
 
-@router.get("/api/pods/{pod}")
-async def pod(pod: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/pods/{pod}", responses=LOOKUP_ERRORS)
+async def pod(pod: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> PodView:
     return _catalog(request).pod(pod, namespace, cluster)
 
 
-@router.get("/api/pods/{pod}/timeseries")
+@router.get("/api/pods/{pod}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def pod_series(
     pod: Name,
     request: Request,
@@ -182,70 +204,74 @@ async def pod_series(
     cluster: ClusterQ = None,
     window: Window = None,
     points: Points = None,
-) -> dict[str, Any]:
+) -> Series:
     return _catalog(request).pod_series(pod, namespace, cluster, *_series_args(request, window, points))
 
 
 # ---- namespaces ----------------------------------------------------------------------------------------------------
-@router.get("/api/namespaces")
-async def namespaces(request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/namespaces", responses=LOOKUP_ERRORS)
+async def namespaces(request: Request, cluster: ClusterQ = None) -> NamespaceList:
     return _listing("namespaces", _catalog(request).namespaces(cluster))
 
 
-@router.get("/api/namespaces/{namespace}")
-async def namespace(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/namespaces/{namespace}", responses=LOOKUP_ERRORS)
+async def namespace(namespace: Name, request: Request, cluster: ClusterQ = None) -> NamespaceView:
     return _catalog(request).namespace(namespace, cluster)
 
 
-@router.get("/api/namespaces/{namespace}/pods")
-async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/namespaces/{namespace}/pods", responses=LOOKUP_ERRORS)
+async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = None) -> PodList:
     return _listing("pods", _catalog(request).namespace_pods(namespace, cluster))
 
 
-@router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201)
+@router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201, responses=PUSH_ERRORS)
 async def push_pod(
     namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request, _: Collector
-) -> dict[str, Any]:
+) -> PodPushed:
     found = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
     return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": found.cluster, "timestamp": utc_iso()}
 
 
-@router.get("/api/namespaces/{namespace}/timeseries")
+@router.get("/api/namespaces/{namespace}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def namespace_series(
     namespace: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
-) -> dict[str, Any]:
+) -> Series:
     return _catalog(request).namespace_series(namespace, cluster, *_series_args(request, window, points))
 
 
-@router.get("/api/namespaces/{namespace}/deployments")
-async def namespace_deployments(namespace: Name, request: Request, cluster: ClusterQ = None) -> dict[str, Any]:
+@router.get("/api/namespaces/{namespace}/deployments", responses=LOOKUP_ERRORS)
+async def namespace_deployments(namespace: Name, request: Request, cluster: ClusterQ = None) -> DeploymentList:
     catalog = _catalog(request)
     catalog.namespace(namespace, cluster)
     return _listing("deployments", catalog.deployments(cluster, namespace))
 
 
-@router.get("/api/namespaces/{namespace}/deployments/{name}")
-async def namespace_deployment(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> dict:
+@router.get("/api/namespaces/{namespace}/deployments/{name}", responses=LOOKUP_ERRORS)
+async def namespace_deployment(
+    namespace: Name, name: Name, request: Request, cluster: ClusterQ = None
+) -> DeploymentView:
     return _catalog(request).deployment(name, namespace, cluster)
 
 
-@router.get("/api/namespaces/{namespace}/deployments/{name}/pods")
-async def namespace_deployment_pods(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> dict:
+@router.get("/api/namespaces/{namespace}/deployments/{name}/pods", responses=LOOKUP_ERRORS)
+async def namespace_deployment_pods(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> PodList:
     return _listing("pods", _catalog(request).deployment_pods(name, namespace, cluster))
 
 
 # ---- deployments ---------------------------------------------------------------------------------------------------
-@router.get("/api/deployments")
-async def deployments(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> dict[str, Any]:
+@router.get("/api/deployments", responses=LOOKUP_ERRORS)
+async def deployments(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> DeploymentList:
     return _listing("deployments", _catalog(request).deployments(cluster, namespace))
 
 
-@router.get("/api/deployments/{name}")
-async def deployment(name: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> dict:
+@router.get("/api/deployments/{name}", responses=LOOKUP_ERRORS)
+async def deployment(
+    name: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None
+) -> DeploymentView:
     return _catalog(request).deployment(name, namespace, cluster)
 
 
-@router.get("/api/deployments/{name}/timeseries")
+@router.get("/api/deployments/{name}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def deployment_series(
     name: Name,
     request: Request,
@@ -253,5 +279,5 @@ async def deployment_series(
     cluster: ClusterQ = None,
     window: Window = None,
     points: Points = None,
-) -> dict[str, Any]:
+) -> Series:
     return _catalog(request).deployment_series(name, namespace, cluster, *_series_args(request, window, points))

@@ -176,7 +176,7 @@ class Monitor:
                 for deployment in cluster.deployments:
                     if deployment.selects(pod):
                         groups.setdefault(("deployment", cluster.id, pod.namespace, deployment.name), []).append(usage)
-            # Namespace and deployment series are the sums of their pods' current usage (seed 004 left them empty).
+            # Namespace and deployment series are the sums of their pods' current usage.
             for key, usages in groups.items():
                 keep.add(key)
                 self.series.record(key, now, Usage.total(usages))
@@ -191,7 +191,7 @@ class Monitor:
             await self.collect_once()
 
     async def heartbeat(self) -> None:
-        """seed 000: `clusters` every 5 s even without a change."""
+        """`clusters` every 5 s even without a change, so a client that missed one catches up."""
         while True:
             await asyncio.sleep(self.settings.ws_push_interval_s)
             if self.hub.clients:
@@ -215,7 +215,7 @@ class Monitor:
     def greeting(self) -> list[str]:
         return [message("clusters", self.clusters_data()), message("events", self.events.recent())]
 
-    # ---- pushed samples (seed 004's collector) -----------------------------------------------------------------
+    # ---- pushed samples (metric collectors) --------------------------------------------------------------------
     def _cluster(self, cluster_id: str | None) -> str:
         if cluster_id:
             return cluster_id

@@ -15,7 +15,7 @@ log = logging.getLogger("cluster_monitor.feed")
 
 
 def message(kind: str, data: Any) -> str:
-    """seed 000's envelope: {"type", "data", "timestamp"}."""
+    """The feed's envelope, as the PF Dashboard clients read it: {"type", "data", "timestamp"}."""
     return json.dumps({"type": kind, "data": data, "timestamp": utc_iso()}, default=str)
 
 
@@ -59,7 +59,7 @@ class FeedHub:
         self.sent_total += 1
 
     async def serve(self, websocket: WebSocket, greeting: list[str]) -> None:
-        """Run one client until it leaves or stops reading; `greeting` goes first (seed 000: clusters, events)."""
+        """Run one client until it leaves or stops reading; `greeting` goes first (clusters, then events)."""
         await websocket.accept()
         client = FeedClient(websocket, self.queue_size)
         for text in greeting:

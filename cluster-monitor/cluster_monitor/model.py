@@ -5,7 +5,7 @@ from datetime import datetime
 
 
 def display_name(cluster_id: str) -> str:
-    """seed 000 showed member1 as "Member1 Cluster"."""
+    """The PF Dashboard shows member1 as "Member1 Cluster"."""
     return f"{cluster_id[:1].upper()}{cluster_id[1:]} Cluster"
 
 
@@ -123,7 +123,7 @@ class Cluster:
 
     @property
     def ready(self) -> bool:
-        """seed 000: a cluster with no Ready node is a failure; so is one Karmada or the API calls not ready."""
+        """A cluster with no Ready node is a failure; so is one Karmada or the API calls not ready."""
         if self.error is not None or self.karmada_ready is False:
             return False
         return any(node.ready for node in self.nodes) if self.observed else bool(self.karmada_ready)

@@ -1,4 +1,4 @@
-"""The JSON shapes: seed 000's ClusterInfo/NodeInfo/PodInfo and seed 004's usage with computed fields."""
+"""The JSON shapes: ClusterInfo/NodeInfo/PodInfo as the PF Dashboard reads them, and usage with computed fields."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,7 @@ def _percent(part: float, whole: float) -> float | None:
 
 
 def usage_fields(usage: Usage | None, cpu_total_m: float = 0.0, memory_total: int = 0) -> dict[str, Any]:
-    """seed 004's figures; percentages are of the real allocatable CPU and memory given (none when unknown)."""
+    """Usage figures; percentages are of the real allocatable CPU and memory given (none when unknown)."""
     if usage is None:
         return {
             "metrics": "unavailable",
@@ -49,7 +49,7 @@ def usage_fields(usage: Usage | None, cpu_total_m: float = 0.0, memory_total: in
 
 
 def node_info(node: Node, now: float) -> dict[str, Any]:
-    """seed 000's NodeInfo."""
+    """NodeInfo, as the PF Dashboard reads it."""
     return {
         "name": node.name,
         "status": "Ready" if node.ready else "NotReady",
@@ -64,7 +64,7 @@ def node_info(node: Node, now: float) -> dict[str, Any]:
 
 
 def pod_info(pod: Pod, now: float) -> dict[str, Any]:
-    """seed 000's PodInfo."""
+    """PodInfo, as the PF Dashboard reads it."""
     return {
         "name": pod.name,
         "namespace": pod.namespace,
@@ -78,7 +78,7 @@ def pod_info(pod: Pod, now: float) -> dict[str, Any]:
 
 
 def cluster_view(cluster: Cluster, now: float) -> dict[str, Any]:
-    """seed 000's ClusterInfo; `sessions` (made up there) is the number of running pods here."""
+    """ClusterInfo, as the PF Dashboard reads it; `sessions` is the number of running pods here."""
     return {
         "id": cluster.id,
         "name": cluster.name,

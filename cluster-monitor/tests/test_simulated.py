@@ -5,6 +5,7 @@ import json
 
 import aiohttp
 
+from cluster_monitor.collector import Monitor
 from cluster_monitor.events import changes
 from cluster_monitor.feed import FeedClient
 from cluster_monitor.main import create_app
@@ -38,7 +39,7 @@ async def test_the_same_seed_gives_the_same_cluster_history():
     assert await _run(SEED, 50) != await _run(SEED + 1, 50)
 
 
-async def test_seed_004_objects_over_two_members_with_incidents_of_every_kind():
+async def test_sample_objects_over_two_members_with_incidents_of_every_kind():
     source = SimulatedSource(SEED)
     first = await source.snapshot()
     assert [(c.id, [n.name for n in c.nodes], sorted(p.name for p in c.pods)) for c in first] == [
@@ -78,9 +79,12 @@ async def test_simulated_service_end_to_end():
     async with serving(create_app(settings)) as base, aiohttp.ClientSession(base) as http:
         async with http.get("/ready") as ready:
             assert ready.status == 200
-        async with http.ws_connect("/ws/clusters") as ws, http.ws_connect("/ws/clusters") as idle:
+        async with http.ws_connect("/ws/clusters") as ws, http.ws_connect("/ws") as idle:
             kinds = [json.loads((await ws.receive()).data)["type"] for _ in range(2)]
             assert kinds == ["clusters", "events"]
+            # /ws (the PF Dashboard clients' path) is the same feed
+            async with http.ws_connect("/ws") as original:
+                assert [json.loads((await original.receive()).data)["type"] for _ in range(2)] == kinds
             critical = await _message(ws, "event", lambda e: e["type"] == "critical")
             assert critical["timestamp"].endswith("Z")
             await _message(ws, "clusters")
@@ -199,3 +203,20 @@ async def test_without_collector_tokens_pushes_are_refused():
         http.post("/api/nodes/node-1/metrics", json=sample, headers=COLLECTOR) as response,
     ):
         assert response.status == 403 and "COLLECTOR_TOKENS" in (await response.json())["detail"]
+
+
+async def test_one_state_change_pushes_one_clusters_message():
+    monitor = Monitor(ClusterMonitorSettings(env="test"), SimulatedSource(SEED))
+    client = FeedClient(websocket=None, queue_size=1000)
+    monitor.hub.clients.add(client)
+    changed = 0
+    for _ in range(30):
+        before = len(client.queue)
+        events_before = len(monitor.events)
+        await monitor.collect_once()
+        kinds = [json.loads(text)["type"] for text in list(client.queue)[before:]]
+        assert kinds.count("clusters") <= 1, kinds
+        if len(monitor.events) > events_before:
+            assert kinds.count("clusters") == 1, kinds
+            changed += 1
+    assert changed >= 3  # the seed raises incidents within the run

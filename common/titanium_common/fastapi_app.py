@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api_docs import asset_path, swagger_page
+from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
@@ -118,23 +120,59 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
     router = APIRouter(tags=["service"])
 
     @router.get("/health")
-    async def health() -> dict[str, Any]:
-        return kit.health()
+    async def health() -> Health:
+        return Health(**kit.health())
 
-    @router.get("/ready")
+    @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
     async def ready() -> JSONResponse:
         ok, body = await kit.ready()
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/stats")
-    async def stats() -> dict[str, Any]:
-        return await kit.stats()
+    async def stats() -> ServiceStats:
+        return ServiceStats(**await kit.stats())
 
-    @router.get("/metrics")
+    @router.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(swagger_page(f"{kit.service} API", "docs/assets/", [(kit.service, "openapi.json")]))
+
+    @router.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        path = asset_path(name)
+        if path is None:
+            raise StarletteHTTPException(404, f"no docs asset {name}")
+        return FileResponse(path)
+
+    @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:
         return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
 
     return router
+
+
+def _openapi_with_error_bodies(app: FastAPI):
+    """FastAPI documents validation errors as its own `HTTPValidationError`; the kit answers them (and every other
+    error) as `ErrorBody`, so the document says so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/json": {"schema": error_ref}}
+        app.openapi_schema = document
+        return document
+
+    return openapi
 
 
 def create_fastapi_app(
@@ -147,7 +185,8 @@ def create_fastapi_app(
 ) -> FastAPI:
     """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
     kit = ServiceKit(settings, distribution)
-    app = FastAPI(title=title, version=kit.version, lifespan=lifespan)
+    # The kit serves /docs itself, with Swagger UI from an installed package (FastAPI's own loads it from a CDN).
+    app = FastAPI(title=title, version=kit.version, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.kit = kit
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware, kit=kit)
@@ -158,4 +197,5 @@ def create_fastapi_app(
     app.include_router(_kit_router(kit))
     for router in routers:
         app.include_router(router)
+    app.openapi = _openapi_with_error_bodies(app)
     return app

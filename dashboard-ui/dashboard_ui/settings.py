@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from titanium_common.api_docs import DOCUMENTED_SERVICES
 from titanium_common.settings import ServiceSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -17,7 +18,8 @@ class DashboardSettings(ServiceSettings):
     static_dir: Path = STATIC_DIR
     chartjs_dir: Path = CHARTJS_DIR
     poll_interval_s: float = 2.0
-    # Where each service's OpenAPI page is, for the dashboard's links; the launcher sets these for every service.
+    # Where the services are (set by the launcher, Compose and the manifests); the page's API-docs links do not
+    # use them: they go to the suite's docs page through the load balancer, which works from any browser.
     auth_service_url: str = "http://127.0.0.1:8001"
     user_service_url: str = "http://127.0.0.1:8002"
     blog_service_url: str = "http://127.0.0.1:8003"
@@ -25,10 +27,5 @@ class DashboardSettings(ServiceSettings):
     edge_config_url: str = "http://127.0.0.1:8005"
 
     def api_docs(self) -> dict[str, str]:
-        return {
-            "auth-service": f"{self.auth_service_url}/docs",
-            "user-service": f"{self.user_service_url}/docs",
-            "blog-service": f"{self.blog_service_url}/docs",
-            "cluster-monitor": f"{self.cluster_monitor_url}/docs",
-            "edge-config": f"{self.edge_config_url}/docs",
-        }
+        """Each service's page of the suite's API docs (/api/docs through the load balancer, that service chosen)."""
+        return {name: f"/api/docs?urls.primaryName={name}" for name in DOCUMENTED_SERVICES}

@@ -193,7 +193,8 @@ function serviceCard(name, entry, docsUrl) {
       el("span", { className: "card-name", text: name }),
       el("span", { className: `pill pill-${status}`, text: status })),
     down ? null : el("div", { className: "metrics" },
-      metric("req/s", fmt(rps, 2)), metric("p95", fmt(latency.p95, 1, " ms")), third),
+      // The balancer's card counts everything it proxied (page loads, polls and API), the header real API traffic only.
+      metric(name === "load-balancer" ? "req/s, all traffic" : "req/s", fmt(rps, 2)), metric("p95", fmt(latency.p95, 1, " ms")), third),
     why.length ? el("p", { className: "reason", text: why.join(" · ") }) : null,
     el("div", { className: "card-foot" },
       el("span", { text: isNum(entry.uptime_s) ? `up ${formatUptime(entry.uptime_s)}` : entry.version || "" }),

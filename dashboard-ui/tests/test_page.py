@@ -248,7 +248,8 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
     feed = await page.locator("#events-feed li").all_inner_texts()
     assert "node-2 is Ready" in feed[0]
     assert "node-2 is NotReady" in feed[1]
-    assert await page.locator("#docs-links a").count() == 5
+    assert await page.locator("#docs-links a").count() == 6
+    assert await page.locator("#docs-links a").first.get_attribute("href") == "/api/docs?urls.primaryName=auth-service"
     finding = page.locator('#diagnosis-findings li[data-subject="blog-service"]')
     await finding.wait_for()
     assert "connection refused: 127.0.0.1:8003" in await finding.inner_text()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from titanium_common.contracts import errors
 from titanium_common.errors import error_body
 
 from .access import Admin, Caller, DeviceOrAdmin, Reader
@@ -18,9 +19,39 @@ from .devices import DeviceClient
 from .health import HealthMonitor
 from .kube import KubeSync, manifests_yaml
 from .reloads import Reloader
+from .schemas import (
+    Cleaned,
+    ConfigCreated,
+    ConfigDeleted,
+    ConfigHistory,
+    ConfigList,
+    ConfigPatched,
+    ConfigStored,
+    DeviceConfig,
+    DeviceList,
+    DevicePatched,
+    DeviceView,
+    KubeHealth,
+    KubeResources,
+    KubeStatus,
+    LocalConfig,
+    MetricsSummary,
+    ReloadAll,
+    ReloadFailed,
+    ReloadResult,
+    ResourcesDeleted,
+    SyncResult,
+)
 from .store import DeviceNotFound, DeviceStore
 
 router = APIRouter()
+
+# Readers need a token (401) of the right role (403); writes also refuse bad addresses (422) and oversized configs
+# (413); Kubernetes calls answer 503 when no cluster is configured or reachable.
+READ = errors(401, 403)
+LOOKUP = errors(401, 403, 404)
+WRITE = errors(401, 403, 404, 409, 413)
+KUBE = errors(401, 403, 404, 502, 503, 504)
 
 
 def _device_id(device_id: str) -> str:
@@ -145,20 +176,20 @@ def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
 # ---- configs ------------------------------------------------------------------------------------------------
 
 
-@router.get("/config")
-async def list_configs(request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/config", responses=READ, response_model_exclude_unset=True)
+async def list_configs(request: Request, _: Reader) -> ConfigList:
     records = await _store(request).all()
     return {"configs": [{"device_id": r["device_id"], **shown(r["config"])} for r in records], "total": len(records)}
 
 
-@router.get("/config/{device_id}")
-async def get_config(device_id: DeviceId, request: Request, _: DeviceOrAdmin) -> dict[str, Any]:
+@router.get("/config/{device_id}", responses=LOOKUP, response_model_exclude_unset=True)
+async def get_config(device_id: DeviceId, request: Request, _: DeviceOrAdmin) -> DeviceConfig:
     """What the device fetches: its config, in the seed's shape."""
     return shown((await _store(request).get(device_id))["config"])
 
 
-@router.put("/config/{device_id}")
-async def put_config(device_id: DeviceId, body: ConfigBody, request: Request, caller: DeviceOrAdmin) -> dict[str, Any]:
+@router.put("/config/{device_id}", responses=WRITE)
+async def put_config(device_id: DeviceId, body: ConfigBody, request: Request, caller: DeviceOrAdmin) -> ConfigStored:
     config = config_from_body(device_id, body)
     if caller.device_facing:
         config = _registration(config, await _current(request, device_id), caller)
@@ -172,16 +203,16 @@ async def put_config(device_id: DeviceId, body: ConfigBody, request: Request, ca
     }
 
 
-@router.post("/config/{device_id}", status_code=201)
-async def create_config(device_id: DeviceId, body: ConfigBody, request: Request, _: Admin) -> dict[str, Any]:
+@router.post("/config/{device_id}", status_code=201, responses=WRITE)
+async def create_config(device_id: DeviceId, body: ConfigBody, request: Request, _: Admin) -> ConfigCreated:
     if body.ip_address is None:
         raise HTTPException(422, "ip_address is required to create a device with POST")
     record = await _store(request).create(device_id, _checked_address(request, config_from_body(device_id, body)))
     return {"status": "created", "device_id": device_id, "version": record["version"]}
 
 
-@router.patch("/config/{device_id}")
-async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request, _: Admin) -> dict[str, Any]:
+@router.patch("/config/{device_id}", responses=WRITE, response_model_exclude_unset=True)
+async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request, _: Admin) -> ConfigPatched:
     record, changed = await _store(request).patch(
         device_id, lambda current: _checked_address(request, patched(device_id, current, body))
     )
@@ -195,15 +226,15 @@ async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request,
     }
 
 
-@router.delete("/config/{device_id}")
-async def delete_config(device_id: DeviceId, request: Request, _: Admin) -> dict[str, Any]:
+@router.delete("/config/{device_id}", responses=LOOKUP)
+async def delete_config(device_id: DeviceId, request: Request, _: Admin) -> ConfigDeleted:
     await _store(request).delete(device_id)
     _monitor(request).forget(device_id)
     return {"status": "deleted", "device_id": device_id}
 
 
-@router.get("/config/{device_id}/history")
-async def config_history(device_id: DeviceId, request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/config/{device_id}/history", responses=LOOKUP, response_model_exclude_unset=True)
+async def config_history(device_id: DeviceId, request: Request, _: Reader) -> ConfigHistory:
     versions = [version | {"config": shown(version["config"])} for version in await _store(request).history(device_id)]
     return {"device_id": device_id, "versions": versions, "total": len(versions)}
 
@@ -211,20 +242,20 @@ async def config_history(device_id: DeviceId, request: Request, _: Reader) -> di
 # ---- devices and health ---------------------------------------------------------------------------------------
 
 
-@router.get("/devices")
-async def list_devices(request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/devices", responses=READ)
+async def list_devices(request: Request, _: Reader) -> DeviceList:
     """From the latest background probe round; never probes inside the request."""
     views = [_device_view(request, record) for record in await _store(request).all()]
     return {"devices": views, **_counts(views), "last_probe_round": _monitor(request).last_round}
 
 
-@router.get("/devices/{device_id}/status")
-async def device_status(device_id: DeviceId, request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/devices/{device_id}/status", responses=LOOKUP)
+async def device_status(device_id: DeviceId, request: Request, _: Reader) -> DeviceView:
     return _device_view(request, await _store(request).get(device_id))
 
 
-@router.patch("/devices/{device_id}")
-async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request, _: Admin) -> dict[str, Any]:
+@router.patch("/devices/{device_id}", responses=WRITE)
+async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request, _: Admin) -> DevicePatched:
     """The basic fields only, and no reload (the device's own config is unchanged)."""
     record, changed = await _store(request).patch(
         device_id, lambda current: _checked_address(request, patched(device_id, current, body)), action="device-patched"
@@ -239,15 +270,19 @@ def _address(record: dict[str, Any]) -> tuple[str, int]:
     return config["ip_address"], config["reload_port"]
 
 
-@router.get("/devices/{device_id}/local-config")
-async def local_config(device_id: DeviceId, request: Request, _: Admin) -> dict[str, Any]:
+@router.get("/devices/{device_id}/local-config", responses=errors(401, 403, 404, 409, 502, 504))
+async def local_config(device_id: DeviceId, request: Request, _: Admin) -> LocalConfig:
     """The config the device itself runs with, from its `GET /config` (5 s by default)."""
     ip, port = _address(await _store(request).get(device_id))
     devices: DeviceClient = request.app.state.devices
     return {"device_id": device_id, "local_config": await devices.local_config(ip, port)}
 
 
-@router.post("/devices/{device_id}/reload")
+@router.post(
+    "/devices/{device_id}/reload",
+    response_model=ReloadResult,
+    responses=errors(401, 403, 404, 409) | {502: {"model": ReloadFailed, "description": "the device failed"}},
+)
 async def reload_device(device_id: DeviceId, request: Request, _: Admin) -> JSONResponse:
     ip, port = _address(await _store(request).get(device_id))
     result = await _reloader(request).reload_now(device_id, ip, port)
@@ -256,8 +291,8 @@ async def reload_device(device_id: DeviceId, request: Request, _: Admin) -> JSON
     return JSONResponse(error_body(f"reload of {device_id!r} failed: {result['error']}") | result, status_code=502)
 
 
-@router.post("/devices/reload")
-async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
+@router.post("/devices/reload", responses=READ)
+async def reload_all(request: Request, _: Admin) -> ReloadAll:
     """Every device with an address, concurrently; one device's failure is its own result."""
     records = [r for r in await _store(request).all() if r["config"].get("ip_address")]
     reloader = _reloader(request)
@@ -266,8 +301,8 @@ async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
     return {"results": results, "total": len(results), "success": success, "failed": len(results) - success}
 
 
-@router.get("/metrics/summary")
-async def metrics_summary(request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/metrics/summary", responses=READ)
+async def metrics_summary(request: Request, _: Reader) -> MetricsSummary:
     records = await _store(request).all()
     views = [_device_view(request, record) for record in records]
     by_type = Counter(view["device_type"] for view in views)
@@ -277,21 +312,25 @@ async def metrics_summary(request: Request, _: Reader) -> dict[str, Any]:
 # ---- Kubernetes ---------------------------------------------------------------------------------------------------
 
 
-@router.post("/kubernetes/sync")
-async def kube_sync(request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None) -> dict[str, Any]:
+@router.post("/kubernetes/sync", responses=KUBE)
+async def kube_sync(request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None) -> SyncResult:
     namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
     return await _kube(request).sync(namespace)
 
 
-@router.post("/kubernetes/sync/{device_id}")
+@router.post("/kubernetes/sync/{device_id}", responses=KUBE)
 async def kube_sync_device(
     device_id: DeviceId, request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None
-) -> dict[str, Any]:
+) -> SyncResult:
     namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
     return await _kube(request).sync(namespace, device_id)
 
 
-@router.get("/kubernetes/manifests", response_class=PlainTextResponse)
+@router.get(
+    "/kubernetes/manifests",
+    response_class=PlainTextResponse,
+    responses=READ | {200: {"content": {"application/yaml": {}}, "description": "multi-document YAML"}},
+)
 async def kube_manifests(namespace: Namespace, request: Request, _: Reader) -> PlainTextResponse:
     """Multi-document YAML of the healthy devices' objects, for `kubectl apply -f`; needs no cluster."""
     monitor = _monitor(request)
@@ -301,28 +340,28 @@ async def kube_manifests(namespace: Namespace, request: Request, _: Reader) -> P
     return PlainTextResponse(manifests_yaml(records, namespace), media_type="application/yaml")
 
 
-@router.delete("/kubernetes/cleanup")
-async def kube_cleanup(namespace: Namespace, request: Request, _: Admin) -> dict[str, Any]:
+@router.delete("/kubernetes/cleanup", responses=KUBE)
+async def kube_cleanup(namespace: Namespace, request: Request, _: Admin) -> Cleaned:
     return await _kube(request).cleanup(namespace)
 
 
-@router.get("/kubernetes/status")
-async def kube_status(request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/kubernetes/status", responses=KUBE)
+async def kube_status(request: Request, _: Reader) -> KubeStatus:
     return await _kube(request).status()
 
 
-@router.get("/kubernetes/health")
-async def kube_health(request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/kubernetes/health", responses=KUBE)
+async def kube_health(request: Request, _: Reader) -> KubeHealth:
     return await _kube(request).health()
 
 
-@router.get("/kubernetes/resources/{device_id}")
-async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request, _: Reader) -> dict[str, Any]:
+@router.get("/kubernetes/resources/{device_id}", responses=KUBE)
+async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request, _: Reader) -> KubeResources:
     return await _kube(request).resources(namespace, device_id)
 
 
-@router.delete("/kubernetes/resources/{device_id}")
+@router.delete("/kubernetes/resources/{device_id}", responses=KUBE)
 async def kube_delete_resources(
     device_id: DeviceId, namespace: Namespace, request: Request, _: Admin
-) -> dict[str, Any]:
+) -> ResourcesDeleted:
     return await _kube(request).delete_resources(namespace, device_id)

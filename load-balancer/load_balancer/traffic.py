@@ -1,4 +1,4 @@
-"""Real-traffic accounting (seed 002): what counts as real traffic, and the figures /stats shows for it.
+"""Real-traffic accounting: what counts as real traffic, and the figures /stats shows for it.
 
 Only /api/* requests count, except HEAD and requests marked `X-Heartbeat: true`; activity on /api/ws-heartbeat
 (open, message, pong) counts as activity too. Every figure is a counter or a fixed-size window: memory does not

@@ -1,4 +1,4 @@
-"""Real-traffic accounting (seed 002): the window's edges with an injected clock, and what counts through the
+"""Real-traffic accounting: the window's edges with an injected clock, and what counts through the
 real balancer."""
 
 import asyncio

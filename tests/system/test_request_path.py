@@ -50,7 +50,7 @@ def test_every_service_answers_health_ready_stats_metrics(suite, name):
     assert httpx.get(base + "/health").json()["status"] == "ok"
     assert httpx.get(base + "/ready").status_code == 200
     stats = httpx.get(base + "/stats").json()
-    if name == "load-balancer":  # its /stats is the whole suite's, keyed by service name (DESIGN.md section 3)
+    if name == "load-balancer":  # its /stats is the whole suite's, keyed by service name
         stats = stats[name]
     assert stats["service"] == name
     assert stats["service_status"] in ("online", "degraded")

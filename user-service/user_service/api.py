@@ -2,11 +2,12 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import Identity
+from titanium_common.contracts import errors
 from titanium_common.fastapi_app import RowId
 
 from .store import UserStore
@@ -37,8 +38,59 @@ class Credentials(BaseModel):
     password: Annotated[str, Field(max_length=1024)]
 
 
+class UserPublic(BaseModel):
+    """A user as others see it: `email` only for the user themself and admins."""
+
+    id: int
+    username: str
+    email: str | None = None
+    role: str
+    created_at: str
+    updated_at: str
+
+
+class UserCreated(UserPublic):
+    email: str
+
+
+class OriginalRegistration(UserCreated):
+    """The original clients read `status`."""
+
+    status: Literal["success"]
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    total: int
+    page: int
+    size: int
+
+
+class CheckedCredentials(BaseModel):
+    valid: Literal[True]
+    id: int
+    username: str
+    role: str
+    token_version: int
+
+
+class TokenState(BaseModel):
+    id: int
+    username: str
+    role: str
+    token_version: int
+
+
+class TokensRevoked(BaseModel):
+    id: int
+    token_version: int
+
+
 def _store(request: Request) -> UserStore:
     return request.app.state.store
+
+
+Store = Annotated[UserStore, Depends(_store)]
 
 
 async def _identity(request: Request, *, required: bool) -> Identity | None:
@@ -67,34 +119,38 @@ def _may_change(identity: Identity, user_id: int) -> None:
         raise HTTPException(403, "only the user themself or an admin may do this")
 
 
-@router.post("/api/users", status_code=201)
-async def register(body: Registration, request: Request) -> dict[str, Any]:
-    return await _store(request).create(body.username, body.email, body.password)
+Viewer = Annotated[Identity | None, Depends(_viewer)]
 
 
-@router.post("/api/register", status_code=201)
-async def register_original(body: Registration, request: Request) -> dict[str, Any]:
+@router.post("/api/users", status_code=201, responses=errors(409, 503))
+async def register(body: Registration, store: Store) -> UserCreated:
+    return await store.create(body.username, body.email, body.password)
+
+
+@router.post("/api/register", status_code=201, responses=errors(409, 503))
+async def register_original(body: Registration, store: Store) -> OriginalRegistration:
     """The original clients' path; they read `status`."""
-    return {"status": "success", **await _store(request).create(body.username, body.email, body.password)}
+    return {"status": "success", **await store.create(body.username, body.email, body.password)}
 
 
-@router.get("/api/users")
+@router.get("/api/users", response_model_exclude_none=True, responses=errors(401))
 async def list_users(
-    request: Request, page: Annotated[int, Query(ge=1, le=100_000)] = 1, size: Annotated[int, Query(ge=1, le=100)] = 20
-) -> dict[str, Any]:
-    viewer = await _viewer(request)
-    users, total = await _store(request).page(page, size)
+    store: Store,
+    viewer: Viewer,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> UserPage:
+    users, total = await store.page(page, size)
     return {"items": [_shown_to(viewer, u) for u in users], "total": total, "page": page, "size": size}
 
 
-@router.get("/api/users/{user_id}")
-async def get_user(user_id: RowId, request: Request) -> dict[str, Any]:
-    viewer = await _viewer(request)
-    return _shown_to(viewer, await _store(request).get(user_id))
+@router.get("/api/users/{user_id}", response_model_exclude_none=True, responses=errors(401, 404))
+async def get_user(user_id: RowId, store: Store, viewer: Viewer) -> UserPublic:
+    return _shown_to(viewer, await store.get(user_id))
 
 
-@router.patch("/api/users/{user_id}")
-async def change_user(user_id: RowId, body: UserChange, request: Request) -> dict[str, Any]:
+@router.patch("/api/users/{user_id}", responses=errors(401, 403, 404, 409, 503))
+async def change_user(user_id: RowId, body: UserChange, request: Request, store: Store) -> UserCreated:
     identity = await _identity(request, required=True)
     _may_change(identity, user_id)
     changes = body.model_dump(exclude_none=True)
@@ -102,20 +158,20 @@ async def change_user(user_id: RowId, body: UserChange, request: Request) -> dic
         raise HTTPException(403, "only an admin may change a role")
     if not changes:
         raise HTTPException(422, "nothing to change: give email, password or role")
-    return await _store(request).update(user_id, changes)
+    return await store.update(user_id, changes)
 
 
-@router.delete("/api/users/{user_id}", status_code=204)
-async def delete_user(user_id: RowId, request: Request) -> None:
+@router.delete("/api/users/{user_id}", status_code=204, responses=errors(401, 403, 404, 503))
+async def delete_user(user_id: RowId, request: Request, store: Store) -> None:
     identity = await _identity(request, required=True)
     _may_change(identity, user_id)
-    await _store(request).delete(user_id)
+    await store.delete(user_id)
 
 
-@internal.post("/internal/credentials/verify")
-async def verify_credentials(body: Credentials, request: Request) -> dict[str, Any]:
+@internal.post("/internal/credentials/verify", responses=errors(401, 503))
+async def verify_credentials(body: Credentials, store: Store) -> CheckedCredentials:
     """For auth-service only (the gateway never routes /internal): the user if the password matches."""
-    user = await _store(request).check_credentials(body.username, body.password)
+    user = await store.check_credentials(body.username, body.password)
     if user is None:
         raise HTTPException(401, "invalid username or password")
     return {
@@ -127,13 +183,13 @@ async def verify_credentials(body: Credentials, request: Request) -> dict[str, A
     }
 
 
-@internal.get("/internal/users/{user_id}/token-state")
-async def token_state(user_id: RowId, request: Request) -> dict[str, Any]:
+@internal.get("/internal/users/{user_id}/token-state", responses=errors(404))
+async def token_state(user_id: RowId, store: Store) -> TokenState:
     """For auth-service: whether the user exists, and the token version its tokens must carry."""
-    return await _store(request).token_state(user_id)
+    return await store.token_state(user_id)
 
 
-@internal.post("/internal/users/{user_id}/revoke-tokens")
-async def revoke_tokens(user_id: RowId, request: Request) -> dict[str, Any]:
+@internal.post("/internal/users/{user_id}/revoke-tokens", responses=errors(404))
+async def revoke_tokens(user_id: RowId, store: Store) -> TokensRevoked:
     """For auth-service (logout, a reused refresh token): every token of the user stops working."""
-    return {"id": user_id, "token_version": await _store(request).revoke_tokens(user_id)}
+    return {"id": user_id, "token_version": await store.revoke_tokens(user_id)}

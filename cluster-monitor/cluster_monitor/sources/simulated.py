@@ -1,4 +1,4 @@
-"""A simulated pair of member clusters with seed 004's sample objects, moving usage and occasional incidents."""
+"""A simulated pair of member clusters: fixed sample nodes, pods and deployments, moving usage, incidents."""
 
 import math
 import random
@@ -78,7 +78,7 @@ class SimulatedSource:
 
     def _start_pod(self, deployment: _SimDeployment, created: datetime) -> None:
         number = len(deployment.pods) + 1
-        name = f"{deployment.name}-{number}"  # seed 004's names: web-server-1, app-backend-1, prometheus-1
+        name = f"{deployment.name}-{number}"  # names like web-server-1, app-backend-1, prometheus-1
         ip = f"10.244.{1 if deployment.node == 'node-1' else 2}.{10 + len(self.pods) + number}"
         self.pods[(deployment.cluster, deployment.namespace, name)] = _SimPod(
             deployment.cluster,
