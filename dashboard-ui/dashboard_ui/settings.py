@@ -18,13 +18,6 @@ class DashboardSettings(ServiceSettings):
     static_dir: Path = STATIC_DIR
     chartjs_dir: Path = CHARTJS_DIR
     poll_interval_s: float = 2.0
-    # Where the services are (set by the launcher, Compose and the manifests); the page's API-docs links do not
-    # use them: they go to the suite's docs page through the load balancer, which works from any browser.
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
 
     def api_docs(self) -> dict[str, str]:
         """Each service's page of the suite's API docs (/api/docs through the load balancer, that service chosen)."""

@@ -9,7 +9,7 @@ from dashboard_ui.settings import DashboardSettings
 
 @pytest.fixture
 async def client():
-    settings = DashboardSettings(poll_interval_s=1.5, user_service_url="http://127.0.0.1:9102")
+    settings = DashboardSettings(poll_interval_s=1.5)
     async with TestClient(TestServer(create_app(settings))) as client:
         yield client
 
