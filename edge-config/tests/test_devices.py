@@ -31,11 +31,13 @@ async def test_health_as_the_seed_decides_it(edge, farm):
     assert healthy.count("GET /health") == 1 and failing.count("GET /health") == 1
 
 
-async def test_probes_run_concurrently(edge, farm):
+async def test_probes_run_concurrently(start_edge, farm):
     hanging = await farm.start(hang=True)
-    for n in range(5):
-        await edge.register(f"stuck-{n}", hanging)
-    await edge.probe_round()
+    # A timeout long enough that no probe gives up before the last one has started, however loaded the machine.
+    async with start_edge(health_timeout_s=5.0) as edge:
+        for n in range(5):
+            await edge.register(f"stuck-{n}", hanging)
+        await edge.probe_round()
     # All five probes were waiting on the device at the same time, not one after another.
     assert hanging.most_in_flight["GET /health"] == 5
 
