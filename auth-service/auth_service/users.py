@@ -49,7 +49,11 @@ class UserDirectory:
             async with self.session.request(method, self.base + path, timeout=budget, **kwargs) as answer:
                 body = await answer.json(content_type=None) if answer.status in (200, 404) else None
                 return answer.status, body, answer.headers.get("Retry-After", "")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except TimeoutError as exc:  # slow, not gone: most often a busy machine, so the caller may come back
+            raise HTTPException(
+                503, f"{USER_SERVICE} did not answer in time; retry shortly", headers={"Retry-After": "1"}
+            ) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
             raise HTTPException(503, f"{USER_SERVICE} unavailable: {type(exc).__name__}") from exc
 
     @staticmethod

@@ -1,9 +1,11 @@
+import asyncio
 import base64
 import json
 import time
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from jose import jwt
 
 from auth_service.main import create_app
@@ -122,6 +124,25 @@ async def test_user_service_down_is_503_naming_it():
         answer = await client.post(f"{url}/api/auth/login", json={"username": "a", "password": "b"})
     assert answer.status_code == 503
     assert "user-service" in answer.json()["detail"]
+
+
+async def test_user_service_too_slow_is_503_saying_when_to_come_back():
+    stand_in = FastAPI()
+
+    @stand_in.post("/internal/credentials/verify")
+    async def slow_check() -> dict[str, bool]:
+        await asyncio.sleep(5)
+        return {"valid": True}
+
+    async with serving(stand_in) as user_service:
+        settings = AuthSettings(
+            env="test", jwt_secret=SECRET, user_service_url=user_service, user_service_timeout_s=0.3
+        )
+        async with serving(create_app(settings)) as url, httpx.AsyncClient() as client:
+            answer = await client.post(f"{url}/api/auth/login", json={"username": "a", "password": "b"})
+    assert answer.status_code == 503
+    assert "user-service did not answer in time" in answer.json()["detail"]
+    assert answer.headers["Retry-After"] == "1"
 
 
 def test_a_secret_is_required_outside_development():
