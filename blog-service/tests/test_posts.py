@@ -10,7 +10,7 @@ from tests.support.servers import serving
 
 
 @pytest.fixture
-async def blog(identity, identity_settings, database_target):
+async def blog(identity, identity_settings, database_target, redis_target):
     """blog-service beside user-service in the same database (each has its own tables and migration table),
     hearing user-service's revocations."""
     user_settings, _ = identity_settings
@@ -18,6 +18,7 @@ async def blog(identity, identity_settings, database_target):
         env="test",
         auth_service_url=identity.auth_url,
         redis_url=user_settings.redis_url,
+        redis_prefix=redis_target.prefix + "blog:",
         revocation_channel=user_settings.revocation_channel,
         **database_target.settings(),
     )
