@@ -59,11 +59,11 @@ PAGE = TypeAdapter(PostPage)
 ONE_POST = TypeAdapter(PostPublic)
 
 
-def _store(request: Request) -> PostStore:
+async def _store(request: Request) -> PostStore:
     return request.app.state.store
 
 
-def _cache(request: Request) -> AnswerCache:
+async def _cache(request: Request) -> AnswerCache:
     return request.app.state.store.cache
 
 
