@@ -15,28 +15,14 @@ import statistics
 import sys
 import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from wrk import QUIET_ENV, WrkResult, cpu_seconds, run_wrk
+from wrk import QUIET_ENV, Chain, print_medians, run_rounds
 
 from titanium_common.suite import SERVICES, Suite, free_port
 
 # The chain's target (issue 20): p99 at most this through load balancer and gateway.
 TARGET_P99_MS = 30.0
-
-
-@dataclass
-class Chain:
-    url: str
-    hops: dict[str, int]
-
-
-@dataclass
-class Result:
-    wrk: WrkResult
-    load: float
-    cpu_us: dict[str, float]
 
 
 def _register_and_read(user_url: str) -> int:
@@ -49,14 +35,6 @@ def _register_and_read(user_url: str) -> int:
     with urllib.request.urlopen(f"{user_url}/api/users/{user_id}", timeout=30):
         pass  # fills the cache
     return user_id
-
-
-def measure(chain: Chain, path: str, args: argparse.Namespace) -> Result:
-    load = os.getloadavg()[0]
-    before = {hop: cpu_seconds(pid) for hop, pid in chain.hops.items()}
-    result = run_wrk(chain.url + path, duration_s=args.duration, connections=args.connections)
-    cpu_us = {hop: (cpu_seconds(pid) - before[hop]) * 1e6 / max(result.requests, 1) for hop, pid in chain.hops.items()}
-    return Result(result, load, cpu_us)
 
 
 def main() -> int:
@@ -81,27 +59,10 @@ def main() -> int:
             "gateway": Chain(suite.url("api-gateway"), gateway),
             "lb+gateway": Chain(suite.url("load-balancer"), {"load-balancer": pids["load-balancer"]} | gateway),
         }
-        for chain in chains.values():
-            run_wrk(chain.url + path, duration_s=2, connections=8)  # warm-up
-        results: dict[str, list[Result]] = {name: [] for name in chains}
-        for n in range(1, args.rounds + 1):
-            print(f"round {n}/{args.rounds}", flush=True)
-            for name, chain in chains.items():
-                r = measure(chain, path, args)
-                results[name].append(r)
-                cpu = "  ".join(f"{hop} {us:.0f}" for hop, us in r.cpu_us.items())
-                print(
-                    f"  {name:<11} {r.wrk.rps:6.0f} RPS  p50 {r.wrk.p50_ms:6.2f} ms  p99 {r.wrk.p99_ms:6.2f} ms"
-                    f"  errors {r.wrk.errors}  load {r.load:.1f}  CPU us/req: {cpu}",
-                    flush=True,
-                )
+        results = run_rounds(chains, path, rounds=args.rounds, duration_s=args.duration, connections=args.connections)
 
     median = statistics.median
-    print(f"\nmedians over {args.rounds} rounds (wrk -t2 -c{args.connections} -d{args.duration}s GET {path}):")
-    for name, runs in results.items():
-        rps, p50, p99 = (median([getattr(r.wrk, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
-        cpu = "  ".join(f"{hop} {median([r.cpu_us[hop] for r in runs]):.0f}" for hop in runs[0].cpu_us)
-        print(f"  {name:<11} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
+    print_medians(results, path, duration_s=args.duration, connections=args.connections)
     p99 = median([r.wrk.p99_ms for r in results["lb+gateway"]])
     print(f"through load balancer and gateway: p99 {p99:.1f} ms (target <= {TARGET_P99_MS:g} ms)")
     loads = [r.load for runs in results.values() for r in runs]
