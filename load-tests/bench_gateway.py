@@ -21,11 +21,10 @@ import contextlib
 import os
 import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench_load_balancer import serve_minimal_proxy
-from wrk import WrkResult, cpu_seconds, load_balancer, process, python_role, run_wrk
+from wrk import Chain, ChainResult, load_balancer, print_medians, process, python_role, run_rounds
 
 from titanium_common.suite import free_port
 
@@ -94,21 +93,6 @@ def serve_fastapi_relay(port: int, upstream: str, client: str) -> None:
 # ---------------------------------------------------------------- the chains
 
 
-@dataclass
-class Chain:
-    url: str
-    # Process name → pid, for the CPU time each hop spends per request.
-    hops: dict[str, int]
-
-
-@dataclass
-class Result:
-    wrk: WrkResult
-    load: float
-    # CPU microseconds per request, by hop: unlike RPS, barely moved by other load on the machine.
-    cpu_us: dict[str, float]
-
-
 def start_chains(stack: contextlib.ExitStack, quick: bool) -> dict[str, Chain]:
     """Every chain, started once; all share one FastAPI endpoint, and only one chain is loaded at a time."""
 
@@ -145,40 +129,9 @@ def start_chains(stack: contextlib.ExitStack, quick: bool) -> dict[str, Chain]:
     return chains
 
 
-def measure(chain: Chain, args: argparse.Namespace) -> Result:
-    load = os.getloadavg()[0]
-    before = {hop: cpu_seconds(pid) for hop, pid in chain.hops.items()}
-    result = run_wrk(chain.url + PATH, duration_s=args.duration, connections=args.connections)
-    cpu_us = {hop: (cpu_seconds(pid) - before[hop]) * 1e6 / max(result.requests, 1) for hop, pid in chain.hops.items()}
-    return Result(result, load, cpu_us)
-
-
-def run_rounds(chains: dict[str, Chain], args: argparse.Namespace) -> dict[str, list[Result]]:
-    """Chains take turns, round after round: a burst of load from elsewhere hits them all alike."""
-    for chain in chains.values():
-        run_wrk(chain.url + PATH, duration_s=2, connections=8)  # warm-up: pools filled, code paths hot
-    results: dict[str, list[Result]] = {name: [] for name in chains}
-    for n in range(1, args.rounds + 1):
-        print(f"round {n}/{args.rounds}", flush=True)
-        for name, chain in chains.items():
-            r = measure(chain, args)
-            results[name].append(r)
-            cpu = "  ".join(f"{hop} {us:.0f}" for hop, us in r.cpu_us.items())
-            print(
-                f"  {name:<18} {r.wrk.rps:6.0f} RPS  p50 {r.wrk.p50_ms:6.2f} ms  p99 {r.wrk.p99_ms:6.2f} ms"
-                f"  errors {r.wrk.errors}  load {r.load:.1f}  CPU us/req: {cpu}",
-                flush=True,
-            )
-    return results
-
-
-def report(results: dict[str, list[Result]], args: argparse.Namespace) -> None:
+def report(results: dict[str, list[ChainResult]], args: argparse.Namespace) -> None:
     median = statistics.median
-    print(f"\nmedians over {args.rounds} rounds (wrk -t2 -c{args.connections} -d{args.duration}s GET {PATH}):")
-    for name, runs in results.items():
-        rps, p50, p99 = (median([getattr(r.wrk, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
-        cpu = "  ".join(f"{hop} {median([r.cpu_us[hop] for r in runs]):.0f}" for hop in runs[0].cpu_us)
-        print(f"  {name:<18} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
+    print_medians(results, PATH, duration_s=args.duration, connections=args.connections)
 
     def ratio(a: str, b: str) -> float:
         # Paired by round, so that both sides of a ratio saw the same background load.
@@ -227,7 +180,8 @@ def main() -> int:
 
     print("api-gateway benchmark (loopback; other processes on this machine make the numbers noisy)", flush=True)
     with contextlib.ExitStack() as stack:
-        results = run_rounds(start_chains(stack, args.quick), args)
+        chains = start_chains(stack, args.quick)
+        results = run_rounds(chains, PATH, rounds=args.rounds, duration_s=args.duration, connections=args.connections)
     report(results, args)
     return 0
 

@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,63 @@ def nginx(port: int, *, upstream_url: str | None = None, body: str = '{"ok":true
         config.write_text(NGINX_CONFIG.format(dir=workdir, port=port, upstream=upstream, location=location))
         with process([binary, "-c", str(config), "-p", workdir], ready_url=f"http://127.0.0.1:{port}/") as child:
             yield child
+
+
+@dataclass
+class Chain:
+    url: str
+    # Process name → pid, for the CPU time each hop spends per request.
+    hops: dict[str, int]
+
+
+@dataclass
+class ChainResult:
+    wrk: WrkResult
+    load: float
+    # CPU microseconds per request, by hop: unlike RPS, barely moved by other load on the machine.
+    cpu_us: dict[str, float]
+
+    def line(self, name: str) -> str:
+        cpu = "  ".join(f"{hop} {us:.0f}" for hop, us in self.cpu_us.items())
+        return (
+            f"  {name:<18} {self.wrk.rps:6.0f} RPS  p50 {self.wrk.p50_ms:6.2f} ms  p99 {self.wrk.p99_ms:6.2f} ms"
+            f"  errors {self.wrk.errors}  load {self.load:.1f}  CPU us/req: {cpu}"
+        )
+
+
+def measure_chain(chain: Chain, path: str, *, duration_s: int, connections: int) -> ChainResult:
+    """One wrk run on `chain`, with each hop's CPU time per request."""
+    load = os.getloadavg()[0]
+    before = {hop: cpu_seconds(pid) for hop, pid in chain.hops.items()}
+    result = run_wrk(chain.url + path, duration_s=duration_s, connections=connections)
+    cpu_us = {hop: (cpu_seconds(pid) - before[hop]) * 1e6 / max(result.requests, 1) for hop, pid in chain.hops.items()}
+    return ChainResult(result, load, cpu_us)
+
+
+def run_rounds(
+    chains: dict[str, Chain], path: str, *, rounds: int, duration_s: int, connections: int
+) -> dict[str, list[ChainResult]]:
+    """Chains take turns, round after round: a burst of load from elsewhere hits them all alike."""
+    for chain in chains.values():
+        run_wrk(chain.url + path, duration_s=2, connections=8)  # warm-up: pools filled, code paths hot
+    results: dict[str, list[ChainResult]] = {name: [] for name in chains}
+    for n in range(1, rounds + 1):
+        print(f"round {n}/{rounds}", flush=True)
+        for name, chain in chains.items():
+            result = measure_chain(chain, path, duration_s=duration_s, connections=connections)
+            results[name].append(result)
+            print(result.line(name), flush=True)
+    return results
+
+
+def print_medians(results: dict[str, list[ChainResult]], path: str, *, duration_s: int, connections: int) -> None:
+    median = statistics.median
+    rounds = len(next(iter(results.values())))
+    print(f"\nmedians over {rounds} rounds (wrk -t2 -c{connections} -d{duration_s}s GET {path}):")
+    for name, runs in results.items():
+        rps, p50, p99 = (median([getattr(r.wrk, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
+        cpu = "  ".join(f"{hop} {median([r.cpu_us[hop] for r in runs]):.0f}" for hop in runs[0].cpu_us)
+        print(f"  {name:<18} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
 
 
 def cpu_seconds(pid: int) -> float:

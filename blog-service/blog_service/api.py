@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
 from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
 from titanium_common.fastapi_app import MAX_ROW_NUMBER, RowId
 
+from .cache import LISTS, POSTS, AnswerCache
 from .store import PostStore
 
 router = APIRouter()
@@ -53,8 +54,26 @@ class PostPage(BaseModel):
     pages: int
 
 
-def _store(request: Request) -> PostStore:
+SUMMARIES = TypeAdapter(list[PostSummary])
+PAGE = TypeAdapter(PostPage)
+ONE_POST = TypeAdapter(PostPublic)
+
+
+async def _store(request: Request) -> PostStore:
     return request.app.state.store
+
+
+async def _cache(request: Request) -> AnswerCache:
+    return request.app.state.store.cache
+
+
+async def _json(adapter: TypeAdapter, read) -> bytes:
+    """What FastAPI would send for `read`'s result as `adapter`'s type (validated, then dumped)."""
+    return adapter.dump_json(adapter.validate_python(await read))
+
+
+def _json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 async def _author(request: Request) -> Identity:
@@ -62,29 +81,38 @@ async def _author(request: Request) -> Identity:
 
 
 Store = Annotated[PostStore, Depends(_store)]
+Cache = Annotated[AnswerCache, Depends(_cache)]
 Author = Annotated[Identity, Depends(_author)]
 WRITE_ERRORS = errors(401, 403, 404, 503)
 
 
-@router.get("/api/posts")
+# The reads answer the bytes kept by the cache (cache.py); `response_model` is what they are, for the docs.
+@router.get("/api/posts", response_model=PostPage | list[PostSummary])
 async def list_posts(
     store: Store,
+    cache: Cache,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_ROW_NUMBER)] = None,
-) -> PostPage | list[PostSummary]:
+) -> Response:
     """Newest first. `page`/`size` answer a page object; the original's `offset`/`limit` its bare list."""
     if offset is not None or limit is not None:
-        return await store.newest(offset or 0, min(limit or 10, MAX_PAGE_SIZE))
+        first, count = offset or 0, min(limit or 10, MAX_PAGE_SIZE)
+        body = await cache.answer(("newest", first, count), LISTS, lambda: _json(SUMMARIES, store.newest(first, count)))
+        return _json_response(body)
     size = min(size, MAX_PAGE_SIZE)
-    items, total = await store.page((page - 1) * size, size)
-    return {"items": items, "total": total, "page": page, "size": size, "pages": -(-total // size)}
+
+    async def read_page() -> dict:
+        items, total = await store.page((page - 1) * size, size)
+        return {"items": items, "total": total, "page": page, "size": size, "pages": -(-total // size)}
+
+    return _json_response(await cache.answer(("page", page, size), LISTS, lambda: _json(PAGE, read_page())))
 
 
-@router.get("/api/posts/{post_id}", responses=errors(404))
-async def get_post(post_id: RowId, store: Store) -> PostPublic:
-    return await store.get(post_id)
+@router.get("/api/posts/{post_id}", response_model=PostPublic, responses=errors(404))
+async def get_post(post_id: RowId, store: Store, cache: Cache) -> Response:
+    return _json_response(await cache.answer(("post", post_id), POSTS, lambda: _json(ONE_POST, store.get(post_id))))
 
 
 @router.post("/api/posts", status_code=201, responses=errors(401, 503))

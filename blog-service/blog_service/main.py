@@ -10,6 +10,7 @@ from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.runner import serve
 
 from . import api
+from .cache import answer_cache
 from .settings import BlogSettings
 from .store import PostStore
 
@@ -19,7 +20,14 @@ HERE = Path(__file__).parent
 def create_app(settings: BlogSettings | None = None) -> FastAPI:
     settings = settings or BlogSettings()
     db = Database.from_settings(settings, migrations=HERE / "migrations")
-    store = PostStore(db)
+    cache = answer_cache(
+        database_backend=db.backend,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        max_age_s=settings.post_cache_max_age_s,
+        max_entries=settings.post_cache_entries,
+    )
+    store = PostStore(db, cache)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -30,6 +38,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
             ) as app.state.verifier:
                 yield
         finally:
+            await cache.close()
             await db.close()
 
     app = create_fastapi_app(
@@ -41,7 +50,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
 
     async def post_figures() -> dict:
         count = await store.count()
-        return {"posts": count, "post_count": count}
+        return {"posts": count, "post_count": count, "cache": cache.stats()}
 
     app.state.kit.add_stats_provider(post_figures)
     return app

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from titanium_common.auth_client import Identity
 from titanium_common.db import Database, NotFoundError
 
+from .cache import LISTS, POSTS, AnswerCache
 from .models import Post
 
 
@@ -16,8 +17,11 @@ def _newest_first(offset: int, limit: int):
 
 
 class PostStore:
-    def __init__(self, db: Database) -> None:
+    """The posts table; every write tells `cache` what it changed once it has committed."""
+
+    def __init__(self, db: Database, cache: AnswerCache) -> None:
         self.db = db
+        self.cache = cache
 
     async def page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         async with self.db.sessions() as session:
@@ -47,7 +51,10 @@ class PostStore:
             post = Post(title=title, content=content, author_id=author.user_id, author=author.username)
             session.add(post)
             await session.flush()
-            return post.full()
+            created = post.full()
+        # A new post is on the pages; no other post's answer changes (ids are never reused).
+        await self.cache.changed(LISTS)
+        return created
 
     async def _owned(self, session, post_id: int, editor: Identity) -> Post:
         post = await session.get(Post, post_id, with_for_update=True)
@@ -63,8 +70,11 @@ class PostStore:
             for field, value in changes.items():
                 setattr(post, field, value)
             await session.flush()
-            return post.full()
+            updated = post.full()
+        await self.cache.changed(LISTS, POSTS)
+        return updated
 
     async def delete(self, post_id: int, editor: Identity) -> None:
         async with self.db.transaction() as session:
             await session.delete(await self._owned(session, post_id, editor))
+        await self.cache.changed(LISTS, POSTS)

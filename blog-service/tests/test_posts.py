@@ -4,24 +4,13 @@ import httpx
 import pytest
 
 from blog_service.main import create_app
-from blog_service.settings import BlogSettings
 from tests.support.identity import ADMIN
 from tests.support.servers import serving
 
 
 @pytest.fixture
-async def blog(identity, identity_settings, database_target):
-    """blog-service beside user-service in the same database (each has its own tables and migration table),
-    hearing user-service's revocations."""
-    user_settings, _ = identity_settings
-    settings = BlogSettings(
-        env="test",
-        auth_service_url=identity.auth_url,
-        redis_url=user_settings.redis_url,
-        revocation_channel=user_settings.revocation_channel,
-        **database_target.settings(),
-    )
-    async with serving(create_app(settings)) as url:
+async def blog(blog_settings):
+    async with serving(create_app(blog_settings)) as url:
         yield url
 
 
@@ -129,9 +118,9 @@ async def test_token_checks_are_cached_briefly(identity, blog):
     assert kit.total == checked
 
 
-async def test_auth_service_down_reads_work_writes_503(identity, database_target):
+async def test_auth_service_down_reads_work_writes_503(identity, blog_settings):
     _, auth = await identity.account("hank")
-    settings = BlogSettings(env="test", auth_service_url="http://127.0.0.1:1", **database_target.settings())
+    settings = blog_settings.model_copy(update={"auth_service_url": "http://127.0.0.1:1"})
     async with serving(create_app(settings)) as blog:
         assert (await identity.client.get(f"{blog}/api/posts")).status_code == 200
         answer = await publish(identity, blog, auth)

@@ -86,7 +86,7 @@ class PodSample(NodeSample):
     node_name: Annotated[str, Field(min_length=1, max_length=253)]
 
 
-def _collector(request: Request) -> None:
+async def _collector(request: Request) -> None:
     """Metric pushes come from collectors holding one of COLLECTOR_TOKENS."""
     tokens = _monitor(request).settings.collector_token_list
     if not tokens:

@@ -121,6 +121,28 @@ async def test_sqlite_writers_queue_and_each_reads_what_the_last_wrote(tmp_path)
     await db.close()
 
 
+async def test_sqlite_writers_of_one_process_wait_their_turn_without_a_connection(tmp_path):
+    """While one write transaction is open, the other writers hold no pooled connection (nor its thread) polling
+    SQLite's lock: they wait in the event loop, and each gets in as soon as the one before commits."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}", migrations=MIGRATIONS, name="db-test")
+    await db.start()
+    checked_out: list[int] = []
+
+    async def write(n: int) -> None:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": f"item-{n}"})
+            await asyncio.sleep(0.01)
+            checked_out.append(db.engine.pool.checkedout())
+
+    try:
+        await asyncio.gather(*(write(n) for n in range(12)))
+        assert checked_out == [1] * 12
+        async with db.sessions() as session:
+            assert (await session.execute(text("SELECT count(*) FROM items"))).scalar() == 12
+    finally:
+        await db.close()
+
+
 async def test_a_busy_pool_keeps_as_many_connections_as_asked_for(database_target):
     """Twelve sessions at once on a pool of eight: afterwards eight stay open to be reused, none is opened per
     request (the default of five closed every connection beyond the fifth when it was returned)."""

@@ -54,7 +54,7 @@ WRITE = errors(401, 403, 404, 409, 413)
 KUBE = errors(401, 403, 404, 502, 503, 504)
 
 
-def _device_id(device_id: str) -> str:
+async def _device_id(device_id: str) -> str:
     return normalise_device_id(device_id)
 
 
@@ -74,7 +74,7 @@ class SyncRequest(BaseModel):
     _namespace = field_validator("namespace")(lambda value: value if value is None else _checked_namespace(value))
 
 
-def _namespace(request: Request, namespace: str | None = None) -> str:
+async def _namespace(request: Request, namespace: str | None = None) -> str:
     if namespace is None:
         return request.app.state.settings.kube_namespace
     try:

@@ -45,7 +45,7 @@ async def _admin(request: Request) -> Identity:
     return identity
 
 
-def _ops(request: Request) -> LiveOperations:
+async def _ops(request: Request) -> LiveOperations:
     return request.app.state.operations
 
 

@@ -105,3 +105,61 @@ def test_an_untyped_dict_route_is_caught():
     operations = dict(_operations(app.openapi()))
     assert _untyped(operations["GET /typed"]) == []
     assert _untyped(operations["GET /untyped"]) != []
+
+
+def _api_routes(routes):
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router
+            yield from _api_routes(route.original_router.routes)
+
+
+def _run_on_threads(dependant, seen: set[str]) -> set[str]:
+    """The endpoint and dependencies FastAPI would run on its thread pool: a plain `def` costs a hand-off to a
+    worker thread and back on every request (a fifth of blog-service's CPU under load for two one-line lookups)."""
+    import inspect
+
+    call = dependant.call
+    if call is not None and not (
+        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call) or inspect.isgeneratorfunction(call)
+    ):
+        seen.add(getattr(call, "__qualname__", repr(call)))
+    for sub in dependant.dependencies:
+        _run_on_threads(sub, seen)
+    return seen
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_no_route_runs_on_the_thread_pool(service, monkeypatch):
+    monkeypatch.setenv("ENV", "development")
+    app = importlib.import_module(SERVICES[service]).create_app()
+    threaded = {
+        f"{sorted(route.methods)} {route.path}: {name}"
+        for route in _api_routes(app.routes)
+        for name in _run_on_threads(route.dependant, set())
+    }
+    assert threaded == set()
+
+
+def test_a_plain_def_dependency_is_caught():
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI
+
+    def lookup() -> int:
+        return 1
+
+    async def awaited() -> int:
+        return 2
+
+    app = FastAPI()
+
+    @app.get("/mixed")
+    async def mixed(a: Annotated[int, Depends(lookup)], b: Annotated[int, Depends(awaited)]) -> int:
+        return a + b
+
+    (route,) = [r for r in _api_routes(app.routes) if r.path == "/mixed"]
+    assert _run_on_threads(route.dependant, set()) == {"test_a_plain_def_dependency_is_caught.<locals>.lookup"}

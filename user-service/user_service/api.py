@@ -86,7 +86,7 @@ class TokensRevoked(BaseModel):
     token_version: int
 
 
-def _store(request: Request) -> UserStore:
+async def _store(request: Request) -> UserStore:
     return request.app.state.store
 
 
