@@ -8,8 +8,8 @@ Four chains, all ending at the same fast static backend (nginx, one worker, a fi
   titanium-shared  the same balancer with shared accounting on: its counters flushed every 200 ms into a private
                 redis-server (started for the run), as with several replicas
 The path is /api/..., so the balancer counts every request as real traffic: all its accounting is on.
-Chains take turns for several rounds (the median is shown); the proxies' CPU time per request is read from /proc,
-which other load on the machine moves less than it moves RPS.
+Chains take turns for several rounds, every other round in reverse order (the median is shown); the proxies' CPU
+time per request is read from /proc, which other load on the machine moves less than it moves RPS.
 
 Run: `make bench` (all bench_*.py), or `.venv/bin/python load-tests/bench_load_balancer.py [--rounds 3]
 [--duration 10] [--connections 32]`. The same file serves the minimal proxy: `... serve aiohttp-min --port N
@@ -95,7 +95,9 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
             for port, _ in chains.values():  # warm-up: connections, first allocations
                 run_wrk(f"http://127.0.0.1:{port}{PATH}", duration_s=2, connections=args.connections)
             for round_no in range(1, args.rounds + 1):
-                for name, (port, pid) in chains.items():
+                # Every other round in reverse: a chain does not always run just after the same other one.
+                order = list(chains.items()) if round_no % 2 else list(reversed(chains.items()))
+                for name, (port, pid) in order:
                     cpu_before = cpu_seconds(pid) if pid else 0.0
                     result = run_wrk(
                         f"http://127.0.0.1:{port}{PATH}", duration_s=args.duration, connections=args.connections

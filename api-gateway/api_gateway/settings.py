@@ -58,15 +58,7 @@ class GatewaySettings(ProxyServerSettings):
     cors_max_age_s: int = 600
 
     def upstream_urls(self) -> dict[str, list[str]]:
-        urls = {
-            "auth-service": self.auth_service_url,
-            "user-service": self.user_service_url,
-            "blog-service": self.blog_service_url,
-            "cluster-monitor": self.cluster_monitor_url,
-            "edge-config": self.edge_config_url,
-            "ops-mcp": self.ops_mcp_url,
-        }
-        return {name: [u.rstrip("/") for u in split_list(value)] for name, value in urls.items()}
+        return {name: [u.rstrip("/") for u in split_list(value)] for name, value in self.service_urls().items()}
 
     def prefixes(self) -> dict[str, str]:
         """Prefix → upstream name: the standard table with `EXTRA_ROUTES` laid over it."""

@@ -9,8 +9,9 @@ from pydantic import BaseModel, BeforeValidator, Field
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.clock import utc_iso
 from titanium_common.contracts import errors
+from titanium_common.errors import ServiceError
 
-from .collector import Monitor
+from .collector import Monitor, iso
 from .model import Usage
 from .queries import Catalog
 from .schemas import (
@@ -30,6 +31,7 @@ from .schemas import (
     Series,
     SeriesSet,
 )
+from .shared import Push, PushesRefused
 
 router = APIRouter()
 
@@ -101,7 +103,8 @@ async def _collector(request: Request) -> None:
 Collector = Annotated[None, Depends(_collector)]
 # Unknown names (or ?cluster=) are 404; a name in several clusters or namespaces without saying which is 409.
 LOOKUP_ERRORS = errors(404, 409)
-PUSH_ERRORS = errors(401, 403, 404, 409)
+# 503: with replicas a push is acknowledged only once Redis holds it (Redis down, or too many pushes waiting).
+PUSH_ERRORS = errors(401, 403, 404, 409, 503)
 
 
 def _monitor(request: Request) -> Monitor:
@@ -115,6 +118,13 @@ def _catalog(request: Request) -> Catalog:
 def _series_args(request: Request, window: int | None, points: int | None) -> tuple[int, int]:
     settings = _monitor(request).settings
     return window or settings.default_time_window, min(points or settings.default_points, settings.max_data_points)
+
+
+async def _accept(request: Request, push: Push) -> None:
+    try:
+        await _monitor(request).accept(push)
+    except PushesRefused as exc:
+        raise ServiceError(str(exc), status_code=503) from exc
 
 
 def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,8 +191,9 @@ async def node_series(
 
 @router.post("/api/nodes/{node}/metrics", status_code=201, responses=PUSH_ERRORS)
 async def push_node(node: ObjectName, body: NodeSample, request: Request, _: Collector) -> NodePushed:
-    found = _monitor(request).push_node(node, body.usage(), body.cluster)
-    return {"status": "recorded", "node": node, "cluster": found.cluster, "timestamp": utc_iso()}
+    push = _monitor(request).push_node(node, body.usage(), body.cluster)
+    await _accept(request, push)
+    return {"status": "recorded", "node": node, "cluster": push.obj.cluster, "timestamp": iso(push.ts)}
 
 
 # ---- pods --------------------------------------------------------------------------------------------------------
@@ -228,8 +239,10 @@ async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = 
 async def push_pod(
     namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request, _: Collector
 ) -> PodPushed:
-    found = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
-    return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": found.cluster, "timestamp": utc_iso()}
+    push = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
+    await _accept(request, push)
+    cluster = push.obj.cluster
+    return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": cluster, "timestamp": iso(push.ts)}
 
 
 @router.get("/api/namespaces/{namespace}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)

@@ -14,7 +14,7 @@ from .events import EventLog, changes
 from .feed import FeedHub, message
 from .model import Cluster, Namespace, Node, Pod, Usage, display_name
 from .settings import ClusterMonitorSettings
-from .shared import Collection, SharedFeed
+from .shared import Collection, Entry, Push, PushBatch, SharedFeed
 from .sources import Source
 from .timeseries import SeriesStore
 from .views import cluster_view
@@ -46,6 +46,10 @@ class Monitor:
         self.lease = lease
         self.shared = shared
         self.applied = 0
+        self.pushes_applied = 0
+        # The holder changes its state and writes the change to `shared` under this lock, so the stream's order is
+        # the order the holder applied things in, and every follower ends up where the holder is.
+        self._writing = asyncio.Lock()
         self.shared_error: str | None = None
         self.series = SeriesStore(settings.max_data_points)
         self.events = EventLog(settings.event_log_size)
@@ -82,32 +86,34 @@ class Monitor:
             self.last_error = f"{exc.__class__.__name__}: {exc}"
             log.warning("collection failed: %s", self.last_error)
             return
-        now = self.clock()
-        self._merge_pushed(clusters, now)
-        found = changes(self.clusters, clusters) if self.clusters else []
-        first = not self.clusters and self.collections == 0
-        self.clusters = clusters
-        self._record(clusters, now)
-        self.collections += 1
-        self.last_collection = now
-        self.last_duration_s = time.perf_counter() - started
-        self.last_error = None
-        raised = []
-        if first:
-            names = ", ".join(c.name for c in clusters) or "no cluster"
-            raised.append(self.events.add("info", f"monitoring {names} ({self.source.name} source)"))
-        for kind, text, cluster in found:
-            raised.append(self.events.add(kind, text, cluster))
-        self.publish_clusters(only_if_changed=True)
-        if self.shared is not None:
-            await self._share(now, raised)
+        async with self._writing:
+            now = self.clock()
+            self._merge_pushed(clusters, now)
+            found = changes(self.clusters, clusters) if self.clusters else []
+            first = not self.clusters and self.collections == 0
+            self.clusters = clusters
+            points = self._record(clusters, now)
+            self.collections += 1
+            self.last_collection = now
+            self.last_duration_s = time.perf_counter() - started
+            self.last_error = None
+            raised = []
+            if first:
+                names = ", ".join(c.name for c in clusters) or "no cluster"
+                raised.append(self.events.add("info", f"monitoring {names} ({self.source.name} source)"))
+            for kind, text, cluster in found:
+                raised.append(self.events.add(kind, text, cluster))
+            self.publish_clusters(only_if_changed=True)
+            if self.shared is not None:
+                await self._share(Collection(now, self.clusters, points, self.series.keys(), raised, self._origin))
 
-    async def _share(self, now: float, raised: list[dict]) -> None:
-        keys = list(self.series.keys())
-        points = [(key, point.usage) for key in keys if (point := self.series.latest(key)) and point.ts == now]
-        origin = self.lease.holder if self.lease is not None else ""
+    @property
+    def _origin(self) -> str:
+        return self.lease.holder if self.lease is not None else ""
+
+    async def _share(self, collection: Collection) -> None:
         try:
-            await self.shared.write(Collection(now, self.clusters, points, keys, raised, origin))
+            await self.shared.write(collection)
             self.shared_error = None
         except Exception as exc:  # Redis down: this replica keeps its own history (the lease makes it work alone)
             raise_if_cancelling()
@@ -115,39 +121,46 @@ class Monitor:
             log.warning("%s", self.shared_error)
 
     # ---- following the collector ---------------------------------------------------------------------------------
-    def apply(self, collection: Collection) -> None:
-        """A collection another replica made: its points, clusters and events, exactly as it saw them."""
-        for key, usage in collection.points:
-            self.series.record(key, collection.ts, usage)
-        self.series.retain(collection.keep)
-        self.clusters = collection.clusters
-        self.last_collection = collection.ts
+    def _take(self, entry: Entry) -> None:
+        """What the holder wrote, applied exactly as it applied it: a collection's points, series kept and clusters,
+        or a batch of pushes."""
+        if isinstance(entry, PushBatch):
+            for push in entry.pushes:
+                self.take_push(push)
+            self.pushes_applied += len(entry.pushes)
+            return
+        for key, usage in entry.points:
+            self.series.record(key, entry.ts, usage)
+        self.clusters = entry.clusters
+        self._merge_pushed(self.clusters, entry.ts)  # expires what the holder expired; its clusters have the rest
+        # Pushed objects keep their series even when the collection did not know them yet (while the lease store
+        # is away, two replicas work alone and write at once; one's collection may predate the other's pushes).
+        self.series.retain([*entry.keep, *self.pushed])
+        self.last_collection = entry.ts
         self.applied += 1
-        for event in collection.events:
-            self.events.take(event)
+
+    def apply(self, entry: Entry) -> None:
+        """An entry another replica wrote, with the events it raised."""
+        self._take(entry)
+        if isinstance(entry, Collection):
+            for event in entry.events:
+                self.events.take(event)
         self.publish_clusters(only_if_changed=True)
 
     async def replay(self) -> None:
-        """The shared history so far (at start-up): series, the latest clusters and the event log."""
-        collections, events = await self.shared.replay()
-        for collection in collections:
-            for key, usage in collection.points:
-                self.series.record(key, collection.ts, usage)
-        if collections:
-            self.series.retain(collections[-1].keep)
-            self.clusters = collections[-1].clusters
-            self.last_collection = collections[-1].ts
-            self.applied += len(collections)
+        """The shared history so far (at start-up): series, the latest clusters, pushed objects and the event log."""
+        entries, events = await self.shared.replay()
+        for entry in entries:
+            self._take(entry)
         self.events.replace(events)
 
     async def follow(self) -> None:
-        """Apply every collection the holder writes (our own, written while we held the lease, are skipped)."""
-        own = self.lease.holder if self.lease is not None else ""
+        """Apply every entry the holder writes (our own, written while we held the lease, are skipped)."""
         while True:
             try:
-                for collection in await self.shared.follow():
-                    if collection.origin != own:
-                        self.apply(collection)
+                for entry in await self.shared.follow():
+                    if entry.origin != self._origin:
+                        self.apply(entry)
                 self.shared_error = None
             except Exception as exc:  # Redis gone: retried; meanwhile the lease has this replica work alone
                 raise_if_cancelling()
@@ -155,19 +168,23 @@ class Monitor:
                 log.warning("%s", self.shared_error)
                 await asyncio.sleep(1.0)
 
-    def _record(self, clusters: list[Cluster], now: float) -> None:
+    def _record(self, clusters: list[Cluster], now: float) -> list[tuple[tuple, Usage]]:
+        """Record the collection's samples; returns them (the points a follower records)."""
         keep: set[tuple] = set()
+        points: list[tuple[tuple, Usage]] = []
         for cluster in clusters:
             for node in cluster.nodes:
                 key = ("node", cluster.id, node.name)
                 keep.add(key)
                 if node.usage is not None:
+                    points.append((key, node.usage))
                     self.series.record(key, now, node.usage)
             groups: dict[tuple, list[Usage]] = {}
             for pod in cluster.pods:
                 key = ("pod", *pod.key)
                 keep.add(key)
                 if pod.usage is not None:
+                    points.append((key, pod.usage))
                     self.series.record(key, now, pod.usage)
                 usage = self.current(key)
                 if usage is None:
@@ -179,10 +196,12 @@ class Monitor:
             # Namespace and deployment series are the sums of their pods' current usage.
             for key, usages in groups.items():
                 keep.add(key)
-                self.series.record(key, now, Usage.total(usages))
+                points.append((key, Usage.total(usages)))
+                self.series.record(key, now, points[-1][1])
             keep.update(("namespace", cluster.id, ns.name) for ns in cluster.namespaces)
             keep.update(("deployment", cluster.id, d.namespace, d.name) for d in cluster.deployments)
         self.series.retain(keep)
+        return points
 
     async def run(self) -> None:
         """Collect every interval (the app's start-up did the first collection)."""
@@ -221,19 +240,14 @@ class Monitor:
             return cluster_id
         return self.clusters[0].id if self.clusters else "local"
 
-    def push_node(self, name: str, usage: Usage, cluster_id: str | None = None) -> Node:
-        now = self.clock()
+    def push_node(self, name: str, usage: Usage, cluster_id: str | None = None) -> Push:
+        """A node's pushed sample, taken now (`accept` records it)."""
         nodes = [n for c in self.clusters for n in c.nodes if n.name == name and cluster_id in (None, c.id)]
         node = nodes[0] if nodes else Node(self._cluster(cluster_id), name, ready=True)
-        key = ("node", node.cluster, name)
-        if key in self.pushed or not nodes:
-            self.pushed[key] = _Pushed(node, now)
-        self.series.record(key, now, usage)
-        self._merge_pushed(self.clusters, now)
-        return node
+        return Push(("node", node.cluster, name), self.clock(), usage, node, new=not nodes)
 
-    def push_pod(self, namespace: str, name: str, node_name: str, usage: Usage, cluster_id: str | None = None) -> Pod:
-        now = self.clock()
+    def push_pod(self, namespace: str, name: str, node_name: str, usage: Usage, cluster_id: str | None = None) -> Push:
+        """A pod's pushed sample, taken now (`accept` records it)."""
         pods = [
             p
             for c in self.clusters
@@ -245,12 +259,48 @@ class Monitor:
         else:
             owner = next((n.cluster for c in self.clusters for n in c.nodes if n.name == node_name), None)
             pod = Pod(self._cluster(cluster_id or owner), namespace, name, node_name, "Running", 1, 1)
-        key = ("pod", *pod.key)
-        if key in self.pushed or not pods:
-            self.pushed[key] = _Pushed(pod, now)
-        self.series.record(key, now, usage)
-        self._merge_pushed(self.clusters, now)
-        return pod
+        return Push(("pod", *pod.key), self.clock(), usage, pod, new=not pods)
+
+    async def accept(self, push: Push) -> None:
+        """Record a push. With a shared feed it goes to the collector replica through Redis and this returns once
+        Redis holds it (PushesRefused otherwise), so every replica shows it and none loses it; alone, it is
+        recorded here."""
+        if self.shared is None:
+            self.take_push(push)
+        else:
+            await self.shared.enqueue(push)
+
+    def take_push(self, push: Push) -> None:
+        if push.new or push.key in self.pushed:
+            self.pushed[push.key] = _Pushed(push.obj, push.ts)
+        self.series.record(push.key, push.ts, push.usage)
+        self._merge_pushed(self.clusters, push.ts)
+
+    async def drain_pushes(self) -> None:
+        """On the holder: apply the pushes any replica acknowledged, as soon as they come, and write them to the feed
+        (a batch is applied here only once the feed has it and the queue no longer does)."""
+        while True:
+            # Any number of replicas may drain at once (while a lease changes hands, or each alone): a batch is
+            # written by whoever takes it off the queue first, the others write nothing.
+            if not self.lease.is_holder:
+                await asyncio.sleep(self.lease.ttl_s / 6)
+                continue
+            try:
+                pending = await self.shared.pending_pushes()
+                if not pending:
+                    continue
+                batch = PushBatch([push for _, push in pending], self._origin)
+                async with self._writing:
+                    if await self.shared.apply_pushes([entry_id for entry_id, _ in pending], batch):
+                        for push in batch.pushes:
+                            self.take_push(push)
+                        self.pushes_applied += len(batch.pushes)
+                        self.publish_clusters(only_if_changed=True)
+            except Exception as exc:  # Redis gone: the pushes wait in it; retried
+                raise_if_cancelling()
+                self.shared_error = f"applying pushed metrics failed: {exc}"
+                log.warning("%s", self.shared_error)
+                await asyncio.sleep(1.0)
 
     def _merge_pushed(self, clusters: list[Cluster], now: float) -> None:
         """Put live pushed-only objects into the snapshot (and forget expired ones)."""
@@ -281,10 +331,11 @@ class Monitor:
             "pods": sum(len(c.pods) for c in self.clusters),
             "collections": self.collections,
             "collections_applied": self.applied,
+            "pushes_applied": self.pushes_applied,
             **({"lease": self.lease.snapshot()} if self.lease is not None else {}),
             **({"shared_error": self.shared_error} if self.shared is not None else {}),
             "failed_collections": self.failed_collections,
-            "last_collection": None if last is None else _iso(last),
+            "last_collection": None if last is None else iso(last),
             "last_collection_duration_ms": None if duration is None else round(duration * 1e3, 1),
             "last_collection_error": self.last_error,
             "series": len(self.series),
@@ -296,5 +347,5 @@ class Monitor:
         }
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
     return utc_iso(datetime.fromtimestamp(ts, UTC))

@@ -27,7 +27,11 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
         if settings.redis_url:
             lease = open_lease(settings, redis_prefix=settings.redis_prefix)
             shared = SharedFeed(
-                settings.redis_url, settings.redis_prefix, settings.max_data_points, settings.event_log_size
+                settings.redis_url,
+                settings.redis_prefix,
+                settings.max_data_points,
+                settings.event_log_size,
+                settings.max_pending_pushes,
             )
             await lease.start()
         monitor = Monitor(settings, chosen, lease=lease, shared=shared)
@@ -39,7 +43,7 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
                 await monitor.replay()  # a restarted or new replica continues the shared history
             except Exception as exc:  # Redis down at start-up: collect alone (the lease says so)
                 monitor.shared_error = f"replaying the shared history failed: {exc}"
-            tasks.append(asyncio.create_task(monitor.follow()))
+            tasks += [asyncio.create_task(monitor.follow()), asyncio.create_task(monitor.drain_pushes())]
         await monitor.collect_once()
         tasks.append(asyncio.create_task(monitor.run()))
         try:

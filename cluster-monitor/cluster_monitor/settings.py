@@ -29,6 +29,8 @@ class ClusterMonitorSettings(LeaseSettings):
     event_log_size: int = Field(default=100, ge=1)
     # Pushed objects unknown to the source are dropped after this long without a push (bounded memory).
     pushed_ttl_s: float = Field(default=300.0, gt=0)
+    # With REDIS_URL: pushes acknowledged but not yet applied by the collector replica, at most (then 503).
+    max_pending_pushes: int = Field(default=10000, ge=1)
     simulation_seed: int | None = None
     ws_push_interval_s: float = Field(default=5.0, gt=0)
     ws_queue_size: int = Field(default=64, ge=2)

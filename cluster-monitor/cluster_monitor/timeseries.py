@@ -1,5 +1,6 @@
 """Per-resource ring buffers of usage samples, windows over them and down-sampling."""
 
+import bisect
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -26,7 +27,15 @@ class SeriesStore:
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = deque(maxlen=self.max_points)
-        series.append(Point(ts, usage))
+        if not series or ts >= series[-1].ts:
+            series.append(Point(ts, usage))
+            return
+        # A late sample (a push another replica took, applied after a later collection) is filed at its time.
+        if len(series) == self.max_points:
+            if ts < series[0].ts:
+                return  # older than everything the buffer still holds
+            series.popleft()
+        series.insert(bisect.bisect_right(series, ts, key=lambda point: point.ts), Point(ts, usage))
 
     def keys(self) -> list[Hashable]:
         return list(self._series)

@@ -1,6 +1,8 @@
 """Two cluster-monitor processes on one Redis (a key prefix of the test's own): one collects, both serve the same
 events and series; the collector killed with SIGKILL, the other takes over within the lease time, with no event
-lost or raised twice and no gap in the series longer than the lease time."""
+lost or raised twice and no gap in the series longer than the lease time. Metric pushes acknowledged by either
+replica show on both (and on a replica started later), survive the collector's death, are applied once, and are
+refused with 503 while Redis is away."""
 
 import asyncio
 import itertools
@@ -13,12 +15,17 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
+from cluster_monitor.model import Node, Usage
+from cluster_monitor.shared import Push, PushBatch, PushesRefused, SharedFeed
 from titanium_common.suite import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_TTL_S = 1.5
 COLLECT_S = 0.3
+COLLECTOR = {"Authorization": "Bearer replica-test-collector"}
+PUSHED_NODE = "edge-pusher"  # a node only pushes know: its series holds exactly the pushed samples
 
 
 class MonitorProcess:
@@ -37,6 +44,7 @@ class MonitorProcess:
             "LEASE_BACKEND": "redis",
             "LEASE_TTL_S": str(LEASE_TTL_S),
             "REPLICA_NAME": name,
+            "COLLECTOR_TOKENS": COLLECTOR["Authorization"].removeprefix("Bearer "),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cluster_monitor"],
@@ -131,3 +139,147 @@ async def test_one_collector_many_readers_and_a_takeover_after_sigkill(redis_tar
         finally:
             a.stop()
             b.stop()
+
+
+def sample(cpu: float) -> dict:
+    return {
+        "cpu_millicores": cpu,
+        "memory_bytes": 2**20,
+        "disk_io": {"read_bytes": 1, "write_bytes": 2},
+        "network_io": {"bytes_sent": 3, "bytes_recv": 4},
+    }
+
+
+async def push(http: httpx.AsyncClient, replica: MonitorProcess, cpu: float) -> tuple[str, float]:
+    """One push of PUSHED_NODE's sample; the acknowledged (timestamp, cpu)."""
+    answer = await http.post(f"{replica.url}/api/nodes/{PUSHED_NODE}/metrics", json=sample(cpu), headers=COLLECTOR)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["timestamp"], cpu
+
+
+async def pushed_points(http: httpx.AsyncClient, replica: MonitorProcess) -> list[tuple[str, float]]:
+    answer = await http.get(f"{replica.url}/api/nodes/{PUSHED_NODE}/timeseries", params={"points": 1000})
+    if answer.status_code == 404:  # no push applied yet
+        return []
+    assert answer.status_code == 200, answer.text
+    return [(point["timestamp"], point["cpu_millicores"]) for point in answer.json()["data"]]
+
+
+async def eventually(read, expected, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = await read()
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.05)
+
+
+async def test_a_push_to_any_replica_shows_on_every_replica(redis_target):
+    async with httpx.AsyncClient(timeout=10) as http:
+        a = await MonitorProcess("monitor-a", redis_target.url, redis_target.prefix).ready(http)
+        b = await MonitorProcess("monitor-b", redis_target.url, redis_target.prefix).ready(http)
+        c = None
+        try:
+            assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "follower"
+            acknowledged = [await push(http, b if i % 2 == 0 else a, float(i + 1)) for i in range(6)]
+            pod = {**sample(7.5), "node_name": PUSHED_NODE}
+            answer = await http.post(f"{b.url}/api/namespaces/edge/pods/probe-1/metrics", json=pod, headers=COLLECTOR)
+            assert answer.status_code == 201, answer.text
+            for replica in (a, b):
+                assert await eventually(lambda r=replica: pushed_points(http, r), acknowledged) == acknowledged
+                pod_view = (await http.get(f"{replica.url}/api/pods/probe-1", params={"namespace": "edge"})).json()
+                assert (pod_view["cpu_millicores"], pod_view["node"]) == (7.5, PUSHED_NODE)
+                nodes = (await http.get(f"{replica.url}/api/nodes")).json()["nodes"]
+                assert PUSHED_NODE in {n["name"] for n in nodes}
+            # A replica started later replays them with the rest of the shared history.
+            c = await MonitorProcess("monitor-c", redis_target.url, redis_target.prefix).ready(http)
+            assert await pushed_points(http, c) == acknowledged
+            stats = [(await http.get(f"{r.url}/stats")).json() for r in (a, b, c)]
+            assert [s["pushes_applied"] for s in stats] == [7, 7, 7]
+        finally:
+            for replica in (a, b, c):
+                if replica is not None:
+                    replica.stop()
+
+
+async def test_pushes_taken_while_the_collector_is_dead_are_applied_once_after_the_takeover(redis_target):
+    async with httpx.AsyncClient(timeout=10) as http:
+        a = await MonitorProcess("monitor-a", redis_target.url, redis_target.prefix).ready(http)
+        b = await MonitorProcess("monitor-b", redis_target.url, redis_target.prefix).ready(http)
+        try:
+            before = [await push(http, b, 1.0)]
+            assert await eventually(lambda: pushed_points(http, b), before) == before
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait()
+            # B is still a follower for about the lease time: it acknowledges, nobody applies yet.
+            during = [await push(http, b, float(i)) for i in range(2, 8)]
+            assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "follower"
+            expected = before + during
+            assert await eventually(lambda: pushed_points(http, b), expected, LEASE_TTL_S * 4) == expected
+            await asyncio.sleep(COLLECT_S * 4)  # a double apply would show up by now
+            assert await pushed_points(http, b) == expected
+            assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "holder"
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def test_with_redis_away_a_push_is_refused_not_kept_by_one_replica(private_redis):
+    async with httpx.AsyncClient(timeout=10) as http:
+        a = await MonitorProcess("monitor-a", private_redis.url, "cm:").ready(http)
+        b = await MonitorProcess("monitor-b", private_redis.url, "cm:").ready(http)
+        try:
+            private_redis.stop()
+            for replica in (b, a):  # the follower, and the collector (which soon works alone)
+                answer = await http.post(
+                    f"{replica.url}/api/nodes/{PUSHED_NODE}/metrics", json=sample(1), headers=COLLECTOR, timeout=5
+                )
+                assert answer.status_code == 503, answer.text
+                assert "Redis" in answer.json()["detail"]
+            assert await pushed_points(http, a) == [] and await pushed_points(http, b) == []
+            private_redis.start()
+            acknowledged = [await eventually_accepted(http, b)]
+            for replica in (a, b):
+                assert await eventually(lambda r=replica: pushed_points(http, r), acknowledged) == acknowledged
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def eventually_accepted(http: httpx.AsyncClient, replica: MonitorProcess) -> tuple[str, float]:
+    """The first push Redis takes again (the replica reconnects on its own)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await http.post(f"{replica.url}/api/nodes/{PUSHED_NODE}/metrics", json=sample(2), headers=COLLECTOR)
+        if answer.status_code == 201 or time.monotonic() > deadline:
+            assert answer.status_code == 201, answer.text
+            return answer.json()["timestamp"], 2.0
+        await asyncio.sleep(0.2)
+
+
+def node_push(cpu: float) -> Push:
+    return Push(("node", "local", PUSHED_NODE), time.time(), Usage(cpu, 0), Node("local", PUSHED_NODE, True), True)
+
+
+async def test_a_batch_is_applied_by_one_drainer_only_and_the_queue_is_bounded(redis_target):
+    feeds = [SharedFeed(redis_target.url, redis_target.prefix, 10, 10, max_pending=3) for _ in range(2)]
+    first, second = feeds
+    try:
+        for cpu in (1, 2, 3):
+            await first.enqueue(node_push(cpu))
+        with pytest.raises(PushesRefused, match="3 metric pushes are waiting"):
+            await second.enqueue(node_push(4))
+        # Two holders at once (one about to lose its lease) both read the queue; one writes, the other nothing.
+        seen_first, seen_second = await first.pending_pushes(), await second.pending_pushes()
+        assert [p.usage.cpu_millicores for _, p in seen_first] == [1, 2, 3]
+        assert await second.apply_pushes([i for i, _ in seen_second], PushBatch([p for _, p in seen_second], "b"))
+        assert not await first.apply_pushes([i for i, _ in seen_first], PushBatch([p for _, p in seen_first], "a"))
+        entries, _ = await first.replay()
+        assert [(e.origin, [p.usage.cpu_millicores for p in e.pushes]) for e in entries] == [("b", [1, 2, 3])]
+        await first.enqueue(node_push(5))  # room again
+        # A drainer that read and died before writing leaves the pushes for the next one.
+        await first.pending_pushes()
+        assert [p.usage.cpu_millicores for _, p in await second.pending_pushes()] == [5]
+    finally:
+        for feed in feeds:
+            await feed.close()

@@ -18,6 +18,17 @@ def test_a_series_keeps_only_the_last_max_points_samples():
     assert [p.ts for p in store.window("k", 10, now=4999)] == [float(s) for s in range(4989, 5000)]
 
 
+def test_a_late_sample_is_filed_at_its_time_and_the_buffer_stays_bounded():
+    store = SeriesStore(max_points=3)
+    for ts in (10.0, 20.0, 30.0):
+        store.record("k", ts, Usage(ts, 0))
+    store.record("k", 25.0, Usage(25, 0))  # a push acknowledged before the collection at 30 s, applied after it
+    assert [p.ts for p in store.window("k", 100, now=30)] == [20.0, 25.0, 30.0]
+    assert store.latest("k").ts == 30.0
+    store.record("k", 5.0, Usage(5, 0))  # older than all three kept: nothing to keep it for
+    assert [p.ts for p in store.window("k", 100, now=30)] == [20.0, 25.0, 30.0]
+
+
 def test_downsampling_averages_buckets_and_keeps_short_series_whole():
     points = [Point(float(i), Usage(i * 10, i)) for i in range(1000)]
     reduced = downsample(points, 100)

@@ -1,4 +1,5 @@
-"""GET /stats fan-out: every service's own /stats, fetched in parallel, each bounded by a timeout."""
+"""GET /stats fan-out: every replica of every service read in parallel, each bounded by a timeout, and one entry per
+service built from its replicas' answers."""
 
 import asyncio
 import time
@@ -26,10 +27,53 @@ async def fetch_stats(session: aiohttp.ClientSession, url: str, timeout_s: float
     return body
 
 
-async def fetch_all(session: aiohttp.ClientSession, targets: dict[str, str], timeout_s: float) -> dict[str, Any]:
-    """name → URL in, name → that service's /stats (or its failure) out; takes at most about `timeout_s`."""
-    answers = await asyncio.gather(*(fetch_stats(session, url, timeout_s) for url in targets.values()))
-    return dict(zip(targets, answers, strict=True))
+async def fetch_all(
+    session: aiohttp.ClientSession, targets: dict[str, list[str]], timeout_s: float
+) -> dict[str, dict[str, Any]]:
+    """name → its replicas' URLs in, name → the service's entry out (`service_entry`). Every replica of every service
+    is read at once, so this takes at most about `timeout_s` however many there are."""
+    calls = [(name, url) for name, urls in targets.items() for url in urls]
+    answers = await asyncio.gather(*(fetch_stats(session, url, timeout_s) for _, url in calls))
+    replies: dict[str, list[tuple[str, dict[str, Any]]]] = {name: [] for name in targets}
+    for (name, url), answer in zip(calls, answers, strict=True):
+        replies[name].append((url, answer))
+    return {name: service_entry(found) for name, found in replies.items()}
+
+
+# Best first; a status a service invents counts as degraded.
+_STATUS_RANK = {"online": 0, "degraded": 1, "timeout": 2, "offline": 3}
+
+
+def service_entry(replies: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One service from its replicas' /stats (in the configured order): the answer of the best-off replica (the first
+    online one), so its `service_status` is online when any replica is; `requests` counted over every replica that
+    answered (latency percentiles are the worst replica's: percentiles do not add up); and `replicas`, each one's
+    URL, status and own /stats."""
+    _, best = min(replies, key=lambda reply: _STATUS_RANK.get(reply[1].get("service_status"), 1))
+    entry = dict(best)
+    counted = [body["requests"] for _, body in replies if isinstance(body.get("requests"), dict)]
+    if len(counted) > 1:
+        entry["requests"] = _add_requests(counted)
+    entry["replicas"] = [
+        {"url": url, "service_status": body.get("service_status", "unknown"), "stats": body} for url, body in replies
+    ]
+    return entry
+
+
+def _add_requests(counted: list[dict[str, Any]]) -> dict[str, Any]:
+    total = dict(counted[0])
+    for key in ("total", "errors", "requests_per_second"):
+        values = [c.get(key) for c in counted]
+        if all(isinstance(v, int | float) for v in values):
+            total[key] = round(sum(values), 2) if key == "requests_per_second" else sum(values)
+    latencies = [c.get("latency_ms") for c in counted if isinstance(c.get("latency_ms"), dict)]
+    if latencies:
+        names = {name for latency in latencies for name in latency}
+        total["latency_ms"] = {
+            name: max((v for latency in latencies if isinstance(v := latency.get(name), int | float)), default=None)
+            for name in sorted(names)
+        }
+    return total
 
 
 class SharedFanout:

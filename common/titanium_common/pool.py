@@ -281,6 +281,10 @@ class ReplicaPool:
     def start(self, session: aiohttp.ClientSession) -> None:
         if self._checker is None:
             self._checker = asyncio.create_task(self._check_forever(session), name=f"health-{self.name}")
+        self.start_resolving()
+
+    def start_resolving(self) -> None:
+        """Only follow the named members' addresses (a pool that is read, not balanced over: no health checks)."""
         if self._resolver_task is None and self.dns_members:
             self._resolver_task = asyncio.create_task(self._resolve_forever(), name=f"resolve-{self.name}")
 
@@ -301,15 +305,20 @@ class ReplicaPool:
         }
 
 
-def attach_pools(app: web.Application, pools: Iterable[ReplicaPool]) -> None:
-    """Run the pools' health checks on `app[CLIENT]` while the app runs (call after attach_client_session)."""
-    pools = list(pools)
+def attach_pools(
+    app: web.Application, pools: Iterable[ReplicaPool], *, resolve_only: Iterable[ReplicaPool] = ()
+) -> None:
+    """Run the pools' health checks on `app[CLIENT]` while the app runs (call after attach_client_session);
+    `resolve_only` pools just follow their named members' addresses."""
+    pools, resolve_only = list(pools), list(resolve_only)
 
     async def lifetime(app: web.Application):
         for pool in pools:
             pool.start(app[CLIENT])
+        for pool in resolve_only:
+            pool.start_resolving()
         yield
-        await asyncio.gather(*(pool.stop() for pool in pools))
+        await asyncio.gather(*(pool.stop() for pool in (*pools, *resolve_only)))
 
     app.cleanup_ctx.append(lifetime)
 

@@ -27,8 +27,23 @@ class ServiceSettings(BaseSettings):
         return self.env == "development"
 
 
+# The services behind the gateway, by name, and the setting of each proxy that says where it is.
+SERVICE_URL_SETTINGS = {
+    "auth-service": "auth_service_url",
+    "user-service": "user_service_url",
+    "blog-service": "blog_service_url",
+    "cluster-monitor": "cluster_monitor_url",
+    "edge-config": "edge_config_url",
+    "ops-mcp": "ops_mcp_url",
+}
+
+
 class ProxyServerSettings(ServiceSettings):
     """What the aiohttp proxies (load balancer, gateway) also bound on their client side."""
+
+    def service_urls(self) -> dict[str, object]:
+        """Each service's URL setting, by service name (a subclass has the fields)."""
+        return {name: getattr(self, field) for name, field in SERVICE_URL_SETTINGS.items()}
 
     # A request's line and headers must be in within this from its first byte (or from the connection's opening),
     # else the connection is closed (slowloris). Go's ReadHeaderTimeout, as the originals had it.

@@ -87,7 +87,17 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 # Which URL variables a service reads as a pool of replicas (comma-separated).
 POOLED_BY: dict[str, tuple[str, ...]] = {
-    "load-balancer": ("GATEWAY_URLS", "DASHBOARD_URLS"),
+    # The balancer's /stats reads every replica of every service.
+    "load-balancer": (
+        "GATEWAY_URLS",
+        "DASHBOARD_URLS",
+        "AUTH_SERVICE_URL",
+        "USER_SERVICE_URL",
+        "BLOG_SERVICE_URL",
+        "CLUSTER_MONITOR_URL",
+        "EDGE_CONFIG_URL",
+        "OPS_MCP_URL",
+    ),
     "api-gateway": (
         "AUTH_SERVICE_URL",
         "USER_SERVICE_URL",

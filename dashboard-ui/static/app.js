@@ -162,6 +162,12 @@ function reasons(entry) {
   }
   if (entry.cache && entry.cache.reason) found.push(`cache: ${entry.cache.reason}`);
   if (entry.reason) found.push(String(entry.reason));
+  // A service with several replicas is online while one is: say which ones are not.
+  if (Array.isArray(entry.replicas) && entry.replicas.length > 1) {
+    for (const replica of entry.replicas.filter((r) => r.service_status !== "online")) {
+      found.push(`replica ${replica.url} ${replica.service_status}`);
+    }
+  }
   return found;
 }
 

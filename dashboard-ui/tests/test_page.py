@@ -44,7 +44,13 @@ STATS = {
         "latency": {"p50": 1.5, "p95": 6.5, "p99": 9.0},
         "open_websockets": 2,
     },
-    "api-gateway": service("api-gateway"),
+    "api-gateway": service(
+        "api-gateway",
+        replicas=[
+            {"url": "http://127.0.0.1:8000", "service_status": "online", "stats": service("api-gateway")},
+            {"url": "http://127.0.0.1:8010", "service_status": "timeout", "stats": {"service_status": "timeout"}},
+        ],
+    ),
     "auth-service": service("auth-service"),
     "user-service": service(
         "user-service",
@@ -230,6 +236,7 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
     assert await page.get_attribute("#card-cluster-monitor", "data-status") == "degraded"
     assert "metrics API down" in await page.inner_text("#card-cluster-monitor")
     gateway = await page.inner_text("#card-api-gateway")
+    assert "replica http://127.0.0.1:8010 timeout" in gateway  # online while one of its replicas is
     assert "1.50" in gateway
     assert "7.0 ms" in gateway
     assert "1 / 10" in gateway

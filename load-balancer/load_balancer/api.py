@@ -21,6 +21,8 @@ METER = web.AppKey("traffic_meter", TrafficMeter)
 # Suite-wide figures in Redis; absent without REDIS_URL.
 SHARED = web.AppKey("shared_traffic", SharedTraffic)
 FANOUT = web.AppKey("stats_fanout", SharedFanout)
+# The other services /stats reads, as pools of their replicas (in the order /stats lists them).
+STATS_POOLS = web.AppKey("stats_pools", list)
 # Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
 SOCKETS = web.AppKey("open_sockets", set)
 
@@ -67,12 +69,6 @@ async def forward(request: web.Request) -> web.StreamResponse:
         meter.record(request.method, path, request.headers.get("X-Heartbeat"), status, time.perf_counter() - started)
 
 
-def pool_url(pool: ReplicaPool) -> str:
-    """A healthy replica's URL, or the first one (whose failure then names it) when none is healthy."""
-    replica = pool.pick() or pool.replicas[0]
-    return replica.url
-
-
 async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     """The dashboard's heartbeat: answers each "hb"; silent clients get pinged and, if the pong never comes,
     closed. Opening, messages and pongs count as real activity."""
@@ -105,19 +101,11 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
 
 
 async def fan_out(app: web.Application) -> dict:
-    """Every service's /stats, in parallel, each bounded by STATS_TIMEOUT_S."""
-    settings = app[SETTINGS]
-    targets = {
-        "api-gateway": pool_url(app[GATEWAY]),
-        "auth-service": settings.auth_service_url,
-        "user-service": settings.user_service_url,
-        "blog-service": settings.blog_service_url,
-        "cluster-monitor": settings.cluster_monitor_url,
-        "edge-config": settings.edge_config_url,
-        "ops-mcp": settings.ops_mcp_url,
-        "dashboard-ui": pool_url(app[DASHBOARD]),
-    }
-    return await fetch_all(app[CLIENT], {k: v.rstrip("/") for k, v in targets.items()}, settings.stats_timeout_s)
+    """Every replica of every service, its /stats read in parallel, each bounded by STATS_TIMEOUT_S; one entry per
+    service built from its replicas' answers."""
+    pools = [app[GATEWAY], *app[STATS_POOLS], app[DASHBOARD]]
+    targets = {pool.name: [replica.url.rstrip("/") for replica in pool.replicas] for pool in pools}
+    return await fetch_all(app[CLIENT], targets, app[SETTINGS].stats_timeout_s)
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -50,6 +50,8 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
     app[api.SOCKETS] = set()
     gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
     app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
+    # Read by /stats only: their named members are resolved like a pool's, nothing is balanced or health-checked.
+    app[api.STATS_POOLS] = [_pool(name, urls, settings) for name, urls in settings.service_urls().items()]
     # Proxied requests go through the upstream client; the session serves WebSocket relays, health checks and the
     # /stats fan-out (the proxy sets X-Request-ID itself).
     attach_upstream_client(
@@ -59,7 +61,7 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         limit=settings.upstream_pool_size,
     )
     attach_client_session(app, auto_decompress=False, pass_request_id=False)
-    attach_pools(app, (gateway, app[api.DASHBOARD]))
+    attach_pools(app, (gateway, app[api.DASHBOARD]), resolve_only=app[api.STATS_POOLS])
 
     async def close_sockets(app: web.Application) -> None:
         await close_websockets(app[api.SOCKETS])

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from titanium_common.settings import ProxyServerSettings
+from titanium_common.settings import SERVICE_URL_SETTINGS, ProxyServerSettings
 from titanium_common.upstream_client import check_upstream_url
 
 
@@ -15,13 +15,14 @@ class LoadBalancerSettings(ProxyServerSettings):
     gateway_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8000"]
     # Everything that is not /api/*, /blog/* or /ws/* goes to the dashboard.
     dashboard_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8080"]
-    # The services /stats reports on (fetched in parallel, STATS_TIMEOUT_S each).
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
-    ops_mcp_url: str = "http://127.0.0.1:8006"
+    # The services /stats reports on, each its replicas, comma-separated (a host name stands for every address it
+    # resolves to, as in a pool): every replica's /stats is read in parallel, STATS_TIMEOUT_S each.
+    auth_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8001"]
+    user_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
+    blog_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8003"]
+    cluster_monitor_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8004"]
+    edge_config_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8005"]
+    ops_mcp_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8006"]
     stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
     balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
@@ -63,7 +64,7 @@ class LoadBalancerSettings(ProxyServerSettings):
             )
         return self
 
-    @field_validator("gateway_urls", "dashboard_urls", mode="before")
+    @field_validator("gateway_urls", "dashboard_urls", *SERVICE_URL_SETTINGS.values(), mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:
         if isinstance(value, str):
@@ -76,3 +77,10 @@ class LoadBalancerSettings(ProxyServerSettings):
         if not value:
             raise ValueError("at least one URL is needed")
         return [check_upstream_url(url) for url in value]
+
+    @field_validator(*SERVICE_URL_SETTINGS.values())
+    @classmethod
+    def at_least_one_replica(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one URL is needed")
+        return [url.rstrip("/") for url in value]

@@ -27,9 +27,9 @@ async def test_one_hung_and_one_refusing_service_are_marked_and_the_answer_is_pr
     lb = await start_lb(
         lb_settings(
             gateway_urls=[gateway.url],
-            user_service_url=user.url,
-            blog_service_url=hung.url,
-            auth_service_url=refusing,
+            user_service_url=[user.url],
+            blog_service_url=[hung.url],
+            auth_service_url=[refusing],
         )
     )
     try:
@@ -47,7 +47,10 @@ async def test_one_hung_and_one_refusing_service_are_marked_and_the_answer_is_pr
     assert "2 s" in stats["blog-service"]["error"]
     assert stats["auth-service"]["service_status"] == "offline"
     assert "refused" in stats["auth-service"]["error"].lower() or "connect" in stats["auth-service"]["error"].lower()
-    assert stats["user-service"] == {"service": "user-service", "service_status": "online"}
+    own_stats = {"service": "user-service", "service_status": "online"}
+    assert stats["user-service"] == own_stats | {
+        "replicas": [{"url": user.url, "service_status": "online", "stats": own_stats}]
+    }
     assert stats["api-gateway"]["service"] == "api-gateway"
     assert set(SERVICES) <= set(stats)
     assert "timestamp" in stats
@@ -80,15 +83,61 @@ async def test_a_service_answering_garbage_is_offline_not_a_failure(servers, sta
     broken_app.router.add_get("/stats", broken)
     text_app.router.add_get("/stats", not_json)
     broken_server, text_server = await servers(broken_app), await servers(text_app)
-    lb = await start_lb(lb_settings(edge_config_url=broken_server.url, cluster_monitor_url=text_server.url))
+    lb = await start_lb(lb_settings(edge_config_url=[broken_server.url], cluster_monitor_url=[text_server.url]))
     async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
         stats = await answer.json()
-    assert stats["edge-config"] == {
-        "service_status": "offline",
-        "error": "/stats answered HTTP 500",
-        "url": broken_server.url,
+    failure = {"service_status": "offline", "error": "/stats answered HTTP 500", "url": broken_server.url}
+    assert stats["edge-config"] == failure | {
+        "replicas": [{"url": broken_server.url, "service_status": "offline", "stats": failure}]
     }
     assert stats["cluster-monitor"]["service_status"] == "offline"
+
+
+def replica_app(status: str, total: int, errors: int, rps: float, p95: float) -> web.Application:
+    async def stats(request: web.Request) -> web.Response:
+        requests = {
+            "total": total,
+            "errors": errors,
+            "requests_per_second": rps,
+            "latency_ms": {"p50": 1.0, "p95": p95},
+        }
+        return web.json_response({"service": "user-service", "service_status": status, "requests": requests})
+
+    app = web.Application()
+    app.router.add_get("/stats", stats)
+    return app
+
+
+async def test_every_replica_of_a_service_is_read_and_one_online_keeps_it_online(servers, start_lb, lb_settings):
+    degraded = await servers(replica_app("degraded", total=10, errors=1, rps=1.5, p95=40.0))
+    online = await servers(replica_app("online", total=30, errors=2, rps=2.25, p95=20.0))
+    dead = "http://127.0.0.1:1"  # nothing listens on port 1
+    lb = await start_lb(lb_settings(user_service_url=[degraded.url, online.url, dead]))
+    async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
+        entry = (await answer.json())["user-service"]
+    assert entry["service_status"] == "online"  # the best replica's answer is the service's
+    # Counted over the replicas that answered; a percentile is the worst replica's.
+    assert entry["requests"] == {
+        "total": 40,
+        "errors": 3,
+        "requests_per_second": 3.75,
+        "latency_ms": {"p50": 1.0, "p95": 40.0},
+    }
+    replicas = entry["replicas"]
+    assert [(r["url"], r["service_status"]) for r in replicas] == [
+        (degraded.url, "degraded"),
+        (online.url, "online"),
+        (dead, "offline"),
+    ]
+    assert replicas[1]["stats"]["requests"]["total"] == 30 and "error" in replicas[2]["stats"]
+    # Every replica down: the first one's failure, as with one replica.
+    await degraded.stop()
+    await online.stop()
+    await asyncio.sleep(1.1)  # past the shared answer's second
+    async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
+        entry = (await answer.json())["user-service"]
+    assert (entry["service_status"], entry["url"]) == ("offline", degraded.url)
+    assert [r["service_status"] for r in entry["replicas"]] == ["offline"] * 3
 
 
 async def test_no_healthy_gateway_makes_the_balancer_degraded(start_lb, lb_settings):
@@ -127,11 +176,11 @@ async def test_fifty_concurrent_callers_share_one_fan_out_per_second(servers, st
         lb_settings(
             gateway_urls=[urls["api-gateway"]],
             dashboard_urls=[urls["dashboard-ui"]],
-            auth_service_url=urls["auth-service"],
-            user_service_url=urls["user-service"],
-            blog_service_url=urls["blog-service"],
-            cluster_monitor_url=urls["cluster-monitor"],
-            edge_config_url=urls["edge-config"],
+            auth_service_url=[urls["auth-service"]],
+            user_service_url=[urls["user-service"]],
+            blog_service_url=[urls["blog-service"]],
+            cluster_monitor_url=[urls["cluster-monitor"]],
+            edge_config_url=[urls["edge-config"]],
             stats_cache_ttl_s=1.0,
         )
     )

@@ -26,6 +26,7 @@ from tests.support.deploy import (
     unprefixed,
 )
 from titanium_common.db import DatabaseSettings
+from titanium_common.settings import SERVICE_URL_SETTINGS
 
 SETTINGS = {entry.service: entry.cls for entry in settings_classes()}
 APP_TREES = [p for p in kustomizations() if p.name != "loadgenerator"]
@@ -99,10 +100,10 @@ def test_every_address_in_the_manifests_names_a_service_and_its_port(tree):
                 assert port["targetPort"] in (url.port, "http", "redis", "postgres")
 
 
-# What the balancing pools are given (the load balancer's, and the gateway's: each upstream URL is a pool): a host
-# name they resolve to every replica.
+# What the balancing pools are given (the load balancer's, and the gateway's: each upstream URL is a pool), and the
+# services the load balancer's /stats reads every replica of: a host name they resolve to every replica.
 POOLS = {
-    "load-balancer": {"GATEWAY_URLS", "DASHBOARD_URLS"},
+    "load-balancer": {"GATEWAY_URLS", "DASHBOARD_URLS"} | {field.upper() for field in SERVICE_URL_SETTINGS.values()},
     "api-gateway": {name.upper() for name in SETTINGS["api-gateway"].model_fields if name.endswith("_url")},
 }
 

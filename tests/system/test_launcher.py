@@ -146,5 +146,13 @@ def test_two_replicas_of_the_balancer_and_the_gateway_balance_over_each_other(tm
         seen = {m["url"] for m in members if m["requests"] > 0}
         assert seen == {suite.url("api-gateway"), suite.url("api-gateway-2")}
         assert stats["scope"] == "suite" and stats["replica"] == "load-balancer-2"
+        # /stats reads both gateways: one entry, counted over both, naming each with its own figures.
+        gateway = httpx.get(f"{suite.url('load-balancer')}/stats").json()["api-gateway"]
+        replicas = gateway["replicas"]
+        assert [r["url"] for r in replicas] == [suite.url("api-gateway"), suite.url("api-gateway-2")]
+        assert [r["service_status"] for r in replicas] == ["online", "online"]
+        assert gateway["service_status"] == "online"
+        assert gateway["requests"]["total"] == sum(r["stats"]["requests"]["total"] for r in replicas)
+        assert all(r["stats"]["service"] == "api-gateway" and r["stats"]["requests"]["total"] > 0 for r in replicas)
     default = Suite(data_dir=tmp_path, echo=None, replicas=2)
     assert (default.ports["load-balancer-2"], default.ports["api-gateway-2"]) == (7101, 8010)
