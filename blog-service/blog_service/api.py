@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
+from titanium_common.deps import CurrentUser, from_state
 from titanium_common.fastapi_app import MAX_ROW_NUMBER, RowId
 
 from .store import PostStore
@@ -53,22 +53,13 @@ class PostPage(BaseModel):
     pages: int
 
 
-def _store(request: Request) -> PostStore:
-    return request.app.state.store
-
-
-async def _author(request: Request) -> Identity:
-    return await request.app.state.verifier.identity_of(request, required=True)
-
-
-Store = Annotated[PostStore, Depends(_store)]
-Author = Annotated[Identity, Depends(_author)]
+StoreDep = Annotated[PostStore, Depends(from_state("store"))]
 WRITE_ERRORS = errors(401, 403, 404, 503)
 
 
 @router.get("/api/posts")
 async def list_posts(
-    store: Store,
+    store: StoreDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
@@ -83,17 +74,17 @@ async def list_posts(
 
 
 @router.get("/api/posts/{post_id}", responses=errors(404))
-async def get_post(post_id: RowId, store: Store) -> PostPublic:
+async def get_post(post_id: RowId, store: StoreDep) -> PostPublic:
     return await store.get(post_id)
 
 
 @router.post("/api/posts", status_code=201, responses=errors(401, 503))
-async def create_post(body: NewPost, store: Store, author: Author) -> PostPublic:
+async def create_post(body: NewPost, store: StoreDep, author: CurrentUser) -> PostPublic:
     return await store.create(author, body.title, body.content)
 
 
 @router.patch("/api/posts/{post_id}", responses=WRITE_ERRORS)
-async def change_post(post_id: RowId, body: PostChange, store: Store, editor: Author) -> PostPublic:
+async def change_post(post_id: RowId, body: PostChange, store: StoreDep, editor: CurrentUser) -> PostPublic:
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise HTTPException(422, "nothing to change: give title or content")
@@ -101,5 +92,5 @@ async def change_post(post_id: RowId, body: PostChange, store: Store, editor: Au
 
 
 @router.delete("/api/posts/{post_id}", status_code=204, responses=WRITE_ERRORS)
-async def delete_post(post_id: RowId, store: Store, author: Author) -> None:
+async def delete_post(post_id: RowId, store: StoreDep, author: CurrentUser) -> None:
     await store.delete(post_id, author)
