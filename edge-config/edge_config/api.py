@@ -1,4 +1,4 @@
-"""edge-config's API (routes only): the seed's paths, mounted at the root and again under /api/edge."""
+"""edge-config's API (routes only): the device-facing paths at the root, mounted again under /api/edge."""
 
 import asyncio
 from collections import Counter
@@ -106,7 +106,7 @@ def _checked_address(policy: AddressPolicy, config: dict[str, Any]) -> dict[str,
 
 
 def _registration(config: dict[str, Any], current: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
-    """A PUT on the device-facing paths, as the seed's server took it: without `ip_address`, a device that registers
+    """A PUT on the device-facing paths, as the original server took it: without `ip_address`, a device that registers
     itself is recorded at the connection's source address, and an update from loopback keeps a known address.
     Without a token a device may not move a registered device elsewhere (that takes the admin token)."""
     known = current["config"].get("ip_address") if current else None
@@ -134,7 +134,7 @@ async def _current(store: DeviceStore, device_id: str) -> dict[str, Any] | None:
 
 
 def _reload_after_change(reloader: Reloader, record: dict[str, Any]) -> bool:
-    """The seed's rule: a changed device with a known address is told to reload (here in the background)."""
+    """A changed device with a known address is told to reload (in the background)."""
     config = record["config"]
     if not config.get("ip_address"):
         return False
