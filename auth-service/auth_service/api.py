@@ -1,5 +1,6 @@
 """auth-service's public API (routes only): log in, refresh, log out, and verify a token."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -101,53 +102,44 @@ def _token_answer(
     }
 
 
-async def _log_in(
-    body: Login,
-    address: ClientAddress,
-    throttle: ThrottleDep,
-    users: UsersDep,
-    tokens: TokensDep,
-    refresh_tokens: RefreshTokensDep,
-) -> dict[str, Any]:
-    """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
-    attempt = await throttle.admit(body.username, address)
-    if not isinstance(attempt, Attempt):
-        raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
-    try:
-        user = await users.check(body.username, body.password)
-    except StarletteHTTPException:
-        await throttle.not_checked(attempt)
-        raise
-    if user is None:
-        await throttle.failed(attempt)
-        raise unauthorized(INVALID_LOGIN)
-    await throttle.succeeded(attempt)
-    refresh_token = await refresh_tokens.start(int(user["id"]), user["token_version"])
-    return _token_answer(tokens, refresh_tokens, user, refresh_token)
+@dataclass(frozen=True)
+class Logins:
+    """A login: the throttle, the password check by user-service, and the tokens of the new session."""
+
+    throttle: LoginThrottle
+    users: UserDirectory
+    tokens: TokenIssuer
+    refresh_tokens: RefreshTokens
+
+    async def log_in(self, body: Login, address: str) -> dict[str, Any]:
+        """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
+        attempt = await self.throttle.admit(body.username, address)
+        if not isinstance(attempt, Attempt):
+            raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
+        try:
+            user = await self.users.check(body.username, body.password)
+        except StarletteHTTPException:
+            await self.throttle.not_checked(attempt)
+            raise
+        if user is None:
+            await self.throttle.failed(attempt)
+            raise unauthorized(INVALID_LOGIN)
+        await self.throttle.succeeded(attempt)
+        refresh_token = await self.refresh_tokens.start(int(user["id"]), user["token_version"])
+        return _token_answer(self.tokens, self.refresh_tokens, user, refresh_token)
 
 
+def _logins(throttle: ThrottleDep, users: UsersDep, tokens: TokensDep, refresh_tokens: RefreshTokensDep) -> Logins:
+    return Logins(throttle, users, tokens, refresh_tokens)
+
+
+LoginsDep = Annotated[Logins, Depends(_logins)]
 LOGIN_ERRORS = errors(401, 429, 503)
 
 
 @router.post("/api/auth/login", responses=LOGIN_ERRORS)
-async def login(answer: Annotated[dict[str, Any], Depends(_log_in)]) -> TokenAnswer:
-    return answer
-
-
-async def _log_in_original(
-    body: Login,
-    address: ClientAddress,
-    throttle: ThrottleDep,
-    users: UsersDep,
-    tokens: TokensDep,
-    refresh_tokens: RefreshTokensDep,
-) -> dict[str, Any] | JSONResponse:
-    """The token answer, or a failure in the shape the original clients read."""
-    try:
-        return await _log_in(body, address, throttle, users, tokens, refresh_tokens)
-    except StarletteHTTPException as exc:
-        failed = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
-        return JSONResponse(failed, status_code=exc.status_code, headers=exc.headers)
+async def login(body: Login, address: ClientAddress, logins: LoginsDep) -> TokenAnswer:
+    return await logins.log_in(body, address)
 
 
 @router.post(
@@ -155,10 +147,13 @@ async def _log_in_original(
     response_model=OriginalLoginAnswer,
     responses=LOGIN_ERRORS | {status: {"model": OriginalLoginFailure} for status in (401, 429, 503)},
 )
-async def login_original(answer: Annotated[dict[str, Any] | JSONResponse, Depends(_log_in_original)]) -> Any:
+async def login_original(body: Login, address: ClientAddress, logins: LoginsDep) -> Any:
     """The original clients' path: they read `status` and `token`, and `message` on any failure."""
-    if isinstance(answer, JSONResponse):
-        return answer
+    try:
+        answer = await logins.log_in(body, address)
+    except StarletteHTTPException as exc:
+        failed = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
+        return JSONResponse(failed, status_code=exc.status_code, headers=exc.headers)
     return {"status": "success", "token": answer["access_token"], **answer}
 
 
