@@ -1,18 +1,23 @@
 """auth-service's public API (routes only): log in, refresh, log out, and verify a token."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.contracts import errors
+from titanium_common.deps import from_state
 from titanium_common.logs import current_request_id
 
-from .throttle import Attempt
-from .tokens import InvalidToken
+from .sessions import RefreshTokens
+from .settings import AuthSettings
+from .throttle import Attempt, LoginThrottle
+from .tokens import InvalidToken, TokenIssuer
+from .users import UserDirectory
 
 router = APIRouter()
 
@@ -65,52 +70,78 @@ class Verified(BaseModel):
     exp: int
 
 
-def client_address(request: Request) -> str:
+SettingsDep = Annotated[AuthSettings, Depends(from_state("settings"))]
+TokensDep = Annotated[TokenIssuer, Depends(from_state("tokens"))]
+RefreshTokensDep = Annotated[RefreshTokens, Depends(from_state("refresh_tokens"))]
+ThrottleDep = Annotated[LoginThrottle, Depends(from_state("throttle"))]
+UsersDep = Annotated[UserDirectory, Depends(from_state("users"))]
+
+
+async def client_address(request: Request, settings: SettingsDep) -> str:
     """The client as seen by the first trusted proxy (entries before it can be forged by the client)."""
-    hops = request.app.state.settings.trusted_proxy_hops
+    hops = settings.trusted_proxy_hops
     forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
     if hops and forwarded:
         return forwarded[-min(hops, len(forwarded))]
     return request.client.host if request.client else "unknown"
 
 
-async def _token_answer(request: Request, user: dict[str, Any], refresh_token: str) -> dict[str, Any]:
-    state = request.app.state
-    token, _ = state.tokens.issue(int(user["id"]), user["username"], user["role"], user["token_version"])
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+def _token_answer(
+    tokens: TokenIssuer, refresh_tokens: RefreshTokens, user: dict[str, Any], refresh_token: str
+) -> dict[str, Any]:
+    token, _ = tokens.issue(int(user["id"]), user["username"], user["role"], user["token_version"])
     return {
         "access_token": token,
         "token_type": "bearer",
-        "expires_in": state.tokens.ttl_s,
+        "expires_in": tokens.ttl_s,
         "refresh_token": refresh_token,
-        "refresh_expires_in": state.refresh_tokens.ttl_s,
+        "refresh_expires_in": refresh_tokens.ttl_s,
     }
 
 
-async def _log_in(body: Login, request: Request) -> dict[str, Any]:
-    """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
-    state = request.app.state
-    attempt = await state.throttle.admit(body.username, client_address(request))
-    if not isinstance(attempt, Attempt):
-        raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
-    try:
-        user = await state.users.check(body.username, body.password)
-    except StarletteHTTPException:
-        await state.throttle.not_checked(attempt)
-        raise
-    if user is None:
-        await state.throttle.failed(attempt)
-        raise unauthorized(INVALID_LOGIN)
-    await state.throttle.succeeded(attempt)
-    refresh_token = await state.refresh_tokens.start(int(user["id"]), user["token_version"])
-    return await _token_answer(request, user, refresh_token)
+@dataclass(frozen=True)
+class Logins:
+    """A login: the throttle, the password check by user-service, and the tokens of the new session."""
+
+    throttle: LoginThrottle
+    users: UserDirectory
+    tokens: TokenIssuer
+    refresh_tokens: RefreshTokens
+
+    async def log_in(self, body: Login, address: str) -> dict[str, Any]:
+        """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
+        attempt = await self.throttle.admit(body.username, address)
+        if not isinstance(attempt, Attempt):
+            raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
+        try:
+            user = await self.users.check(body.username, body.password)
+        except StarletteHTTPException:
+            await self.throttle.not_checked(attempt)
+            raise
+        if user is None:
+            await self.throttle.failed(attempt)
+            raise unauthorized(INVALID_LOGIN)
+        await self.throttle.succeeded(attempt)
+        refresh_token = await self.refresh_tokens.start(int(user["id"]), user["token_version"])
+        return _token_answer(self.tokens, self.refresh_tokens, user, refresh_token)
 
 
+async def _logins(
+    throttle: ThrottleDep, users: UsersDep, tokens: TokensDep, refresh_tokens: RefreshTokensDep
+) -> Logins:
+    return Logins(throttle, users, tokens, refresh_tokens)
+
+
+LoginsDep = Annotated[Logins, Depends(_logins)]
 LOGIN_ERRORS = errors(401, 429, 503)
 
 
 @router.post("/api/auth/login", responses=LOGIN_ERRORS)
-async def login(body: Login, request: Request) -> TokenAnswer:
-    return await _log_in(body, request)
+async def login(body: Login, address: ClientAddress, logins: LoginsDep) -> TokenAnswer:
+    return await logins.log_in(body, address)
 
 
 @router.post(
@@ -118,10 +149,10 @@ async def login(body: Login, request: Request) -> TokenAnswer:
     response_model=OriginalLoginAnswer,
     responses=LOGIN_ERRORS | {status: {"model": OriginalLoginFailure} for status in (401, 429, 503)},
 )
-async def login_original(body: Login, request: Request) -> Any:
+async def login_original(body: Login, address: ClientAddress, logins: LoginsDep) -> Any:
     """The original clients' path: they read `status` and `token`, and `message` on any failure."""
     try:
-        answer = await _log_in(body, request)
+        answer = await logins.log_in(body, address)
     except StarletteHTTPException as exc:
         failed = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
         return JSONResponse(failed, status_code=exc.status_code, headers=exc.headers)
@@ -129,59 +160,62 @@ async def login_original(body: Login, request: Request) -> Any:
 
 
 @router.post("/api/auth/refresh", responses=errors(401, 503))
-async def refresh(body: RefreshRequest, request: Request) -> TokenAnswer:
+async def refresh(
+    body: RefreshRequest, users: UsersDep, tokens: TokensDep, refresh_tokens: RefreshTokensDep
+) -> TokenAnswer:
     """A new access token and the next refresh token; the presented one is used up. Presenting a used one again
     revokes its family and every token of its user."""
-    state = request.app.state
     try:
-        rotation = await state.refresh_tokens.rotate(body.refresh_token)
+        rotation = await refresh_tokens.rotate(body.refresh_token)
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
     if rotation.next_token is None:
-        await state.users.revoke(str(rotation.user_id))
+        await users.revoke(str(rotation.user_id))
         raise unauthorized("refresh token already used: the session is revoked")
-    user = await state.users.token_state(str(rotation.user_id))
+    user = await users.token_state(str(rotation.user_id))
     if user is None or user["token_version"] != rotation.token_version:
         raise unauthorized("session revoked")
-    return await _token_answer(request, user, rotation.next_token)
+    return _token_answer(tokens, refresh_tokens, user, rotation.next_token)
 
 
 @router.post("/api/auth/logout", status_code=204, responses=errors(401, 403, 503))
-async def logout(request: Request, body: LogoutRequest | None = None) -> Response:
+async def logout(
+    request: Request,
+    users: UsersDep,
+    tokens: TokensDep,
+    refresh_tokens: RefreshTokensDep,
+    body: LogoutRequest | None = None,
+) -> Response:
     """Ends the session of the refresh token and every token of the user (the access token, or the refresh
     token, says who)."""
-    state = request.app.state
     user_id = None
     refresh_token = body.refresh_token if body is not None else None
     token = bearer_token(request)
     if token is not None:
         try:
-            user_id = (await _checked_claims(request, token))["sub"]
+            user_id = (await _checked_claims(tokens, users, token))["sub"]
         except StarletteHTTPException as exc:
             # An expired access token does not keep a client from ending its session with the refresh token.
             if exc.status_code != 401 or not refresh_token:
                 raise
     if refresh_token:
-        owner = await state.refresh_tokens.revoke_family(
-            refresh_token, of_user=int(user_id) if user_id is not None else None
-        )
+        owner = await refresh_tokens.revoke_family(refresh_token, of_user=int(user_id) if user_id is not None else None)
         if owner is not None and user_id not in (None, str(owner)):
             raise StarletteHTTPException(403, "that refresh token belongs to another user")
         user_id = user_id or (str(owner) if owner is not None else None)
     if user_id is None:
         raise unauthorized("give a valid access token or refresh token")
-    await state.users.revoke(user_id)
+    await users.revoke(user_id)
     return Response(status_code=204)
 
 
-async def _checked_claims(request: Request, token: str) -> dict[str, Any]:
+async def _checked_claims(tokens: TokenIssuer, users: UserDirectory, token: str) -> dict[str, Any]:
     """The claims of a token that is well signed, unexpired, of a user who exists, and not revoked."""
-    state = request.app.state
     try:
-        claims = state.tokens.verify(token)
+        claims = tokens.verify(token)
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
-    user = await state.users.token_state(claims["sub"])
+    user = await users.token_state(claims["sub"])
     if user is None:
         raise unauthorized("the user of this token no longer exists")
     if user["token_version"] != claims["ver"]:
@@ -190,11 +224,11 @@ async def _checked_claims(request: Request, token: str) -> dict[str, Any]:
 
 
 @router.get("/api/auth/verify", responses=errors(401, 503))
-async def verify(request: Request) -> Verified:
+async def verify(request: Request, tokens: TokensDep, users: UsersDep) -> Verified:
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing bearer token")
-    claims = await _checked_claims(request, token)
+    claims = await _checked_claims(tokens, users, token)
     return {
         "valid": True,
         "sub": claims["sub"],

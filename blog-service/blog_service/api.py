@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
-from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
+from titanium_common.deps import CurrentUser, from_state
 from titanium_common.fastapi_app import MAX_ROW_NUMBER, RowId
 
 from .cache import LISTS, POSTS, AnswerCache
@@ -58,13 +58,14 @@ SUMMARIES = TypeAdapter(list[PostSummary])
 PAGE = TypeAdapter(PostPage)
 ONE_POST = TypeAdapter(PostPublic)
 
-
-async def _store(request: Request) -> PostStore:
-    return request.app.state.store
+StoreDep = Annotated[PostStore, Depends(from_state("store"))]
 
 
-async def _cache(request: Request) -> AnswerCache:
-    return request.app.state.store.cache
+async def _cache(store: StoreDep) -> AnswerCache:
+    return store.cache
+
+
+CacheDep = Annotated[AnswerCache, Depends(_cache)]
 
 
 async def _json(adapter: TypeAdapter, read) -> bytes:
@@ -76,21 +77,14 @@ def _json_response(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def _author(request: Request) -> Identity:
-    return await request.app.state.verifier.identity_of(request, required=True)
-
-
-Store = Annotated[PostStore, Depends(_store)]
-Cache = Annotated[AnswerCache, Depends(_cache)]
-Author = Annotated[Identity, Depends(_author)]
 WRITE_ERRORS = errors(401, 403, 404, 503)
 
 
 # The reads answer the bytes kept by the cache (cache.py); `response_model` is what they are, for the docs.
 @router.get("/api/posts", response_model=PostPage | list[PostSummary])
 async def list_posts(
-    store: Store,
-    cache: Cache,
+    store: StoreDep,
+    cache: CacheDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
@@ -111,17 +105,17 @@ async def list_posts(
 
 
 @router.get("/api/posts/{post_id}", response_model=PostPublic, responses=errors(404))
-async def get_post(post_id: RowId, store: Store, cache: Cache) -> Response:
+async def get_post(post_id: RowId, store: StoreDep, cache: CacheDep) -> Response:
     return _json_response(await cache.answer(("post", post_id), POSTS, lambda: _json(ONE_POST, store.get(post_id))))
 
 
 @router.post("/api/posts", status_code=201, responses=errors(401, 503))
-async def create_post(body: NewPost, store: Store, author: Author) -> PostPublic:
+async def create_post(body: NewPost, store: StoreDep, author: CurrentUser) -> PostPublic:
     return await store.create(author, body.title, body.content)
 
 
 @router.patch("/api/posts/{post_id}", responses=WRITE_ERRORS)
-async def change_post(post_id: RowId, body: PostChange, store: Store, editor: Author) -> PostPublic:
+async def change_post(post_id: RowId, body: PostChange, store: StoreDep, editor: CurrentUser) -> PostPublic:
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise HTTPException(422, "nothing to change: give title or content")
@@ -129,5 +123,5 @@ async def change_post(post_id: RowId, body: PostChange, store: Store, editor: Au
 
 
 @router.delete("/api/posts/{post_id}", status_code=204, responses=WRITE_ERRORS)
-async def delete_post(post_id: RowId, store: Store, author: Author) -> None:
+async def delete_post(post_id: RowId, store: StoreDep, author: CurrentUser) -> None:
     await store.delete(post_id, author)

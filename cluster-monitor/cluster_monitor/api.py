@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.clock import utc_iso
 from titanium_common.contracts import errors
+from titanium_common.deps import from_state
 from titanium_common.errors import ServiceError
 
 from .collector import Monitor, iso
@@ -31,6 +32,7 @@ from .schemas import (
     Series,
     SeriesSet,
 )
+from .settings import ClusterMonitorSettings
 from .shared import Push, PushesRefused
 
 router = APIRouter()
@@ -88,9 +90,14 @@ class PodSample(NodeSample):
     node_name: Annotated[str, Field(min_length=1, max_length=253)]
 
 
-async def _collector(request: Request) -> None:
+SettingsDep = Annotated[ClusterMonitorSettings, Depends(from_state("settings"))]
+MonitorDep = Annotated[Monitor, Depends(from_state("monitor"))]
+CatalogDep = Annotated[Catalog, Depends(from_state("catalog"))]
+
+
+async def _collector(request: Request, settings: SettingsDep) -> None:
     """Metric pushes come from collectors holding one of COLLECTOR_TOKENS."""
-    tokens = _monitor(request).settings.collector_token_list
+    tokens = settings.collector_token_list
     if not tokens:
         raise HTTPException(403, "metric pushes are turned off: no COLLECTOR_TOKENS configured")
     token = bearer_token(request)
@@ -107,22 +114,17 @@ LOOKUP_ERRORS = errors(404, 409)
 PUSH_ERRORS = errors(401, 403, 404, 409, 503)
 
 
-def _monitor(request: Request) -> Monitor:
-    return request.app.state.monitor
-
-
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-def _series_args(request: Request, window: int | None, points: int | None) -> tuple[int, int]:
-    settings = _monitor(request).settings
+async def _span(settings: SettingsDep, window: Window = None, points: Points = None) -> tuple[int, int]:
+    """A series' window (s) and its number of points, within the configured bounds."""
     return window or settings.default_time_window, min(points or settings.default_points, settings.max_data_points)
 
 
-async def _accept(request: Request, push: Push) -> None:
+Span = Annotated[tuple[int, int], Depends(_span)]
+
+
+async def _accept(monitor: Monitor, push: Push) -> None:
     try:
-        await _monitor(request).accept(push)
+        await monitor.accept(push)
     except PushesRefused as exc:
         raise ServiceError(str(exc), status_code=503) from exc
 
@@ -133,24 +135,23 @@ def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ---- clusters and events ----------------------------------------------------------------------------------------
 @router.get("/api/clusters")
-async def clusters(request: Request) -> ClusterList:
-    return _listing("clusters", _catalog(request).clusters())
+async def clusters(catalog: CatalogDep) -> ClusterList:
+    return _listing("clusters", catalog.clusters())
 
 
 @router.get("/api/clusters/{cluster_id}", responses=LOOKUP_ERRORS)
-async def cluster(cluster_id: Name, request: Request) -> ClusterInfo:
-    return _catalog(request).cluster(cluster_id)
+async def cluster(cluster_id: Name, catalog: CatalogDep) -> ClusterInfo:
+    return catalog.cluster(cluster_id)
 
 
 @router.get("/api/events")
-async def events(request: Request) -> EventList:
-    return _listing("events", _monitor(request).events.recent())
+async def events(monitor: MonitorDep) -> EventList:
+    return _listing("events", monitor.events.recent())
 
 
 @router.websocket("/ws/clusters")
 @router.websocket("/ws")
-async def feed(websocket: WebSocket) -> None:
-    monitor: Monitor = websocket.app.state.monitor
+async def feed(websocket: WebSocket, monitor: MonitorDep) -> None:
     await monitor.hub.serve(websocket, monitor.greeting())
 
 
@@ -158,139 +159,133 @@ async def feed(websocket: WebSocket) -> None:
 @router.get("/api/{kind}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def all_series(
     kind: Literal["nodes", "pods", "namespaces", "deployments"],
-    request: Request,
+    catalog: CatalogDep,
+    span: Span,
     cluster: ClusterQ = None,
-    window: Window = None,
-    points: Points = None,
 ) -> SeriesSet:
-    return _catalog(request).all_series(kind, cluster, *_series_args(request, window, points))
+    return catalog.all_series(kind, cluster, *span)
 
 
 # ---- nodes -------------------------------------------------------------------------------------------------------
 @router.get("/api/nodes", responses=LOOKUP_ERRORS)
-async def nodes(request: Request, cluster: ClusterQ = None) -> NodeList:
-    return _listing("nodes", _catalog(request).nodes(cluster))
+async def nodes(catalog: CatalogDep, cluster: ClusterQ = None) -> NodeList:
+    return _listing("nodes", catalog.nodes(cluster))
 
 
 @router.get("/api/nodes/{node}", responses=LOOKUP_ERRORS)
-async def node(node: Name, request: Request, cluster: ClusterQ = None) -> NodeView:
-    return _catalog(request).node(node, cluster)
+async def node(node: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> NodeView:
+    return catalog.node(node, cluster)
 
 
 @router.get("/api/nodes/{node}/pods", responses=LOOKUP_ERRORS)
-async def node_pods(node: Name, request: Request, cluster: ClusterQ = None) -> PodList:
-    return _listing("pods", _catalog(request).node_pods(node, cluster))
+async def node_pods(node: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> PodList:
+    return _listing("pods", catalog.node_pods(node, cluster))
 
 
 @router.get("/api/nodes/{node}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
-async def node_series(
-    node: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
-) -> Series:
-    return _catalog(request).node_series(node, cluster, *_series_args(request, window, points))
+async def node_series(node: Name, catalog: CatalogDep, span: Span, cluster: ClusterQ = None) -> Series:
+    return catalog.node_series(node, cluster, *span)
 
 
 @router.post("/api/nodes/{node}/metrics", status_code=201, responses=PUSH_ERRORS)
-async def push_node(node: ObjectName, body: NodeSample, request: Request, _: Collector) -> NodePushed:
-    push = _monitor(request).push_node(node, body.usage(), body.cluster)
-    await _accept(request, push)
+async def push_node(node: ObjectName, body: NodeSample, monitor: MonitorDep, _: Collector) -> NodePushed:
+    push = monitor.push_node(node, body.usage(), body.cluster)
+    await _accept(monitor, push)
     return {"status": "recorded", "node": node, "cluster": push.obj.cluster, "timestamp": iso(push.ts)}
 
 
 # ---- pods --------------------------------------------------------------------------------------------------------
 @router.get("/api/pods", responses=LOOKUP_ERRORS)
-async def pods(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> PodList:
-    return _listing("pods", _catalog(request).pods(cluster, namespace))
+async def pods(catalog: CatalogDep, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> PodList:
+    return _listing("pods", catalog.pods(cluster, namespace))
 
 
 @router.get("/api/pods/{pod}", responses=LOOKUP_ERRORS)
-async def pod(pod: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> PodView:
-    return _catalog(request).pod(pod, namespace, cluster)
+async def pod(pod: Name, catalog: CatalogDep, namespace: NamespaceQ = None, cluster: ClusterQ = None) -> PodView:
+    return catalog.pod(pod, namespace, cluster)
 
 
 @router.get("/api/pods/{pod}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def pod_series(
     pod: Name,
-    request: Request,
+    catalog: CatalogDep,
+    span: Span,
     namespace: NamespaceQ = None,
     cluster: ClusterQ = None,
-    window: Window = None,
-    points: Points = None,
 ) -> Series:
-    return _catalog(request).pod_series(pod, namespace, cluster, *_series_args(request, window, points))
+    return catalog.pod_series(pod, namespace, cluster, *span)
 
 
 # ---- namespaces ----------------------------------------------------------------------------------------------------
 @router.get("/api/namespaces", responses=LOOKUP_ERRORS)
-async def namespaces(request: Request, cluster: ClusterQ = None) -> NamespaceList:
-    return _listing("namespaces", _catalog(request).namespaces(cluster))
+async def namespaces(catalog: CatalogDep, cluster: ClusterQ = None) -> NamespaceList:
+    return _listing("namespaces", catalog.namespaces(cluster))
 
 
 @router.get("/api/namespaces/{namespace}", responses=LOOKUP_ERRORS)
-async def namespace(namespace: Name, request: Request, cluster: ClusterQ = None) -> NamespaceView:
-    return _catalog(request).namespace(namespace, cluster)
+async def namespace(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> NamespaceView:
+    return catalog.namespace(namespace, cluster)
 
 
 @router.get("/api/namespaces/{namespace}/pods", responses=LOOKUP_ERRORS)
-async def namespace_pods(namespace: Name, request: Request, cluster: ClusterQ = None) -> PodList:
-    return _listing("pods", _catalog(request).namespace_pods(namespace, cluster))
+async def namespace_pods(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> PodList:
+    return _listing("pods", catalog.namespace_pods(namespace, cluster))
 
 
 @router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201, responses=PUSH_ERRORS)
 async def push_pod(
-    namespace: ObjectName, pod: ObjectName, body: PodSample, request: Request, _: Collector
+    namespace: ObjectName, pod: ObjectName, body: PodSample, monitor: MonitorDep, _: Collector
 ) -> PodPushed:
-    push = _monitor(request).push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
-    await _accept(request, push)
+    push = monitor.push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
+    await _accept(monitor, push)
     cluster = push.obj.cluster
     return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": cluster, "timestamp": iso(push.ts)}
 
 
 @router.get("/api/namespaces/{namespace}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
-async def namespace_series(
-    namespace: Name, request: Request, cluster: ClusterQ = None, window: Window = None, points: Points = None
-) -> Series:
-    return _catalog(request).namespace_series(namespace, cluster, *_series_args(request, window, points))
+async def namespace_series(namespace: Name, catalog: CatalogDep, span: Span, cluster: ClusterQ = None) -> Series:
+    return catalog.namespace_series(namespace, cluster, *span)
 
 
 @router.get("/api/namespaces/{namespace}/deployments", responses=LOOKUP_ERRORS)
-async def namespace_deployments(namespace: Name, request: Request, cluster: ClusterQ = None) -> DeploymentList:
-    catalog = _catalog(request)
+async def namespace_deployments(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> DeploymentList:
     catalog.namespace(namespace, cluster)
     return _listing("deployments", catalog.deployments(cluster, namespace))
 
 
 @router.get("/api/namespaces/{namespace}/deployments/{name}", responses=LOOKUP_ERRORS)
 async def namespace_deployment(
-    namespace: Name, name: Name, request: Request, cluster: ClusterQ = None
+    namespace: Name, name: Name, catalog: CatalogDep, cluster: ClusterQ = None
 ) -> DeploymentView:
-    return _catalog(request).deployment(name, namespace, cluster)
+    return catalog.deployment(name, namespace, cluster)
 
 
 @router.get("/api/namespaces/{namespace}/deployments/{name}/pods", responses=LOOKUP_ERRORS)
-async def namespace_deployment_pods(namespace: Name, name: Name, request: Request, cluster: ClusterQ = None) -> PodList:
-    return _listing("pods", _catalog(request).deployment_pods(name, namespace, cluster))
+async def namespace_deployment_pods(
+    namespace: Name, name: Name, catalog: CatalogDep, cluster: ClusterQ = None
+) -> PodList:
+    return _listing("pods", catalog.deployment_pods(name, namespace, cluster))
 
 
 # ---- deployments ---------------------------------------------------------------------------------------------------
 @router.get("/api/deployments", responses=LOOKUP_ERRORS)
-async def deployments(request: Request, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> DeploymentList:
-    return _listing("deployments", _catalog(request).deployments(cluster, namespace))
+async def deployments(catalog: CatalogDep, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> DeploymentList:
+    return _listing("deployments", catalog.deployments(cluster, namespace))
 
 
 @router.get("/api/deployments/{name}", responses=LOOKUP_ERRORS)
 async def deployment(
-    name: Name, request: Request, namespace: NamespaceQ = None, cluster: ClusterQ = None
+    name: Name, catalog: CatalogDep, namespace: NamespaceQ = None, cluster: ClusterQ = None
 ) -> DeploymentView:
-    return _catalog(request).deployment(name, namespace, cluster)
+    return catalog.deployment(name, namespace, cluster)
 
 
 @router.get("/api/deployments/{name}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
 async def deployment_series(
     name: Name,
-    request: Request,
+    catalog: CatalogDep,
+    span: Span,
     namespace: NamespaceQ = None,
     cluster: ClusterQ = None,
-    window: Window = None,
-    points: Points = None,
 ) -> Series:
-    return _catalog(request).deployment_series(name, namespace, cluster, *_series_args(request, window, points))
+    return catalog.deployment_series(name, namespace, cluster, *span)

@@ -152,7 +152,8 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
 
 def _openapi_with_error_bodies(app: FastAPI):
     """FastAPI documents validation errors as its own `HTTPValidationError`; the kit answers them (and every other
-    error) as `ErrorBody`, so the document says so."""
+    error) as `ErrorBody`, so the document says so. A route that reads a body also answers 400 when the body cannot
+    be read as JSON at all (not UTF-8), before any validation: that is declared too."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -164,11 +165,14 @@ def _openapi_with_error_bodies(app: FastAPI):
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        error_content = {"application/json": {"schema": error_ref}}
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid["content"] = {"application/json": {"schema": error_ref}}
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"]["content"] = error_content
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "the body is not JSON", "content": error_content})
         app.openapi_schema = document
         return document
 

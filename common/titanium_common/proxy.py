@@ -44,7 +44,7 @@ CHUNK_BYTES = 64 * 1024
 # the 5xx (upstream failure) figures.
 CLIENT_CLOSED_REQUEST = 499
 # A client that stops reading a streamed answer for this long is cut off, so it cannot hold the handler and an
-# upstream connection for ever (the seed's server WriteTimeout).
+# upstream connection for ever (as a write timeout on the server would).
 CLIENT_WRITE_TIMEOUT_S = 10.0
 # A client that sends nothing of a body it announced for this long is cut off (408), so that it cannot hold the
 # handler and an upstream connection with a short body.

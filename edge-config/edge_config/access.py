@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from titanium_common.auth_client import Identity, TokenVerifier, bearer_token
+from titanium_common.auth_client import Identity, bearer_token
+from titanium_common.deps import VerifierDep, admin_user, from_state
 
 from .addresses import IP, AddressPolicy, parse_ip
 
@@ -24,8 +25,7 @@ class Caller:
     device_facing: bool
 
 
-def _verifier(request: Request) -> TokenVerifier:
-    return request.app.state.verifier
+PolicyDep = Annotated[AddressPolicy, Depends(from_state("policy"))]
 
 
 def _device_facing(request: Request) -> bool:
@@ -42,18 +42,14 @@ def _source(request: Request) -> IP | None:
         return None
 
 
-async def _admin(request: Request) -> Identity:
-    return await _verifier(request).require_role(request, "admin")
-
-
-async def _reader(request: Request) -> Identity | None:
+async def _reader(request: Request, verifier: VerifierDep) -> Identity | None:
     """Reads: open through the gateway, admin-only on the device-facing paths."""
     if _device_facing(request):
-        return await _admin(request)
+        return await admin_user(request, verifier)
     return None
 
 
-async def _device_or_admin(request: Request) -> Caller:
+async def _device_or_admin(request: Request, verifier: VerifierDep, policy: PolicyDep) -> Caller:
     """GET and PUT /config/{id}: an admin anywhere; a device itself, without a token, on the root paths from an
     address the policy admits; through the gateway a read is open and a write needs the admin token."""
     device_facing = _device_facing(request)
@@ -61,10 +57,9 @@ async def _device_or_admin(request: Request) -> Caller:
     if not device_facing:
         if request.method == "GET":
             return Caller(None, source, device_facing)
-        return Caller(await _admin(request), source, device_facing)
+        return Caller(await admin_user(request, verifier), source, device_facing)
     if bearer_token(request) is not None:
-        return Caller(await _admin(request), source, device_facing)
-    policy: AddressPolicy = request.app.state.policy
+        return Caller(await admin_user(request, verifier), source, device_facing)
     refusal = "the connection's address is unknown" if source is None else policy.refusal(str(source))
     if refusal is not None:
         raise HTTPException(
@@ -74,6 +69,5 @@ async def _device_or_admin(request: Request) -> Caller:
     return Caller(None, source, device_facing)
 
 
-Admin = Annotated[Identity, Depends(_admin)]
 Reader = Annotated[Identity | None, Depends(_reader)]
 DeviceOrAdmin = Annotated[Caller, Depends(_device_or_admin)]

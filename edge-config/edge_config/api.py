@@ -1,17 +1,19 @@
-"""edge-config's API (routes only): the seed's paths, mounted at the root and again under /api/edge."""
+"""edge-config's API (routes only): the device-facing paths at the root, mounted again under /api/edge."""
 
 import asyncio
 from collections import Counter
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from titanium_common.contracts import errors
+from titanium_common.deps import AdminUser, from_state
 from titanium_common.errors import error_body
 
-from .access import Admin, Caller, DeviceOrAdmin, Reader
+from .access import Caller, DeviceOrAdmin, PolicyDep, Reader
 from .addresses import AddressPolicy
 from .configs import ConfigBody, ConfigPatch, DevicePatch, config_from_body, is_dns_label, normalise_device_id, patched
 from .configs import public_config as shown
@@ -42,6 +44,7 @@ from .schemas import (
     ResourcesDeleted,
     SyncResult,
 )
+from .settings import EdgeConfigSettings
 from .store import DeviceNotFound, DeviceStore
 
 router = APIRouter()
@@ -74,9 +77,17 @@ class SyncRequest(BaseModel):
     _namespace = field_validator("namespace")(lambda value: value if value is None else _checked_namespace(value))
 
 
-async def _namespace(request: Request, namespace: str | None = None) -> str:
+SettingsDep = Annotated[EdgeConfigSettings, Depends(from_state("settings"))]
+StoreDep = Annotated[DeviceStore, Depends(from_state("store"))]
+MonitorDep = Annotated[HealthMonitor, Depends(from_state("monitor"))]
+ReloaderDep = Annotated[Reloader, Depends(from_state("reloader"))]
+KubeDep = Annotated[KubeSync, Depends(from_state("kube"))]
+DevicesDep = Annotated[DeviceClient, Depends(from_state("devices"))]
+
+
+async def _namespace(settings: SettingsDep, namespace: str | None = None) -> str:
     if namespace is None:
-        return request.app.state.settings.kube_namespace
+        return settings.kube_namespace
     try:
         return _checked_namespace(namespace)
     except ValueError as exc:
@@ -86,25 +97,8 @@ async def _namespace(request: Request, namespace: str | None = None) -> str:
 Namespace = Annotated[str, Depends(_namespace)]
 
 
-def _store(request: Request) -> DeviceStore:
-    return request.app.state.store
-
-
-def _monitor(request: Request) -> HealthMonitor:
-    return request.app.state.monitor
-
-
-def _reloader(request: Request) -> Reloader:
-    return request.app.state.reloader
-
-
-def _kube(request: Request) -> KubeSync:
-    return request.app.state.kube
-
-
-def _checked_address(request: Request, config: dict[str, Any]) -> dict[str, Any]:
+def _checked_address(policy: AddressPolicy, config: dict[str, Any]) -> dict[str, Any]:
     """A config whose address and ports pass the outbound policy, else 422 saying why."""
-    policy: AddressPolicy = request.app.state.policy
     refusal = policy.check(config.get("ip_address"), config["reload_port"], config["port"])
     if refusal is not None:
         raise HTTPException(422, f"ip_address refused: {refusal}")
@@ -112,7 +106,7 @@ def _checked_address(request: Request, config: dict[str, Any]) -> dict[str, Any]
 
 
 def _registration(config: dict[str, Any], current: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
-    """A PUT on the device-facing paths, as the seed's server took it: without `ip_address`, a device that registers
+    """A PUT on the device-facing paths, as the original server took it: without `ip_address`, a device that registers
     itself is recorded at the connection's source address, and an update from loopback keeps a known address.
     Without a token a device may not move a registered device elsewhere (that takes the admin token)."""
     known = current["config"].get("ip_address") if current else None
@@ -132,35 +126,49 @@ def _registration(config: dict[str, Any], current: dict[str, Any] | None, caller
     return config
 
 
-async def _current(request: Request, device_id: str) -> dict[str, Any] | None:
+async def _current(store: DeviceStore, device_id: str) -> dict[str, Any] | None:
     try:
-        return await _store(request).get(device_id)
+        return await store.get(device_id)
     except DeviceNotFound:
         return None
 
 
-def _reload_after_change(request: Request, record: dict[str, Any]) -> bool:
-    """The seed's rule: a changed device with a known address is told to reload (here in the background)."""
+def _reload_after_change(reloader: Reloader, record: dict[str, Any]) -> bool:
+    """A changed device with a known address is told to reload (in the background)."""
     config = record["config"]
     if not config.get("ip_address"):
         return False
-    _reloader(request).schedule(record["device_id"], config["ip_address"], config["reload_port"])
+    reloader.schedule(record["device_id"], config["ip_address"], config["reload_port"])
     return True
 
 
-def _device_view(request: Request, record: dict[str, Any]) -> dict[str, Any]:
-    config = record["config"]
-    return {
-        "device_id": record["device_id"],
-        "device_type": config["device_type"],
-        "ip_address": config.get("ip_address"),
-        "port": config["port"],
-        "reload_port": config["reload_port"],
-        **_monitor(request).of(record).public(),
-        "version": record["version"],
-        "last_reload": record["last_reload"],
-        "reload_pending": _reloader(request).pending(record["device_id"]),
-    }
+@dataclass(frozen=True)
+class DeviceViews:
+    """A device as the device routes show it: its config, its latest probe result and its reloads."""
+
+    monitor: HealthMonitor
+    reloader: Reloader
+
+    def of(self, record: dict[str, Any]) -> dict[str, Any]:
+        config = record["config"]
+        return {
+            "device_id": record["device_id"],
+            "device_type": config["device_type"],
+            "ip_address": config.get("ip_address"),
+            "port": config["port"],
+            "reload_port": config["reload_port"],
+            **self.monitor.of(record).public(),
+            "version": record["version"],
+            "last_reload": record["last_reload"],
+            "reload_pending": self.reloader.pending(record["device_id"]),
+        }
+
+
+async def _views(monitor: MonitorDep, reloader: ReloaderDep) -> DeviceViews:
+    return DeviceViews(monitor, reloader)
+
+
+ViewsDep = Annotated[DeviceViews, Depends(_views)]
 
 
 def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,49 +185,65 @@ def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/config", responses=READ, response_model_exclude_unset=True)
-async def list_configs(request: Request, _: Reader) -> ConfigList:
-    records = await _store(request).all()
+async def list_configs(store: StoreDep, _: Reader) -> ConfigList:
+    records = await store.all()
     return {"configs": [{"device_id": r["device_id"], **shown(r["config"])} for r in records], "total": len(records)}
 
 
 @router.get("/config/{device_id}", responses=LOOKUP, response_model_exclude_unset=True)
-async def get_config(device_id: DeviceId, request: Request, _: DeviceOrAdmin) -> DeviceConfig:
-    """What the device fetches: its config, in the seed's shape."""
-    return shown((await _store(request).get(device_id))["config"])
+async def get_config(device_id: DeviceId, store: StoreDep, _: DeviceOrAdmin) -> DeviceConfig:
+    """What the device fetches: its config, in the shape the original devices read."""
+    return shown((await store.get(device_id))["config"])
 
 
 @router.put("/config/{device_id}", responses=WRITE)
-async def put_config(device_id: DeviceId, body: ConfigBody, request: Request, caller: DeviceOrAdmin) -> ConfigStored:
+async def put_config(
+    device_id: DeviceId,
+    body: ConfigBody,
+    store: StoreDep,
+    policy: PolicyDep,
+    reloader: ReloaderDep,
+    caller: DeviceOrAdmin,
+) -> ConfigStored:
     config = config_from_body(device_id, body)
     if caller.device_facing:
-        config = _registration(config, await _current(request, device_id), caller)
-    status, record, changed = await _store(request).put(device_id, _checked_address(request, config))
+        config = _registration(config, await _current(store, device_id), caller)
+    status, record, changed = await store.put(device_id, _checked_address(policy, config))
     return {
         "status": status,
         "device_id": device_id,
-        "reload_triggered": _reload_after_change(request, record),
+        "reload_triggered": _reload_after_change(reloader, record),
         "version": record["version"],
         "changed": changed,
     }
 
 
 @router.post("/config/{device_id}", status_code=201, responses=WRITE)
-async def create_config(device_id: DeviceId, body: ConfigBody, request: Request, _: Admin) -> ConfigCreated:
+async def create_config(
+    device_id: DeviceId, body: ConfigBody, store: StoreDep, policy: PolicyDep, _: AdminUser
+) -> ConfigCreated:
     if body.ip_address is None:
         raise HTTPException(422, "ip_address is required to create a device with POST")
-    record = await _store(request).create(device_id, _checked_address(request, config_from_body(device_id, body)))
+    record = await store.create(device_id, _checked_address(policy, config_from_body(device_id, body)))
     return {"status": "created", "device_id": device_id, "version": record["version"]}
 
 
 @router.patch("/config/{device_id}", responses=WRITE, response_model_exclude_unset=True)
-async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request, _: Admin) -> ConfigPatched:
-    record, changed = await _store(request).patch(
-        device_id, lambda current: _checked_address(request, patched(device_id, current, body))
+async def patch_config(
+    device_id: DeviceId,
+    body: ConfigPatch,
+    store: StoreDep,
+    policy: PolicyDep,
+    reloader: ReloaderDep,
+    _: AdminUser,
+) -> ConfigPatched:
+    record, changed = await store.patch(
+        device_id, lambda current: _checked_address(policy, patched(device_id, current, body))
     )
     return {
         "status": "patched",
         "device_id": device_id,
-        "reload_triggered": _reload_after_change(request, record),
+        "reload_triggered": _reload_after_change(reloader, record),
         "version": record["version"],
         "changed": changed,
         "config": shown(record["config"]),
@@ -227,15 +251,15 @@ async def patch_config(device_id: DeviceId, body: ConfigPatch, request: Request,
 
 
 @router.delete("/config/{device_id}", responses=LOOKUP)
-async def delete_config(device_id: DeviceId, request: Request, _: Admin) -> ConfigDeleted:
-    await _store(request).delete(device_id)
-    _monitor(request).forget(device_id)
+async def delete_config(device_id: DeviceId, store: StoreDep, monitor: MonitorDep, _: AdminUser) -> ConfigDeleted:
+    await store.delete(device_id)
+    monitor.forget(device_id)
     return {"status": "deleted", "device_id": device_id}
 
 
 @router.get("/config/{device_id}/history", responses=LOOKUP, response_model_exclude_unset=True)
-async def config_history(device_id: DeviceId, request: Request, _: Reader) -> ConfigHistory:
-    versions = [version | {"config": shown(version["config"])} for version in await _store(request).history(device_id)]
+async def config_history(device_id: DeviceId, store: StoreDep, _: Reader) -> ConfigHistory:
+    versions = [version | {"config": shown(version["config"])} for version in await store.history(device_id)]
     return {"device_id": device_id, "versions": versions, "total": len(versions)}
 
 
@@ -243,24 +267,26 @@ async def config_history(device_id: DeviceId, request: Request, _: Reader) -> Co
 
 
 @router.get("/devices", responses=READ)
-async def list_devices(request: Request, _: Reader) -> DeviceList:
+async def list_devices(store: StoreDep, views: ViewsDep, _: Reader) -> DeviceList:
     """From the latest background probe round; never probes inside the request."""
-    views = [_device_view(request, record) for record in await _store(request).all()]
-    return {"devices": views, **_counts(views), "last_probe_round": _monitor(request).last_round}
+    shown_views = [views.of(record) for record in await store.all()]
+    return {"devices": shown_views, **_counts(shown_views), "last_probe_round": views.monitor.last_round}
 
 
 @router.get("/devices/{device_id}/status", responses=LOOKUP)
-async def device_status(device_id: DeviceId, request: Request, _: Reader) -> DeviceView:
-    return _device_view(request, await _store(request).get(device_id))
+async def device_status(device_id: DeviceId, store: StoreDep, views: ViewsDep, _: Reader) -> DeviceView:
+    return views.of(await store.get(device_id))
 
 
 @router.patch("/devices/{device_id}", responses=WRITE)
-async def patch_device(device_id: DeviceId, body: DevicePatch, request: Request, _: Admin) -> DevicePatched:
+async def patch_device(
+    device_id: DeviceId, body: DevicePatch, store: StoreDep, policy: PolicyDep, views: ViewsDep, _: AdminUser
+) -> DevicePatched:
     """The basic fields only, and no reload (the device's own config is unchanged)."""
-    record, changed = await _store(request).patch(
-        device_id, lambda current: _checked_address(request, patched(device_id, current, body)), action="device-patched"
+    record, changed = await store.patch(
+        device_id, lambda current: _checked_address(policy, patched(device_id, current, body)), action="device-patched"
     )
-    return {"status": "updated", "device_id": device_id, "changed": changed, "device": _device_view(request, record)}
+    return {"status": "updated", "device_id": device_id, "changed": changed, "device": views.of(record)}
 
 
 def _address(record: dict[str, Any]) -> tuple[str, int]:
@@ -271,10 +297,9 @@ def _address(record: dict[str, Any]) -> tuple[str, int]:
 
 
 @router.get("/devices/{device_id}/local-config", responses=errors(401, 403, 404, 409, 502, 504))
-async def local_config(device_id: DeviceId, request: Request, _: Admin) -> LocalConfig:
+async def local_config(device_id: DeviceId, store: StoreDep, devices: DevicesDep, _: AdminUser) -> LocalConfig:
     """The config the device itself runs with, from its `GET /config` (5 s by default)."""
-    ip, port = _address(await _store(request).get(device_id))
-    devices: DeviceClient = request.app.state.devices
+    ip, port = _address(await store.get(device_id))
     return {"device_id": device_id, "local_config": await devices.local_config(ip, port)}
 
 
@@ -283,47 +308,45 @@ async def local_config(device_id: DeviceId, request: Request, _: Admin) -> Local
     response_model=ReloadResult,
     responses=errors(401, 403, 404, 409) | {502: {"model": ReloadFailed, "description": "the device failed"}},
 )
-async def reload_device(device_id: DeviceId, request: Request, _: Admin) -> JSONResponse:
-    ip, port = _address(await _store(request).get(device_id))
-    result = await _reloader(request).reload_now(device_id, ip, port)
+async def reload_device(device_id: DeviceId, store: StoreDep, reloader: ReloaderDep, _: AdminUser) -> JSONResponse:
+    ip, port = _address(await store.get(device_id))
+    result = await reloader.reload_now(device_id, ip, port)
     if result["status"] == "reloaded":
         return JSONResponse(result)
     return JSONResponse(error_body(f"reload of {device_id!r} failed: {result['error']}") | result, status_code=502)
 
 
 @router.post("/devices/reload", responses=READ)
-async def reload_all(request: Request, _: Admin) -> ReloadAll:
+async def reload_all(store: StoreDep, reloader: ReloaderDep, _: AdminUser) -> ReloadAll:
     """Every device with an address, concurrently; one device's failure is its own result."""
-    records = [r for r in await _store(request).all() if r["config"].get("ip_address")]
-    reloader = _reloader(request)
+    records = [r for r in await store.all() if r["config"].get("ip_address")]
     results = await asyncio.gather(*(reloader.reload_now(r["device_id"], *_address(r)) for r in records))
     success = sum(result["status"] == "reloaded" for result in results)
     return {"results": results, "total": len(results), "success": success, "failed": len(results) - success}
 
 
 @router.get("/metrics/summary", responses=READ)
-async def metrics_summary(request: Request, _: Reader) -> MetricsSummary:
-    records = await _store(request).all()
-    views = [_device_view(request, record) for record in records]
-    by_type = Counter(view["device_type"] for view in views)
-    return {**_counts(views), "by_device_type": dict(by_type), "last_probe_round": _monitor(request).last_round}
+async def metrics_summary(store: StoreDep, views: ViewsDep, _: Reader) -> MetricsSummary:
+    shown_views = [views.of(record) for record in await store.all()]
+    by_type = Counter(view["device_type"] for view in shown_views)
+    return {**_counts(shown_views), "by_device_type": dict(by_type), "last_probe_round": views.monitor.last_round}
 
 
 # ---- Kubernetes ---------------------------------------------------------------------------------------------------
 
+SyncBody = Annotated[SyncRequest | None, Body()]
+
 
 @router.post("/kubernetes/sync", responses=KUBE)
-async def kube_sync(request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None) -> SyncResult:
-    namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
-    return await _kube(request).sync(namespace)
+async def kube_sync(kube: KubeDep, settings: SettingsDep, _: AdminUser, body: SyncBody = None) -> SyncResult:
+    return await kube.sync((body.namespace if body else None) or settings.kube_namespace)
 
 
 @router.post("/kubernetes/sync/{device_id}", responses=KUBE)
 async def kube_sync_device(
-    device_id: DeviceId, request: Request, _: Admin, body: Annotated[SyncRequest | None, Body()] = None
+    device_id: DeviceId, kube: KubeDep, settings: SettingsDep, _: AdminUser, body: SyncBody = None
 ) -> SyncResult:
-    namespace = (body.namespace if body else None) or request.app.state.settings.kube_namespace
-    return await _kube(request).sync(namespace, device_id)
+    return await kube.sync((body.namespace if body else None) or settings.kube_namespace, device_id)
 
 
 @router.get(
@@ -331,37 +354,34 @@ async def kube_sync_device(
     response_class=PlainTextResponse,
     responses=READ | {200: {"content": {"application/yaml": {}}, "description": "multi-document YAML"}},
 )
-async def kube_manifests(namespace: Namespace, request: Request, _: Reader) -> PlainTextResponse:
+async def kube_manifests(namespace: Namespace, store: StoreDep, monitor: MonitorDep, _: Reader) -> PlainTextResponse:
     """Multi-document YAML of the healthy devices' objects, for `kubectl apply -f`; needs no cluster."""
-    monitor = _monitor(request)
-    records = [
-        r for r in await _store(request).all() if r["config"].get("ip_address") and monitor.of(r).status == "healthy"
-    ]
+    records = [r for r in await store.all() if r["config"].get("ip_address") and monitor.of(r).status == "healthy"]
     return PlainTextResponse(manifests_yaml(records, namespace), media_type="application/yaml")
 
 
 @router.delete("/kubernetes/cleanup", responses=KUBE)
-async def kube_cleanup(namespace: Namespace, request: Request, _: Admin) -> Cleaned:
-    return await _kube(request).cleanup(namespace)
+async def kube_cleanup(namespace: Namespace, kube: KubeDep, _: AdminUser) -> Cleaned:
+    return await kube.cleanup(namespace)
 
 
 @router.get("/kubernetes/status", responses=KUBE)
-async def kube_status(request: Request, _: Reader) -> KubeStatus:
-    return await _kube(request).status()
+async def kube_status(kube: KubeDep, _: Reader) -> KubeStatus:
+    return await kube.status()
 
 
 @router.get("/kubernetes/health", responses=KUBE)
-async def kube_health(request: Request, _: Reader) -> KubeHealth:
-    return await _kube(request).health()
+async def kube_health(kube: KubeDep, _: Reader) -> KubeHealth:
+    return await kube.health()
 
 
 @router.get("/kubernetes/resources/{device_id}", responses=KUBE)
-async def kube_resources(device_id: DeviceId, namespace: Namespace, request: Request, _: Reader) -> KubeResources:
-    return await _kube(request).resources(namespace, device_id)
+async def kube_resources(device_id: DeviceId, namespace: Namespace, kube: KubeDep, _: Reader) -> KubeResources:
+    return await kube.resources(namespace, device_id)
 
 
 @router.delete("/kubernetes/resources/{device_id}", responses=KUBE)
 async def kube_delete_resources(
-    device_id: DeviceId, namespace: Namespace, request: Request, _: Admin
+    device_id: DeviceId, namespace: Namespace, kube: KubeDep, _: AdminUser
 ) -> ResourcesDeleted:
-    return await _kube(request).delete_resources(namespace, device_id)
+    return await kube.delete_resources(namespace, device_id)

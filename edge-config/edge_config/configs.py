@@ -40,7 +40,8 @@ def is_dns_label(value: str, max_length: int = 63) -> bool:
 
 
 def normalise_device_id(raw: str) -> str:
-    """Ids are host names, which are case-insensitive: every path lower-cases them the same way (the seed did not)."""
+    """Ids are host names, which are case-insensitive: every path lower-cases them the same way (the original server
+    did not)."""
     device_id = raw.lower()
     if not is_dns_label(device_id, DEVICE_ID_MAX):
         raise InvalidConfig(
@@ -143,5 +144,5 @@ def patched(device_id: str, current: dict[str, Any], change: _BasicChange) -> di
 
 
 def public_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The seed's GET /config/{id} shape: null optional fields are left out."""
+    """What GET /config/{id} answers a device (the original server's shape): null optional fields are left out."""
     return {key: value for key, value in config.items() if not (key in DEFAULTS and value is None)}

@@ -1,4 +1,4 @@
-"""Calls to the devices themselves, as the seed's device-side exporter expects them on its `reload_port`:
+"""Calls to the devices themselves, as the device-side edge-metrics-exporter expects them on its `reload_port`:
 `GET /health`, `POST /reload` and `GET /config`, each with its own timeout on the kit's shared aiohttp session."""
 
 import json
@@ -56,7 +56,7 @@ class DeviceClient:
         self.config_timeout_s = config_timeout_s
 
     async def probe(self, ip: str, port: int) -> Probe:
-        """The seed's rule: 200 healthy, another status unhealthy, no answer unreachable."""
+        """200 healthy, another status unhealthy, no answer unreachable (as the original server decided)."""
         refusal = self.policy.refusal(ip, port)
         if refusal is not None:
             return Probe("unreachable", f"not contacted: {refusal}")

@@ -1,8 +1,8 @@
 """Healthy edge devices as Kubernetes objects, so Prometheus scrapes them like pods.
 
 Per device: a headless, selector-less Service `edge-device-<id>` (port `metrics`), its Endpoints and a
-discovery.k8s.io/v1 EndpointSlice, all labelled `app=edge-exporter` (what the seed's ServiceMonitor selects),
-`device_id`, `device_type`, `app.kubernetes.io/managed-by=edge-config` and the seed's
+discovery.k8s.io/v1 EndpointSlice, all labelled `app=edge-exporter` (what the original server's ServiceMonitor selects),
+`device_id`, `device_type`, `app.kubernetes.io/managed-by=edge-config` and the original server's
 `managed_by=edge-metrics-server` (what its documented `kubectl -l managed_by=edge-metrics-server` selects). Only
 objects with the first of those (or `managed_by=edge-config`, which earlier versions set) are ever changed or
 deleted. A device whose address cannot be an endpoint (loopback, link-local) is skipped, with the reason. The
@@ -40,10 +40,11 @@ log = logging.getLogger("edge_config.kube")
 
 MANAGER = "edge-config"
 MANAGER_LABEL = "app.kubernetes.io/managed-by"
-# The seed's own label and value, kept so that its documented selector still finds the objects.
-SEED_LABEL, SEED_MANAGER = "managed_by", "edge-metrics-server"
-# What marks an object as ours: the standard label, or the seed's key with our name (set by earlier versions).
-OWNED_SELECTORS = (f"{MANAGER_LABEL}={MANAGER}", f"{SEED_LABEL}={MANAGER}")
+# The original server's label and value, kept so that its documented selector still finds the objects.
+ORIGINAL_LABEL, ORIGINAL_MANAGER = "managed_by", "edge-metrics-server"
+# What marks an object as ours: the standard label, or the original server's key with our name (set by earlier
+# versions).
+OWNED_SELECTORS = (f"{MANAGER_LABEL}={MANAGER}", f"{ORIGINAL_LABEL}={MANAGER}")
 PORT_NAME = "metrics"
 SYNC_OUTCOMES = ("created", "updated", "deleted", "failed", "unchanged", "kept", "skipped")
 
@@ -52,7 +53,7 @@ class KubeUnavailable(ServiceError):
     """The cluster cannot be used: not configured (503), unreachable (503), or it refused the call (502)."""
 
     def __init__(self, status_code: int, detail: str, error: str | None = None) -> None:
-        # `error`: the seed's own key for "no cluster", which its clients read.
+        # `error`: the original server's key for "no cluster", which its clients read.
         super().__init__(detail, status_code=status_code, extra={"error": error} if error else None)
 
 
@@ -68,14 +69,14 @@ def _labels(record: dict[str, Any]) -> dict[str, str]:
         "app": "edge-exporter",
         "device_id": record["device_id"],
         "device_type": record["config"]["device_type"],
-        SEED_LABEL: SEED_MANAGER,
+        ORIGINAL_LABEL: ORIGINAL_MANAGER,
         MANAGER_LABEL: MANAGER,
     }
 
 
 def is_ours(obj: dict[str, Any]) -> bool:
     labels = obj["metadata"].get("labels") or {}
-    return labels.get(MANAGER_LABEL) == MANAGER or labels.get(SEED_LABEL) == MANAGER
+    return labels.get(MANAGER_LABEL) == MANAGER or labels.get(ORIGINAL_LABEL) == MANAGER
 
 
 def endpoint_refusal(record: dict[str, Any]) -> str | None:

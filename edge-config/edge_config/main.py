@@ -31,7 +31,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-# curl -d sends this Content-Type by default (the seed's own examples do); edge-config takes no forms.
+# curl -d sends this Content-Type by default (the original server's documented examples do); edge-config takes no
+# forms.
 _FORM = b"application/x-www-form-urlencoded"
 
 
@@ -129,7 +130,7 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
     app = create_fastapi_app(
         settings, title="edge-config", distribution="edge-config", routers=[api.router], lifespan=lifespan
     )
-    # One router, mounted twice: the seed's paths at the root (devices, scripts) and under /api/edge (gateway).
+    # One router, mounted twice: the device-facing paths at the root (devices, scripts) and under /api/edge (gateway).
     app.include_router(api.router, prefix="/api/edge")
     # Inside the kit's middleware (appended, not prepended), so a refused body still gets a request id and counts.
     app.user_middleware.append(Middleware(RequestBodies))

@@ -41,7 +41,7 @@ class Reloader:
         await self._record(device_id, attempt, error)
 
     async def reload_now(self, device_id: str, ip: str, port: int) -> dict[str, Any]:
-        """One attempt, answered at once (the seed's POST /devices/{id}/reload); also recorded."""
+        """One attempt, answered at once (what POST /devices/{id}/reload answers); also recorded."""
         error = await self.client.reload(ip, port)
         await self._record(device_id, 1, error)
         status = "reloaded" if error is None else "failed"

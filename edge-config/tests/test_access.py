@@ -1,5 +1,5 @@
-"""Who may do what, which addresses edge-config connects to, and devices that register themselves as the seed's
-own exporter does: each finding of a probe as an attacker, and of running the seed's device software."""
+"""Who may do what, which addresses edge-config connects to, and devices that register themselves as the
+original edge-metrics-exporter does: each finding of a probe as an attacker, and of running that device software."""
 
 import asyncio
 import uuid
@@ -95,8 +95,8 @@ async def test_an_anonymous_device_must_call_from_an_admitted_address(start_edge
         assert (await edge.anonymous.get("/config/lonely")).status_code == 401
 
 
-async def test_the_seeds_exporter_registers_itself_and_is_probed_and_reloaded(edge, farm, eventually):
-    """What the seed's edge-metrics-exporter does in the field: GET /config/{hostname} → 404 → PUT its local
+async def test_the_original_exporter_registers_itself_and_is_probed_and_reloaded(edge, farm, eventually):
+    """What the original edge-metrics-exporter does in the field: GET /config/{hostname} → 404 → PUT its local
     config, no token, no ip_address; it serves /health and /reload on its reload_port."""
     exporter = await farm.start()
     local = {"device_type": "jetson_orin", "port": 9100, "reload_port": exporter.port, "enabled_metrics": ["cpu"]}
@@ -108,7 +108,7 @@ async def test_the_seeds_exporter_registers_itself_and_is_probed_and_reloaded(ed
     await edge.probe_round()
     assert (await edge.status("jetson-lab-7"))["status"] == "healthy"
 
-    # An operator changes its config: the device is told to reload (as after its registration, the seed's rule).
+    # An operator changes its config: the device is told to reload (as after its registration).
     async def reloads(count):
         return exporter.count("POST /reload") == count
 
@@ -149,7 +149,7 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_learned(start_edg
         assert (await edge.client.get("/config/direct")).json()["ip_address"] == "127.0.0.1"
 
 
-async def test_the_seeds_curl_without_a_content_type_is_accepted(edge):
+async def test_the_documented_curl_without_a_content_type_is_accepted(edge):
     """`curl -X PUT .../config/edge-01 -d '{...}'` sends application/x-www-form-urlencoded."""
     body = b'{"device_type": "jetson_orin", "ip_address": "192.0.2.10"}'
     form = await edge.client.put(

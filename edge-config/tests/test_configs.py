@@ -1,4 +1,4 @@
-"""Device configs: the seed's shapes at the root and under /api/edge, validation, versioning and history."""
+"""Device configs: the original clients' shapes at the root and under /api/edge, validation, versioning and history."""
 
 import pytest
 
@@ -6,7 +6,7 @@ PREFIXES = ["", "/api/edge"]
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-async def test_put_get_list_delete_in_the_seeds_shapes(edge, prefix):
+async def test_put_get_list_delete_in_the_original_shapes(edge, prefix):
     client = edge.client
     body = {"device_type": "jetson_orin", "ip_address": "192.168.1.10", "enabled_metrics": ["cpu"], "site": "lab"}
     answer = await client.put(f"{prefix}/config/edge-01", json=body)
@@ -25,7 +25,7 @@ async def test_put_get_list_delete_in_the_seeds_shapes(edge, prefix):
     assert listing == {"configs": [{"device_id": "edge-01", **config}], "total": 1}
 
     again = (await client.put(f"{prefix}/config/edge-01", json={"device_type": "rpi4"})).json()
-    # A full replace; on the device-facing root paths a PUT without an address keeps the known one (the seed's rule).
+    # A full replace; on the device-facing root paths a PUT without an address keeps the known one.
     kept = {"ip_address": "192.168.1.10"} if prefix == "" else {}
     assert again["status"] == "updated" and again["reload_triggered"] is bool(kept) and again["version"] == 2
     assert (await client.get(f"{prefix}/config/edge-01")).json() == {

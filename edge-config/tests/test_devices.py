@@ -3,7 +3,7 @@
 from titanium_common.suite import free_port
 
 
-async def test_health_as_the_seed_decides_it(edge, farm):
+async def test_health_as_the_original_server_decides_it(edge, farm):
     healthy, failing, hanging = await farm.start(), await farm.start(health=500), await farm.start(hang=True)
     await edge.register("good", healthy)
     await edge.register("bad", failing)
@@ -166,7 +166,7 @@ async def test_a_hanging_reload_does_not_delay_the_answer(edge, farm, eventually
     assert outcome["status"] == "failed" and "no answer within 0.5 s" in outcome["error"]
 
 
-async def test_reload_one_and_all_as_in_the_seed(edge, farm):
+async def test_reload_one_and_all(edge, farm):
     good, bad = await farm.start(), await farm.start(reload=500)
     await edge.client.put("/config/good", json={"device_type": "rpi4"})
     await edge.client.put("/config/bad", json={"device_type": "rpi4"})

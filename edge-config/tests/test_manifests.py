@@ -35,7 +35,8 @@ async def test_manifests_validate_strictly_for_a_recent_kubernetes(edge, farm):
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         assert document["metadata"]["namespace"] == "edge-metrics"
         assert document["metadata"]["labels"]["app"] == "edge-exporter"
-        # The seed's documented selector (-l managed_by=edge-metrics-server) and the standard label both find them.
+        # The original server's documented selector (-l managed_by=edge-metrics-server) and the standard label both
+        # find them.
         assert document["metadata"]["labels"]["managed_by"] == "edge-metrics-server"
         assert document["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "edge-config"
     assert documents[5]["addressType"] == "IPv6" and documents[4]["subsets"][0]["addresses"] == [{"ip": LAN6}]

@@ -1,16 +1,19 @@
 """ops-mcp's REST routes: the tools' answers as JSON under /api/ops (the dashboard and the stdio server read
 them). Admin only, except the diagnosis, which shows what /stats already shows anyone."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from titanium_common.auth_client import Identity, TokenVerifier
+from titanium_common.contracts import errors
+from titanium_common.deps import VerifierDep, from_state
 
 from .models import (
     DeviceListing,
     DeviceStatus,
     Diagnosis,
+    EventLog,
     EventType,
     Listing,
     ReloadOutcome,
@@ -19,6 +22,7 @@ from .models import (
     ServiceName,
     ServiceStats,
     SlowRoutes,
+    StatsAggregate,
     SuiteStatus,
 )
 from .operations import LiveOperations
@@ -39,18 +43,20 @@ async def admin_identity(verifier: TokenVerifier, request: Request) -> Identity:
     return identity
 
 
-async def _admin(request: Request) -> Identity:
-    identity = await admin_identity(request.app.state.verifier, request)
+async def _admin(request: Request, verifier: VerifierDep) -> Identity:
+    identity = await admin_identity(verifier, request)
     await _pass_token_on(request)
     return identity
 
 
-async def _ops(request: Request) -> LiveOperations:
-    return request.app.state.operations
-
-
-Ops = Annotated[LiveOperations, Depends(_ops)]
+Ops = Annotated[LiveOperations, Depends(from_state("operations"))]
 admin_only = [Depends(_admin)]
+# Every route but the diagnosis needs an admin token (401, 403; 503 when auth-service does not answer). The reads
+# of cluster-monitor and edge-config pass their refusals on (401, 403, and 404 or 409 for a lookup), and answer
+# 502 or 504 naming the service when it fails or does not answer.
+ADMIN = errors(401, 403, 503)
+READS = errors(401, 403, 502, 503, 504)
+LOOKUPS = errors(401, 403, 404, 409, 502, 503, 504)
 
 
 @router.get("/diagnosis", dependencies=[Depends(_pass_token_on)])
@@ -58,39 +64,39 @@ async def diagnosis(ops: Ops) -> Diagnosis:
     return await ops.diagnose()
 
 
-@router.get("/status", dependencies=admin_only)
+@router.get("/status", dependencies=admin_only, responses=ADMIN)
 async def status(ops: Ops) -> SuiteStatus:
     return await ops.suite_status()
 
 
-@router.get("/services/{service}/stats", dependencies=admin_only)
+@router.get("/services/{service}/stats", dependencies=admin_only, responses=ADMIN)
 async def service_stats(service: ServiceName, ops: Ops) -> ServiceStats:
     return await ops.service_stats(service)
 
 
-@router.get("/slowest-routes", dependencies=admin_only)
+@router.get("/slowest-routes", dependencies=admin_only, responses=ADMIN)
 async def slowest_routes(
     ops: Ops, service: ServiceName | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> SlowRoutes:
     return await ops.slowest_routes(service, limit)
 
 
-@router.get("/clusters", dependencies=admin_only)
+@router.get("/clusters", dependencies=admin_only, responses=READS)
 async def clusters(ops: Ops) -> Listing:
     return await ops.clusters()
 
 
-@router.get("/nodes", dependencies=admin_only)
+@router.get("/nodes", dependencies=admin_only, responses=READS)
 async def nodes(ops: Ops) -> Listing:
     return await ops.nodes()
 
 
-@router.get("/pods", dependencies=admin_only)
+@router.get("/pods", dependencies=admin_only, responses=READS)
 async def pods(ops: Ops, namespace: str | None = None, node: str | None = None) -> Listing:
     return await ops.pods(namespace, node)
 
 
-@router.get("/timeseries", dependencies=admin_only)
+@router.get("/timeseries", dependencies=admin_only, responses=LOOKUPS)
 async def timeseries(
     ops: Ops,
     kind: ResourceKind,
@@ -101,28 +107,28 @@ async def timeseries(
     return await ops.resource_timeseries(kind, name, namespace, window_s)
 
 
-@router.get("/events", dependencies=admin_only)
+@router.get("/events", dependencies=admin_only, responses=READS)
 async def events(ops: Ops, type: EventType | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Listing:
     return await ops.recent_events(type, limit)
 
 
-@router.get("/edge-devices", dependencies=admin_only)
+@router.get("/edge-devices", dependencies=admin_only, responses=READS)
 async def edge_devices(ops: Ops, status: DeviceStatus | None = None) -> DeviceListing:
     return await ops.edge_devices(status)
 
 
-@router.post("/edge-devices/{device_id}/reload", dependencies=admin_only)
+@router.post("/edge-devices/{device_id}/reload", dependencies=admin_only, responses=LOOKUPS)
 async def reload_edge_device(device_id: Annotated[str, Path(min_length=1, max_length=253)], ops: Ops) -> ReloadOutcome:
     return await ops.reload_edge_device(device_id)
 
 
-@router.get("/aggregate", dependencies=admin_only)
-async def aggregate(ops: Ops) -> dict[str, Any]:
+@router.get("/aggregate", dependencies=admin_only, responses=ADMIN)
+async def aggregate(ops: Ops) -> StatsAggregate:
     """What the titanium://stats resource holds."""
     return await ops.stats_aggregate()
 
 
-@router.get("/event-log", dependencies=admin_only)
-async def event_log(ops: Ops) -> dict[str, Any]:
+@router.get("/event-log", dependencies=admin_only, responses=READS)
+async def event_log(ops: Ops) -> EventLog:
     """What the titanium://events resource holds."""
     return await ops.events_feed()

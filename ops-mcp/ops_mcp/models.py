@@ -2,7 +2,7 @@
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 ServiceName = Literal[
     "load-balancer",
@@ -106,4 +106,21 @@ class Diagnosis(BaseModel):
     summary: str
     findings: list[Finding]
     checked: list[str] = Field(description="what was read to reach this")
+    timestamp: str
+
+
+StatsAggregate = create_model(
+    "StatsAggregate",
+    __doc__="What the titanium://stats resource holds: each service's own /stats answer by name, or why it gave none"
+    " (`service_status` offline or timeout, with `error`); the load balancer's with `sampled_s_ago`.",
+    timestamp=(str, ...),
+    **{name.replace("-", "_"): (dict[str, Any], Field(alias=name)) for name in SERVICE_NAMES},
+)
+
+
+class EventLog(BaseModel):
+    """What the titanium://events resource holds: cluster-monitor's event log, oldest first."""
+
+    events: list[dict[str, Any]]
+    total: int
     timestamp: str

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
+from titanium_common.deps import CurrentUser, VerifierDep, from_state
 from titanium_common.fastapi_app import RowId
 
 from .store import UserStore
@@ -86,15 +87,7 @@ class TokensRevoked(BaseModel):
     token_version: int
 
 
-async def _store(request: Request) -> UserStore:
-    return request.app.state.store
-
-
-Store = Annotated[UserStore, Depends(_store)]
-
-
-async def _identity(request: Request, *, required: bool) -> Identity | None:
-    return await request.app.state.verifier.identity_of(request, required=required)
+StoreDep = Annotated[UserStore, Depends(from_state("store"))]
 
 
 def _shown_to(viewer: Identity | None, record: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +97,10 @@ def _shown_to(viewer: Identity | None, record: dict[str, Any]) -> dict[str, Any]
     return {k: v for k, v in record.items() if k != "email"}
 
 
-async def _viewer(request: Request) -> Identity | None:
+async def _viewer(request: Request, verifier: VerifierDep) -> Identity | None:
     """Reads work without a token; a token that cannot be checked only hides emails."""
     try:
-        return await _identity(request, required=False)
+        return await verifier.identity_of(request, required=False)
     except StarletteHTTPException as exc:
         if exc.status_code == 503:
             return None
@@ -123,19 +116,19 @@ Viewer = Annotated[Identity | None, Depends(_viewer)]
 
 
 @router.post("/api/users", status_code=201, responses=errors(409, 503))
-async def register(body: Registration, store: Store) -> UserCreated:
+async def register(body: Registration, store: StoreDep) -> UserCreated:
     return await store.create(body.username, body.email, body.password)
 
 
 @router.post("/api/register", status_code=201, responses=errors(409, 503))
-async def register_original(body: Registration, store: Store) -> OriginalRegistration:
+async def register_original(body: Registration, store: StoreDep) -> OriginalRegistration:
     """The original clients' path; they read `status`."""
     return {"status": "success", **await store.create(body.username, body.email, body.password)}
 
 
 @router.get("/api/users", response_model_exclude_none=True, responses=errors(401))
 async def list_users(
-    store: Store,
+    store: StoreDep,
     viewer: Viewer,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -145,13 +138,12 @@ async def list_users(
 
 
 @router.get("/api/users/{user_id}", response_model_exclude_none=True, responses=errors(401, 404))
-async def get_user(user_id: RowId, store: Store, viewer: Viewer) -> UserPublic:
+async def get_user(user_id: RowId, store: StoreDep, viewer: Viewer) -> UserPublic:
     return _shown_to(viewer, await store.get(user_id))
 
 
 @router.patch("/api/users/{user_id}", responses=errors(401, 403, 404, 409, 503))
-async def change_user(user_id: RowId, body: UserChange, request: Request, store: Store) -> UserCreated:
-    identity = await _identity(request, required=True)
+async def change_user(user_id: RowId, body: UserChange, store: StoreDep, identity: CurrentUser) -> UserCreated:
     _may_change(identity, user_id)
     changes = body.model_dump(exclude_none=True)
     if "role" in changes and not identity.is_admin:
@@ -162,14 +154,13 @@ async def change_user(user_id: RowId, body: UserChange, request: Request, store:
 
 
 @router.delete("/api/users/{user_id}", status_code=204, responses=errors(401, 403, 404, 503))
-async def delete_user(user_id: RowId, request: Request, store: Store) -> None:
-    identity = await _identity(request, required=True)
+async def delete_user(user_id: RowId, store: StoreDep, identity: CurrentUser) -> None:
     _may_change(identity, user_id)
     await store.delete(user_id)
 
 
 @internal.post("/internal/credentials/verify", responses=errors(401, 503))
-async def verify_credentials(body: Credentials, store: Store) -> CheckedCredentials:
+async def verify_credentials(body: Credentials, store: StoreDep) -> CheckedCredentials:
     """For auth-service only (the gateway never routes /internal): the user if the password matches."""
     user = await store.check_credentials(body.username, body.password)
     if user is None:
@@ -184,12 +175,12 @@ async def verify_credentials(body: Credentials, store: Store) -> CheckedCredenti
 
 
 @internal.get("/internal/users/{user_id}/token-state", responses=errors(404))
-async def token_state(user_id: RowId, store: Store) -> TokenState:
+async def token_state(user_id: RowId, store: StoreDep) -> TokenState:
     """For auth-service: whether the user exists, and the token version its tokens must carry."""
     return await store.token_state(user_id)
 
 
 @internal.post("/internal/users/{user_id}/revoke-tokens", responses=errors(404))
-async def revoke_tokens(user_id: RowId, store: Store) -> TokensRevoked:
+async def revoke_tokens(user_id: RowId, store: StoreDep) -> TokensRevoked:
     """For auth-service (logout, a reused refresh token): every token of the user stops working."""
     return {"id": user_id, "token_version": await store.revoke_tokens(user_id)}
