@@ -27,7 +27,7 @@ from pathlib import Path
 from bench_load_balancer import serve_minimal_proxy
 from wrk import WrkResult, cpu_seconds, load_balancer, process, python_role, run_wrk
 
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 PATH = "/api/users/bench?x=1"
 SCRIPT = Path(__file__).resolve()

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from api_gateway.main import create_app
 from api_gateway.settings import GatewaySettings
-from titanium_common.suite import REPO_ROOT, free_port
+from titanium_dev.suite import REPO_ROOT, free_port
 
 SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp")
 PROCESS_START_TIMEOUT_S = 30.0

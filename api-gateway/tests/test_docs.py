@@ -10,7 +10,7 @@ from api_gateway.settings import GatewaySettings
 from tests.support.servers import serving
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 router = APIRouter()
 

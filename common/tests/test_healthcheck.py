@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from titanium_common import healthcheck
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from titanium_common.http_client import create_client_session
 from titanium_common.logs import request_id_var
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 
 async def echo_request_id(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ import time
 import kubernetes_asyncio
 
 from titanium_common.lease import KubernetesLeaseStore, Lease, LeaseSettings, RedisLeaseStore, open_lease
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 TTL_S = 1.5
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from titanium_common.aiohttp_app import UPSTREAM, attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools, proxy_to_pool
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 NAME = web.AppKey("name", str)
 

@@ -20,7 +20,7 @@ from titanium_common.aiohttp_app import (
 from titanium_common.pool import ReplicaPool, proxy_to_pool
 from titanium_common.proxy import is_websocket_upgrade, proxy_websocket, without_dot_segments
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 MAX_BODY = 1024 * 1024
 

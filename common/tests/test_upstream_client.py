@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestServer
 from api_gateway.settings import GatewaySettings
 from load_balancer.settings import LoadBalancerSettings
 from tests.support.servers import body_digest
-from titanium_common.suite import free_port
 from titanium_common.upstream_client import (
     MAX_HEAD_BYTES,
     UpstreamBroken,
@@ -26,6 +25,7 @@ from titanium_common.upstream_client import (
     UpstreamUnreachable,
     check_upstream_url,
 )
+from titanium_dev.suite import free_port
 
 MIB = 1024 * 1024
 

@@ -17,7 +17,7 @@ from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.identity import auth_processes
 from tests.support.servers import serving
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 __all__ = ["auth_processes"]
 

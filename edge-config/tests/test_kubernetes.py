@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from tests.support.servers import host_address
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 NS = "monitoring"
 # Devices on addresses of this host that Kubernetes Endpoints can hold (never loopback).

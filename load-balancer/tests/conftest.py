@@ -15,7 +15,7 @@ from aiohttp import web
 from load_balancer.main import create_app
 from load_balancer.settings import LoadBalancerSettings
 from tests.support.servers import body_digest
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME = web.AppKey("backend_name", str)

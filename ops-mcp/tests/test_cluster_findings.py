@@ -9,7 +9,7 @@ from cluster_monitor.sources.simulated import SimulatedSource
 from ops_mcp.main import create_app
 from ops_mcp.settings import OpsSettings
 from tests.support.servers import serving
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 from .conftest import until
 

@@ -19,7 +19,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.browser import screenshot
-from titanium_common.suite import REPO_ROOT, SERVICES, Suite, free_port
+from titanium_dev.suite import REPO_ROOT, SERVICES, Suite, free_port
 
 from .conftest import until
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from ops_mcp.remote import RemoteOperations, SuiteUnavailable
 from ops_mcp.settings import StdioSettings
 from titanium_common.http_client import create_client_session
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 
 class StandInSuite:

@@ -19,7 +19,7 @@ from tests.support.identity import auth_processes
 from tests.support.rbac import Rbac, rbac_cluster
 from tests.support.servers import host_address, serving
 from titanium_common.lease import open_lease
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 CLUSTER_MONITOR = (LOCAL_NAMESPACE, "local-cluster-monitor")
 EDGE_CONFIG = (LOCAL_NAMESPACE, "local-edge-config")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from aiohttp import web
 
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 START_TIMEOUT_S = 30.0
 

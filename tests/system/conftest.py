@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from titanium_common.suite import SERVICES, Suite, free_port
+from titanium_dev.suite import SERVICES, Suite, free_port
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 # An admin account (edge-config writes) and a collector token (cluster-monitor pushes) for the system tests.
