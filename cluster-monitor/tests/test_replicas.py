@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_TTL_S = 1.5

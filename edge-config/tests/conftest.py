@@ -17,7 +17,6 @@ from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.identity import auth_processes
 from tests.support.servers import serving
-from titanium_dev.suite import free_port
 
 __all__ = ["auth_processes"]
 
@@ -61,41 +60,33 @@ class DeviceDouble:
 
 
 class DeviceFarm:
-    """Starts device doubles on free loopback ports and stops them all at the end of the test."""
+    """Starts device doubles on free loopback ports (`servers`) and releases their held calls at the end."""
 
-    def __init__(self) -> None:
-        self.runners: list[web.AppRunner] = []
+    def __init__(self, servers) -> None:
+        self.servers = servers
         self.devices: list[DeviceDouble] = []
 
     async def start(self, host: str = "127.0.0.1", **behaviour) -> DeviceDouble:
-        device = DeviceDouble(**behaviour)
+        device = DeviceDouble(host=host, **behaviour)
         app = web.Application()
         app.router.add_get("/health", device._answer)
         app.router.add_post("/reload", device._answer)
         app.router.add_get("/config", device._answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        device.port = free_port()
-        device.host = host
-        await web.TCPSite(runner, host, device.port).start()
-        self.runners.append(runner)
+        device.port = (await self.servers(app, host=host)).port
         self.devices.append(device)
         return device
 
-    async def close(self) -> None:
+    def release(self) -> None:
         for device in self.devices:
             device.released.set()
-        for runner in self.runners:
-            await runner.cleanup()
 
 
 @pytest.fixture
-async def farm() -> AsyncIterator[DeviceFarm]:
-    devices = DeviceFarm()
-    try:
-        yield devices
-    finally:
-        await devices.close()
+async def farm(servers) -> AsyncIterator[DeviceFarm]:
+    devices = DeviceFarm(servers)
+    yield devices
+    # Before `servers` stops them: a hanging device's calls end first.
+    devices.release()
 
 
 @dataclass

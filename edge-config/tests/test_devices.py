@@ -1,6 +1,6 @@
 """Devices: health from background probe rounds against real device doubles, reloads, local config, summaries."""
 
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port
 
 
 async def test_health_as_the_seed_decides_it(edge, farm):

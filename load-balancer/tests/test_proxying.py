@@ -6,7 +6,7 @@ import inspect
 import aiohttp
 from aiohttp import web
 
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port
 
 
 async def wait_for(predicate, timeout_s: float = 10.0) -> None:

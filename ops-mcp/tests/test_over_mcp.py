@@ -19,7 +19,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.browser import screenshot
-from titanium_dev.suite import REPO_ROOT, SERVICES, Suite, free_port
+from tests.support.servers import free_port
+from titanium_dev.suite import REPO_ROOT, SERVICES, Suite
 
 from .conftest import until
 

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from ops_mcp.remote import RemoteOperations, SuiteUnavailable
 from ops_mcp.settings import StdioSettings
+from tests.support.servers import free_port
 from titanium_common.http_client import create_client_session
-from titanium_dev.suite import free_port
 
 
 class StandInSuite:

@@ -25,7 +25,7 @@ import redis
 from tests.support import images
 from tests.support.databases import POSTGRES_DSN, REDIS_URL, RUN_ID
 from tests.support.deploy import ENV_EXAMPLE, REPO_ROOT, compose_model, workspace_members
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(1800)
 

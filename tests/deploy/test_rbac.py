@@ -17,9 +17,8 @@ from edge_config.settings import EdgeConfigSettings
 from tests.support.deploy import LOCAL_NAMESPACE, MANIFESTS, render
 from tests.support.identity import auth_processes
 from tests.support.rbac import Rbac, rbac_cluster
-from tests.support.servers import host_address, serving
+from tests.support.servers import free_port, host_address, serving
 from titanium_common.lease import open_lease
-from titanium_dev.suite import free_port
 
 CLUSTER_MONITOR = (LOCAL_NAMESPACE, "local-cluster-monitor")
 EDGE_CONFIG = (LOCAL_NAMESPACE, "local-edge-config")

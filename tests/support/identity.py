@@ -8,8 +8,7 @@ import pytest
 
 from auth_service.main import create_app as create_auth_app
 from auth_service.settings import AuthSettings
-from tests.support.servers import serving
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port, serving
 from user_service.main import create_app as create_user_app
 from user_service.settings import UserSettings
 

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from titanium_dev.suite import SERVICES, StartupError, Suite, free_port
+from tests.support.servers import free_port
+from titanium_dev.suite import SERVICES, StartupError, Suite
 
 
 def alive(pid: int) -> bool:

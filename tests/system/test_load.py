@@ -15,7 +15,7 @@ from aiohttp import ClientSession, web
 from PIL import Image
 
 from tests.support.browser import screenshot
-from titanium_dev.suite import free_port
+from tests.support.servers import free_port
 
 LOAD_TESTS = Path(__file__).resolve().parents[2] / "load-tests"
 RUN_PY = [sys.executable, str(LOAD_TESTS / "run.py")]
