@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
 from tests.support.browser import screenshot
+from tests.support.servers import serving
 
 POLL_S = 0.3
 
@@ -188,10 +188,9 @@ class StandInLoadBalancer:
 @pytest.fixture
 async def stand_in():
     settings = DashboardSettings(poll_interval_s=POLL_S)
-    async with TestServer(create_app(settings)) as dashboard:
-        lb = StandInLoadBalancer(str(dashboard.make_url("")).rstrip("/"))
-        async with TestServer(lb.app) as front:
-            lb.url = str(front.make_url("")).rstrip("/")
+    async with serving(create_app(settings)) as dashboard_url:
+        lb = StandInLoadBalancer(dashboard_url)
+        async with serving(lb.app) as lb.url:
             yield lb
 
 
