@@ -1,5 +1,6 @@
 from pydantic import Field, model_validator
 
+from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
 from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
 from titanium_common.settings import ProxyServerSettings
 from titanium_common.upstream_client import check_upstream_url
@@ -30,16 +31,12 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class GatewaySettings(ProxyServerSettings):
+class GatewaySettings(ProxyServerSettings, ServiceAddresses):
     service_name: str = "api-gateway"
-    port: int = 8000
-    # Each may list several replicas, comma-separated; requests go to the least busy healthy one.
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
-    ops_mcp_url: str = "http://127.0.0.1:8006"
+    port: int = DEFAULT_PORTS["api-gateway"]
+    # Each service URL (these and ServiceAddresses') may list several replicas, comma-separated; requests go to the
+    # least busy healthy one.
+    ops_mcp_url: str = local_url("ops-mcp")
     # Extra or replacing routes, "prefix=upstream-name" pairs, comma-separated (e.g. "/api/metrics=cluster-monitor").
     extra_routes: str = ""
     max_body_bytes: int = 10 * 1024 * 1024

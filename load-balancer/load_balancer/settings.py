@@ -4,24 +4,20 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
 from titanium_common.settings import ProxyServerSettings
 from titanium_common.upstream_client import check_upstream_url
 
 
-class LoadBalancerSettings(ProxyServerSettings):
+class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     service_name: str = "load-balancer"
-    port: int = 7100
+    port: int = DEFAULT_PORTS["load-balancer"]
     # Comma-separated replicas: GATEWAY_URLS=http://a:8000,http://b:8000
-    gateway_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8000"]
+    gateway_urls: Annotated[list[str], NoDecode] = [local_url("api-gateway")]
     # Everything that is not /api/*, /blog/* or /ws/* goes to the dashboard.
-    dashboard_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8080"]
-    # The services /stats reports on (fetched in parallel, STATS_TIMEOUT_S each).
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
-    ops_mcp_url: str = "http://127.0.0.1:8006"
+    dashboard_urls: Annotated[list[str], NoDecode] = [local_url("dashboard-ui")]
+    # The services /stats reports on (these and ServiceAddresses', fetched in parallel, STATS_TIMEOUT_S each).
+    ops_mcp_url: str = local_url("ops-mcp")
     stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
     balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
