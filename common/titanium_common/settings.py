@@ -35,6 +35,17 @@ class ProxyServerSettings(ServiceSettings):
     header_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # A client that sends nothing of a body it announced for this long gets 408 and is closed.
     body_read_timeout_s: float = Field(default=10.0, gt=0)
+    # The replica pools (titanium_common.pool.replica_pool): how a replica is chosen, its active GET /health checks
+    # (unhealthy after `unhealthy_after_checks` failed ones in a row, back after one good one) and its passive
+    # ejection after `eject_after_failures` connect failures in a row.
+    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
+    health_check_interval_s: float = Field(default=3.0, gt=0)
+    health_check_timeout_s: float = Field(default=2.0, gt=0)
+    unhealthy_after_checks: int = Field(default=2, ge=1)
+    eject_after_failures: int = Field(default=3, ge=1)
+    # A pool member given by host name is resolved this often; each address is a replica (a pod of a headless
+    # Service), balanced per request.
+    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
 
 
 def package_version(distribution: str) -> str:

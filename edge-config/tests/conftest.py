@@ -5,7 +5,7 @@ Kubernetes parts, the real kubernetes_asyncio client against the shared API serv
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +16,10 @@ from aiohttp import web
 from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.identity import auth_processes
+from tests.support.polling import eventually as wait_until
 from tests.support.servers import serving
 
 __all__ = ["auth_processes"]
-
-WAIT_S = 10.0
 
 
 @dataclass
@@ -116,17 +115,10 @@ class Edge:
         return answer.json()
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = WAIT_S) -> Any:
-    async with asyncio.timeout(timeout_s):
-        while not (result := await check()):  # noqa: ASYNC110 - polling an HTTP answer, there is no event to wait on
-            await asyncio.sleep(0.02)
-    return result
-
-
 @pytest.fixture
 def eventually():
     """`await eventually(check)`: wait until `check()` returns something truthy (what happens in the background)."""
-    return _eventually
+    return wait_until
 
 
 @pytest.fixture
@@ -166,7 +158,7 @@ def start_edge(edge_settings, auth_processes) -> Callable[..., contextlib.Abstra
                 return app.state.monitor.rounds >= 1
 
             # The round run at start-up must not probe devices the test registers: tests start after it.
-            await _eventually(first_round_done)
+            await wait_until(first_round_done)
             yield Edge(app, url, client, anonymous)
 
     return start

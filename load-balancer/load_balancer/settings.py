@@ -1,5 +1,5 @@
 import socket
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -20,10 +20,6 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     ops_mcp_url: str = local_url("ops-mcp")
     stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
-    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
-    health_check_interval_s: float = 3.0
-    health_check_timeout_s: float = 2.0
-    eject_after_failures: int = 3
     # Forwarded requests: connect (with the wait for a free pooled connection), then each wait for data. The
     # response bound is above the gateway's own (2 s), so that a slow service gets the gateway's 504 naming it.
     upstream_connect_timeout_s: float = 1.0
@@ -43,8 +39,6 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     replica_name: str = ""
     # /stats callers within this long share one fan-out to the services.
     stats_cache_ttl_s: float = Field(default=1.0, ge=0)
-    # A pool member given by host name is resolved this often; each address is a replica.
-    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
 
     @property
     def replica_id(self) -> str:
