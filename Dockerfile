@@ -38,6 +38,7 @@ COPY cluster-monitor/pyproject.toml cluster-monitor/
 COPY edge-config/pyproject.toml edge-config/
 COPY ops-mcp/pyproject.toml ops-mcp/
 COPY dashboard-ui/pyproject.toml dashboard-ui/
+COPY dev/pyproject.toml dev/
 RUN test -n "$SERVICE" \
     && uv sync --frozen --no-dev --no-editable --no-install-workspace --package "$SERVICE"
 # Step 2, the workspace packages, installed as wheels (no links back into /src), with their static files and

@@ -25,7 +25,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
 run: install $(DASHBOARD_MODULES)
-	$(PYTHON) -m titanium_common.suite
+	$(PYTHON) -m titanium_dev.suite
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -18,7 +18,13 @@ def pytest_unconfigure(config):
 
 
 # Shared fixtures live in tests/support/ (databases, Redis, the Kubernetes API double); register them here.
-pytest_plugins: list[str] = ["tests.support.databases", "tests.support.browser", "tests.support.kubernetes"]
+pytest_plugins: list[str] = [
+    # servers first: the other plugins import it.
+    "tests.support.servers",
+    "tests.support.databases",
+    "tests.support.browser",
+    "tests.support.kubernetes",
+]
 
 
 async def _check_kit_endpoints(app) -> dict:

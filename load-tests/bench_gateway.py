@@ -26,7 +26,7 @@ from pathlib import Path
 from bench_load_balancer import serve_minimal_proxy
 from wrk import Chain, ChainResult, load_balancer, print_medians, process, python_role, run_rounds
 
-from titanium_common.suite import free_port
+from titanium_dev.suite import free_port
 
 PATH = "/api/users/bench?x=1"
 SCRIPT = Path(__file__).resolve()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from wrk import WrkResult, cpu_seconds, load_balancer, nginx, python_role, run_wrk
 
-from titanium_common.suite import free_port, start_redis_server
+from titanium_dev.suite import free_port, start_redis_server
 
 PATH = "/api/users/bench?x=1"
 CHAINS = ("direct", "nginx", "aiohttp-min", "titanium", "titanium-shared")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from wrk import QUIET_ENV, Chain, print_medians, run_rounds
 
-from titanium_common.suite import SERVICES, Suite, free_port
+from titanium_dev.suite import SERVICES, Suite, free_port
 
 # The chain's target (issue 20): p99 at most this through load balancer and gateway.
 TARGET_P99_MS = 30.0

@@ -59,7 +59,7 @@ def suite_or_url(args: argparse.Namespace, log_dir: Path) -> Iterator[Target]:
     if not args.start:
         yield Target(args.url.rstrip("/"))
         return
-    from titanium_common.suite import SERVICES, Suite, free_port
+    from titanium_dev.suite import SERVICES, Suite, free_port
 
     ports = {spec.name: free_port() for spec in SERVICES}
     log_dir.mkdir(parents=True, exist_ok=True)

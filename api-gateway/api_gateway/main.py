@@ -1,6 +1,7 @@
 from aiohttp import web
 
-from titanium_common.aiohttp_app import KIT, create_aiohttp_app
+from titanium_common.aiohttp_app import KIT, attach_client_session, create_aiohttp_app
+from titanium_common.pool import attach_pools
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
@@ -20,7 +21,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
     app.middlewares.append(normalise_dot_segments)
     app[api.SETTINGS] = settings
-    upstreams = Upstreams(settings.upstream_urls(), settings.dns_refresh_interval_s)
+    upstreams = Upstreams(settings.service_replicas(), settings)
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})
     route_timeouts = settings.route_timeouts()
     app[api.ROUTE_TIMEOUTS] = RouteTable(route_timeouts)
@@ -29,7 +30,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app.on_shutdown.append(close_relayed_websockets)
     setup_cors(app, settings.allowed_origins(), settings.cors_max_age_s)
 
-    async def pools(app: web.Application):
+    async def connection_pools(app: web.Application):
         upstreams.open(
             connect_s=settings.upstream_connect_timeout_s,
             response_s=settings.upstream_response_timeout_s,
@@ -39,7 +40,11 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         yield
         await upstreams.close()
 
-    app.cleanup_ctx.append(pools)
+    # The pools' health checks run as the load balancer's do, on the app's kit session (apart from the forwarding
+    # pools, so that one saturated by slow answers cannot fail them).
+    attach_client_session(app, limit=len(upstreams.by_name) * 4, pass_request_id=False)
+    attach_pools(app, upstreams.pools)
+    app.cleanup_ctx.append(connection_pools)
     docs.add_routes(app, upstreams)
     api.add_routes(app)
     return app

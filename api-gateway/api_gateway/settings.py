@@ -1,7 +1,8 @@
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
+from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
 from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
-from titanium_common.settings import ProxyServerSettings
+from titanium_common.settings import ProxyServerSettings, split_list
 from titanium_common.upstream_client import check_upstream_url
 
 # Public path prefix → upstream name. Nothing is rewritten; each service serves these paths.
@@ -26,20 +27,12 @@ PREFIXES: dict[str, str] = {
 }
 
 
-def split_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-class GatewaySettings(ProxyServerSettings):
+class GatewaySettings(ProxyServerSettings, ServiceAddresses):
     service_name: str = "api-gateway"
-    port: int = 8000
-    # Each may list several replicas, comma-separated; requests go to the least busy healthy one.
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
-    ops_mcp_url: str = "http://127.0.0.1:8006"
+    port: int = DEFAULT_PORTS["api-gateway"]
+    # Each service URL (these and ServiceAddresses') may list several replicas, comma-separated; requests go to the
+    # least busy healthy one.
+    ops_mcp_url: str = local_url("ops-mcp")
     # Extra or replacing routes, "prefix=upstream-name" pairs, comma-separated (e.g. "/api/metrics=cluster-monitor").
     extra_routes: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
@@ -50,15 +43,9 @@ class GatewaySettings(ProxyServerSettings):
     route_response_timeouts: str = "/api/auth/login=4,/api/login=4"
     # Connections kept per upstream: a slow upstream can exhaust only its own pool.
     upstream_pool_size: int = 128
-    # A service URL given by host name is resolved this often; each address is a replica (a pod of a headless
-    # Service), balanced per request.
-    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
     # Browser origins allowed to call the API, comma-separated and explicit ("*" is refused); empty = CORS off.
     cors_origins: str = ""
     cors_max_age_s: int = 600
-
-    def upstream_urls(self) -> dict[str, list[str]]:
-        return {name: [u.rstrip("/") for u in split_list(value)] for name, value in self.service_urls().items()}
 
     def prefixes(self) -> dict[str, str]:
         """Prefix → upstream name: the standard table with `EXTRA_ROUTES` laid over it."""
@@ -93,7 +80,7 @@ class GatewaySettings(ProxyServerSettings):
     @model_validator(mode="after")
     def _check(self) -> "GatewaySettings":
         """A misconfigured table stops the gateway at start-up, not on the first request."""
-        urls = self.upstream_urls()
+        urls = self.service_replicas()
         for name, value in urls.items():
             if not value:
                 raise ValueError(f"no URL configured for {name}")

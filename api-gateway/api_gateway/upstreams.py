@@ -1,4 +1,5 @@
-"""The services behind the gateway: each has its own connection pool, replica rotation and figures for /stats."""
+"""The services behind the gateway: each has its own connection pools, its replica pool (built, health-checked and
+ejected by the kit as in the load balancer) and figures for /stats."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -6,7 +7,8 @@ from typing import Any
 import aiohttp
 
 from titanium_common.http_client import create_client_session
-from titanium_common.pool import ReplicaPool
+from titanium_common.pool import ReplicaPool, replica_pool
+from titanium_common.settings import ProxyServerSettings
 from titanium_common.upstream_client import UpstreamClient
 from titanium_common.window import LatencyReservoir
 
@@ -49,12 +51,12 @@ class UpstreamStats:
 
 
 class Upstream:
-    """One service: its replicas (health-checked, ejected after connect failures), its own connection pools."""
+    """One service: its replicas (health-checked and ejected per the settings; a member named by host, a headless
+    Service, is resolved periodically and every pod is a replica), its own connection pools."""
 
-    def __init__(self, name: str, urls: list[str], resolve_interval_s: float = 5.0) -> None:
+    def __init__(self, name: str, replicas: ReplicaPool) -> None:
         self.name = name
-        # A member named by host (a headless Service) is resolved periodically: every pod is a replica.
-        self.replicas = ReplicaPool(name, urls, resolve_interval_s=resolve_interval_s)
+        self.replicas = replicas
         self.stats = UpstreamStats()
         self._http: UpstreamClient | None = None
         # Clients with a longer response timeout, for the routes that have one (same connect timeout and size).
@@ -83,7 +85,6 @@ class Upstream:
 
     def open(
         self,
-        checks: aiohttp.ClientSession,
         *,
         connect_s: float,
         response_s: float,
@@ -104,11 +105,8 @@ class Upstream:
             auto_decompress=False,
             pass_request_id=False,
         )
-        # Health checks use their own session: a pool saturated by slow answers must not fail them.
-        self.replicas.start(checks)
 
     async def close(self) -> None:
-        await self.replicas.stop()
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -124,26 +122,25 @@ class Upstream:
 
 
 class Upstreams:
-    """Every upstream by name, opened and closed with the app."""
+    """Every upstream by name; their connection pools are opened and closed with the app."""
 
-    def __init__(self, urls: dict[str, list[str]], resolve_interval_s: float = 5.0) -> None:
-        self.by_name = {name: Upstream(name, u, resolve_interval_s) for name, u in urls.items()}
-        self._checks: aiohttp.ClientSession | None = None
+    def __init__(self, urls: dict[str, list[str]], settings: ProxyServerSettings) -> None:
+        self.by_name = {name: Upstream(name, replica_pool(name, u, settings)) for name, u in urls.items()}
 
     def __getitem__(self, name: str) -> Upstream:
         return self.by_name[name]
 
+    @property
+    def pools(self) -> list[ReplicaPool]:
+        return [upstream.replicas for upstream in self.by_name.values()]
+
     def open(self, **options: Any) -> None:
-        self._checks = create_client_session(limit=len(self.by_name) * 4, pass_request_id=False)
         for upstream in self.by_name.values():
-            upstream.open(self._checks, **options)
+            upstream.open(**options)
 
     async def close(self) -> None:
         for upstream in self.by_name.values():
             await upstream.close()
-        if self._checks is not None:
-            await self._checks.close()
-            self._checks = None
 
     async def stats(self) -> dict[str, Any]:
         return {"upstreams": {name: u.as_dict() for name, u in self.by_name.items()}}

@@ -1,4 +1,5 @@
-"""Real upstream servers on loopback for the gateway tests, and the gateway in-process or as its own process.
+"""Upstream apps for the gateway tests, and the gateway in-process or as its own process (served and started by
+tests/support/servers.py).
 
 Each upstream answers every path with what it received; test headers choose other behaviours:
 `X-Test-Hang` (wait until the test ends), `X-Test-Stream: <bytes>` (a chunked body of that size),
@@ -9,23 +10,18 @@ Each upstream answers every path with what it received; test headers choose othe
 import asyncio
 import contextlib
 import hashlib
-import os
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from api_gateway.main import create_app
 from api_gateway.settings import GatewaySettings
-from titanium_common.suite import REPO_ROOT, free_port
+from tests.support.servers import AppServer, ServiceProcess, body_digest
 
 SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp")
-PROCESS_START_TIMEOUT_S = 30.0
 STREAM_CHUNK = 256 * 1024
 
 
@@ -109,11 +105,7 @@ def upstream_app(service: str, state: Upstreams) -> web.Application:
                 await response.write(chunk)
             await response.write_eof()
             return response
-        digest = hashlib.sha256()
-        length = 0
-        async for chunk in request.content.iter_any():
-            digest.update(chunk)
-            length += len(chunk)
+        digest = await body_digest(request)
         headers = {}
         if extra := request.headers.get("X-Test-Header"):
             name, _, value = extra.partition("=")
@@ -123,8 +115,8 @@ def upstream_app(service: str, state: Upstreams) -> web.Application:
             "method": request.method,
             "path": request.raw_path,
             "headers": dict(request.headers),
-            "body_bytes": length,
-            "body_sha256": digest.hexdigest(),
+            "body_bytes": digest["size"],
+            "body_sha256": digest["sha256"],
         }
         return web.json_response(body, status=int(request.headers.get("X-Test-Status", "200")), headers=headers)
 
@@ -134,76 +126,39 @@ def upstream_app(service: str, state: Upstreams) -> web.Application:
 
 
 @pytest.fixture
-async def upstreams() -> AsyncIterator[Upstreams]:
+async def upstreams(servers) -> AsyncIterator[Upstreams]:
     state = Upstreams()
-    servers = []
     for service in SERVICES:
-        server = TestServer(upstream_app(service, state), host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        state.urls[service] = str(server.make_url("")).rstrip("/")
+        state.urls[service] = (await servers(upstream_app(service, state))).url
     yield state
+    # Held requests end before the servers stop.
     state.release.set()
-    for server in servers:
-        await server.close()
 
 
 @pytest.fixture
-async def start_gateway(upstreams: Upstreams):
-    """Start the gateway app in the test's loop: `await start_gateway(**settings overrides)` → its TestServer."""
-    started: list[TestServer] = []
+def start_gateway(upstreams: Upstreams, servers):
+    """Start the gateway app in the test's loop: `await start_gateway(**settings overrides)` → its AppServer."""
 
-    async def start(**overrides) -> TestServer:
+    async def start(**overrides) -> AppServer:
         settings = GatewaySettings(env="test", **{**upstreams.settings(), **overrides})
-        server = TestServer(create_app(settings), host="127.0.0.1")
-        await server.start_server()
-        started.append(server)
-        return server
+        return await servers(create_app(settings))
 
-    yield start
-    for server in started:
-        await server.close()
+    return start
 
 
 @pytest.fixture
-async def gateway(start_gateway) -> TestServer:
+async def gateway(start_gateway) -> AppServer:
     return await start_gateway()
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(env: dict[str, str]) -> AsyncIterator[str]:
-    """`python -m api_gateway` as its own process, configured only by the environment; yields its base URL."""
-    port = free_port()
-    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "ENV": "test", "LOG_LEVEL": "WARNING", **env}
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api_gateway", env=full_env, cwd=REPO_ROOT, stdout=output, stderr=output
-        )
-        try:
-            async with aiohttp.ClientSession() as http, asyncio.timeout(PROCESS_START_TIMEOUT_S):
-                while True:
-                    if process.returncode is not None:
-                        output.seek(0)
-                        raise RuntimeError(f"gateway exited at start-up: {output.read().decode()}")
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with http.get(f"{base}/health") as r:
-                            if r.status == 200:
-                                break
-                    await asyncio.sleep(0.05)
-            yield base
-        finally:
-            if process.returncode is None:
-                process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @pytest.fixture
 def run_gateway_process():
-    """`async with run_gateway_process(env) as base_url:` the gateway as a separate process."""
-    return gateway_process
+    """`async with run_gateway_process(env) as base_url:` the gateway as a separate process, configured only by
+    the environment."""
+
+    @contextlib.asynccontextmanager
+    async def run(env: dict[str, str]) -> AsyncIterator[str]:
+        async with ServiceProcess("api_gateway", env) as process:
+            yield process.url
+
+    return run

@@ -2,15 +2,13 @@
 service's own /docs and /openapi.json read through its pool."""
 
 import aiohttp
-from aiohttp.test_utils import TestServer
 from fastapi import APIRouter
 
 from api_gateway.main import create_app
 from api_gateway.settings import GatewaySettings
-from tests.support.servers import serving
+from tests.support.servers import free_port, serving
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
 
 router = APIRouter()
 
@@ -28,8 +26,8 @@ async def test_the_suite_page_and_a_service_docs_through_the_gateway():
     async with serving(service) as users:
         settings = GatewaySettings(env="test", user_service_url=users, blog_service_url=down)
         async with (
-            TestServer(create_app(settings), host="127.0.0.1") as gateway,
-            aiohttp.ClientSession(str(gateway.make_url("/"))) as http,
+            serving(create_app(settings)) as gateway,
+            aiohttp.ClientSession(gateway) as http,
         ):
             async with http.get("/api/docs") as page:
                 assert page.status == 200

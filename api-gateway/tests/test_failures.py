@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from api_gateway.settings import GatewaySettings
-from titanium_common.suite import free_port
+from tests.support.servers import free_port
 
 HUNG = {"X-Test-Hang": "1"}
 # The response-header timeout is 2 s; a noisy 2-core machine gets generous slack, never a tight bound.

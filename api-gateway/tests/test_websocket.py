@@ -4,7 +4,7 @@ import asyncio
 
 import aiohttp
 
-from titanium_common.suite import free_port
+from tests.support.servers import free_port
 
 # Longer than the 2 s upstream response timeout: the cluster feed is quiet for 5 s between pushes.
 QUIET_S = 2.5

@@ -1,13 +1,14 @@
 from pydantic import Field
 
+from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.revocations import DEFAULT_CHANNEL
 
 
 class AuthSettings(DatabaseSettings):
     service_name: str = "auth-service"
-    port: int = 8001
-    user_service_url: str = "http://127.0.0.1:8002"
+    port: int = DEFAULT_PORTS["auth-service"]
+    user_service_url: str = local_url("user-service")
     # Required outside ENV=development (where a random one is generated per process, with a warning).
     jwt_secret: str = ""
     jwt_issuer: str = "titanium-auth"

@@ -1,13 +1,14 @@
 from pydantic import Field
 
+from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.revocations import DEFAULT_CHANNEL
 
 
 class BlogSettings(DatabaseSettings):
     service_name: str = "blog-service"
-    port: int = 8003
-    auth_service_url: str = "http://127.0.0.1:8001"
+    port: int = DEFAULT_PORTS["blog-service"]
+    auth_service_url: str = local_url("auth-service")
     # Where the verify cache hears revoked users (Redis pub/sub); empty: it keeps an answer at most a second. With
     # PostgreSQL, also where the post cache's replicas share what changed (empty: no post cache, see cache.py).
     redis_url: str = ""

@@ -2,12 +2,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from titanium_common.addresses import DEFAULT_PORTS
 from titanium_common.lease import LeaseSettings
 
 
 class ClusterMonitorSettings(LeaseSettings):
     service_name: str = "cluster-monitor"
-    port: int = 8004
+    port: int = DEFAULT_PORTS["cluster-monitor"]
     # With REDIS_URL: one replica (the lease holder) collects and writes series and events under this prefix; every
     # replica serves them. Without it, each replica collects for itself.
     redis_prefix: str = "titanium:cluster-monitor:"

@@ -6,83 +6,46 @@ refused with 503 while Redis is away."""
 
 import asyncio
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
 from cluster_monitor.model import Node, Usage
 from cluster_monitor.shared import Push, PushBatch, PushesRefused, SharedFeed
-from titanium_common.suite import free_port
+from tests.support.servers import ServiceProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_TTL_S = 1.5
 COLLECT_S = 0.3
 COLLECTOR = {"Authorization": "Bearer replica-test-collector"}
 PUSHED_NODE = "edge-pusher"  # a node only pushes know: its series holds exactly the pushed samples
 
 
-class MonitorProcess:
-    def __init__(self, name: str, redis_url: str, prefix: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = os.environ | {
-            "PORT": str(self.port),
-            "ENV": "test",
-            "LOG_LEVEL": "WARNING",
-            "CLUSTER_SOURCE": "simulated",
-            "SIMULATION_SEED": "7",
-            "COLLECT_INTERVAL_S": str(COLLECT_S),
-            "REDIS_URL": redis_url,
-            "REDIS_PREFIX": prefix,
-            "LEASE_BACKEND": "redis",
-            "LEASE_TTL_S": str(LEASE_TTL_S),
-            "REPLICA_NAME": name,
-            "COLLECTOR_TOKENS": COLLECTOR["Authorization"].removeprefix("Bearer "),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cluster_monitor"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def ready(self, http: httpx.AsyncClient) -> "MonitorProcess":
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None
-            try:
-                if (await http.get(f"{self.url}/ready")).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        raise TimeoutError("cluster-monitor did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def monitor_process(name: str, redis_url: str, prefix: str) -> ServiceProcess:
+    """One cluster-monitor replica as its own process, ready once /ready answers (its lease role is settled)."""
+    env = {
+        "CLUSTER_SOURCE": "simulated",
+        "SIMULATION_SEED": "7",
+        "COLLECT_INTERVAL_S": str(COLLECT_S),
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": prefix,
+        "LEASE_BACKEND": "redis",
+        "LEASE_TTL_S": str(LEASE_TTL_S),
+        "REPLICA_NAME": name,
+        "COLLECTOR_TOKENS": COLLECTOR["Authorization"].removeprefix("Bearer "),
+    }
+    return ServiceProcess("cluster_monitor", env, ready_path="/ready")
 
 
-async def node_series(http: httpx.AsyncClient, replica: MonitorProcess, node: str) -> list[str]:
+async def node_series(http: httpx.AsyncClient, replica: ServiceProcess, node: str) -> list[str]:
     answer = await http.get(f"{replica.url}/api/nodes/{node}/timeseries", params={"window": 3600, "points": 1000})
     assert answer.status_code == 200, answer.text
     return [point["timestamp"] for point in answer.json()["data"]]
 
 
-async def events(http: httpx.AsyncClient, replica: MonitorProcess) -> list[dict]:
+async def events(http: httpx.AsyncClient, replica: ServiceProcess) -> list[dict]:
     return (await http.get(f"{replica.url}/api/events")).json()["events"]
 
 
@@ -97,8 +60,8 @@ async def same_on_both(read, a, b, timeout_s: float = 5.0):
 
 async def test_one_collector_many_readers_and_a_takeover_after_sigkill(redis_target):
     async with httpx.AsyncClient(timeout=10) as http:
-        a = await MonitorProcess("monitor-a", redis_target.url, redis_target.prefix).ready(http)
-        b = await MonitorProcess("monitor-b", redis_target.url, redis_target.prefix).ready(http)
+        a = await monitor_process("monitor-a", redis_target.url, redis_target.prefix).start()
+        b = await monitor_process("monitor-b", redis_target.url, redis_target.prefix).start()
         try:
             stats_a = (await http.get(f"{a.url}/stats")).json()
             stats_b = (await http.get(f"{b.url}/stats")).json()
@@ -115,7 +78,7 @@ async def test_one_collector_many_readers_and_a_takeover_after_sigkill(redis_tar
             before_events = events_a
 
             a.proc.send_signal(signal.SIGKILL)
-            a.proc.wait()
+            await a.proc.wait()
             killed_at = time.monotonic()
             deadline = killed_at + LEASE_TTL_S * 3
             while time.monotonic() < deadline:
@@ -137,8 +100,8 @@ async def test_one_collector_many_readers_and_a_takeover_after_sigkill(redis_tar
             assert max(gaps) <= LEASE_TTL_S + LEASE_TTL_S / 3 + COLLECT_S + 0.5, gaps
             assert stamps[-1] > stamps[len(series_a) - 1]  # B collects now
         finally:
-            a.stop()
-            b.stop()
+            await a.stop()
+            await b.stop()
 
 
 def sample(cpu: float) -> dict:
@@ -150,14 +113,14 @@ def sample(cpu: float) -> dict:
     }
 
 
-async def push(http: httpx.AsyncClient, replica: MonitorProcess, cpu: float) -> tuple[str, float]:
+async def push(http: httpx.AsyncClient, replica: ServiceProcess, cpu: float) -> tuple[str, float]:
     """One push of PUSHED_NODE's sample; the acknowledged (timestamp, cpu)."""
     answer = await http.post(f"{replica.url}/api/nodes/{PUSHED_NODE}/metrics", json=sample(cpu), headers=COLLECTOR)
     assert answer.status_code == 201, answer.text
     return answer.json()["timestamp"], cpu
 
 
-async def pushed_points(http: httpx.AsyncClient, replica: MonitorProcess) -> list[tuple[str, float]]:
+async def pushed_points(http: httpx.AsyncClient, replica: ServiceProcess) -> list[tuple[str, float]]:
     answer = await http.get(f"{replica.url}/api/nodes/{PUSHED_NODE}/timeseries", params={"points": 1000})
     if answer.status_code == 404:  # no push applied yet
         return []
@@ -176,8 +139,8 @@ async def eventually(read, expected, timeout_s: float = 10.0):
 
 async def test_a_push_to_any_replica_shows_on_every_replica(redis_target):
     async with httpx.AsyncClient(timeout=10) as http:
-        a = await MonitorProcess("monitor-a", redis_target.url, redis_target.prefix).ready(http)
-        b = await MonitorProcess("monitor-b", redis_target.url, redis_target.prefix).ready(http)
+        a = await monitor_process("monitor-a", redis_target.url, redis_target.prefix).start()
+        b = await monitor_process("monitor-b", redis_target.url, redis_target.prefix).start()
         c = None
         try:
             assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "follower"
@@ -192,25 +155,25 @@ async def test_a_push_to_any_replica_shows_on_every_replica(redis_target):
                 nodes = (await http.get(f"{replica.url}/api/nodes")).json()["nodes"]
                 assert PUSHED_NODE in {n["name"] for n in nodes}
             # A replica started later replays them with the rest of the shared history.
-            c = await MonitorProcess("monitor-c", redis_target.url, redis_target.prefix).ready(http)
+            c = await monitor_process("monitor-c", redis_target.url, redis_target.prefix).start()
             assert await pushed_points(http, c) == acknowledged
             stats = [(await http.get(f"{r.url}/stats")).json() for r in (a, b, c)]
             assert [s["pushes_applied"] for s in stats] == [7, 7, 7]
         finally:
             for replica in (a, b, c):
                 if replica is not None:
-                    replica.stop()
+                    await replica.stop()
 
 
 async def test_pushes_taken_while_the_collector_is_dead_are_applied_once_after_the_takeover(redis_target):
     async with httpx.AsyncClient(timeout=10) as http:
-        a = await MonitorProcess("monitor-a", redis_target.url, redis_target.prefix).ready(http)
-        b = await MonitorProcess("monitor-b", redis_target.url, redis_target.prefix).ready(http)
+        a = await monitor_process("monitor-a", redis_target.url, redis_target.prefix).start()
+        b = await monitor_process("monitor-b", redis_target.url, redis_target.prefix).start()
         try:
             before = [await push(http, b, 1.0)]
             assert await eventually(lambda: pushed_points(http, b), before) == before
             a.proc.send_signal(signal.SIGKILL)
-            a.proc.wait()
+            await a.proc.wait()
             # B is still a follower for about the lease time: it acknowledges, nobody applies yet.
             during = [await push(http, b, float(i)) for i in range(2, 8)]
             assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "follower"
@@ -220,14 +183,14 @@ async def test_pushes_taken_while_the_collector_is_dead_are_applied_once_after_t
             assert await pushed_points(http, b) == expected
             assert (await http.get(f"{b.url}/stats")).json()["lease"]["mode"] == "holder"
         finally:
-            a.stop()
-            b.stop()
+            await a.stop()
+            await b.stop()
 
 
 async def test_with_redis_away_a_push_is_refused_not_kept_by_one_replica(private_redis):
     async with httpx.AsyncClient(timeout=10) as http:
-        a = await MonitorProcess("monitor-a", private_redis.url, "cm:").ready(http)
-        b = await MonitorProcess("monitor-b", private_redis.url, "cm:").ready(http)
+        a = await monitor_process("monitor-a", private_redis.url, "cm:").start()
+        b = await monitor_process("monitor-b", private_redis.url, "cm:").start()
         try:
             private_redis.stop()
             for replica in (b, a):  # the follower, and the collector (which soon works alone)
@@ -242,11 +205,11 @@ async def test_with_redis_away_a_push_is_refused_not_kept_by_one_replica(private
             for replica in (a, b):
                 assert await eventually(lambda r=replica: pushed_points(http, r), acknowledged) == acknowledged
         finally:
-            a.stop()
-            b.stop()
+            await a.stop()
+            await b.stop()
 
 
-async def eventually_accepted(http: httpx.AsyncClient, replica: MonitorProcess) -> tuple[str, float]:
+async def eventually_accepted(http: httpx.AsyncClient, replica: ServiceProcess) -> tuple[str, float]:
     """The first push Redis takes again (the replica reconnects on its own)."""
     deadline = time.monotonic() + 10
     while True:

@@ -4,9 +4,9 @@ import logging
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.servers import serving
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
 from titanium_common.settings import ServiceSettings
 
@@ -31,10 +31,8 @@ async def base_url():
     app.router.add_get("/api/items/{id}", item)
     app.router.add_get("/api/socket", socket)
     app.router.add_post("/api/items", item)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url(""))
-    await server.close()
+    async with serving(app) as url:
+        yield url
 
 
 async def test_request_id_round_trip_and_error_shapes(base_url):
@@ -80,14 +78,9 @@ async def test_failing_readiness_is_503():
         return False
 
     app[KIT].add_readiness_check("upstream", never_ready)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http, http.get(server.make_url("/ready")) as r:
-            assert r.status == 503
-            assert (await r.json())["checks"] == {"upstream": "failing"}
-    finally:
-        await server.close()
+    async with serving(app) as url, aiohttp.ClientSession() as http, http.get(f"{url}/ready") as r:
+        assert r.status == 503
+        assert (await r.json())["checks"] == {"upstream": "failing"}
 
 
 async def test_a_websocket_counts_as_a_request_but_its_lifetime_is_no_latency(base_url):

@@ -4,6 +4,7 @@ import time
 import pytest
 from aiohttp import web
 
+from tests.support.servers import serving
 from titanium_common.auth_client import MAX_CACHE_TTL_S, TokenVerifier, token_verifier
 from titanium_common.http_client import create_client_session
 from titanium_common.revocations import UNSURE_MAX_AGE_S, RevocationFeed
@@ -22,13 +23,8 @@ async def auth_double():
 
     app = web.Application()
     app.router.add_get("/api/auth/verify", verify)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url, state
 
 
 async def test_results_are_cached_at_most_30_s_and_never_past_expiry(auth_double):

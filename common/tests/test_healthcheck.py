@@ -8,8 +8,8 @@ import sys
 import pytest
 from aiohttp import web
 
+from tests.support.servers import AppServer, free_port
 from titanium_common import healthcheck
-from titanium_common.suite import free_port
 
 
 @pytest.mark.parametrize(
@@ -44,12 +44,8 @@ async def service():
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async with AppServer(app) as server:
+        yield server.port
 
 
 async def run_check(port: int, *args: str) -> subprocess.CompletedProcess:

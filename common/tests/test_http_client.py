@@ -4,11 +4,10 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
+from tests.support.servers import AppServer, free_port
 from titanium_common.http_client import create_client_session
 from titanium_common.logs import request_id_var
-from titanium_common.suite import free_port
 
 
 async def echo_request_id(request: web.Request) -> web.Response:
@@ -25,10 +24,8 @@ async def server():
     app = web.Application()
     app.router.add_get("/rid", echo_request_id)
     app.router.add_get("/hang", hang)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield server
-    await server.close()
+    async with AppServer(app) as server:
+        yield server
 
 
 async def test_current_request_id_is_passed_on(server):

@@ -6,8 +6,8 @@ import time
 
 import kubernetes_asyncio
 
+from tests.support.servers import free_port
 from titanium_common.lease import KubernetesLeaseStore, Lease, LeaseSettings, RedisLeaseStore, open_lease
-from titanium_common.suite import free_port
 
 TTL_S = 1.5
 

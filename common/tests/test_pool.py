@@ -5,10 +5,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.support.servers import AppServer, free_port
 from titanium_common.aiohttp_app import UPSTREAM, attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools, proxy_to_pool
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
 
 NAME = web.AppKey("name", str)
 
@@ -22,71 +22,37 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-class Replica:
-    """A backend on a fixed port that can be killed and brought back on the same port."""
-
-    def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.name = name
-        self.host = host
-        self.port = port or free_port()
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> "Replica":
-        app = web.Application()
-        app[NAME] = self.name
-        app.router.add_get("/health", health)
-        app.router.add_route("*", "/{tail:.*}", whoami)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
-        return self
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
+def replica_app(name: str) -> web.Application:
+    app = web.Application()
+    app[NAME] = name
+    app.router.add_get("/health", health)
+    app.router.add_route("*", "/{tail:.*}", whoami)
+    return app
 
 
 @pytest.fixture
-async def replicas():
-    started = [await Replica("a").start(), await Replica("b").start()]
-    yield started
-    for replica in started:
-        if replica.runner is not None:
-            await replica.runner.cleanup()
-
-
-async def start_proxy(pool: ReplicaPool) -> tuple[web.AppRunner, str]:
-    app = create_aiohttp_app(ServiceSettings(service_name="pool-proxy", env="test"))
-    attach_client_session(app)
-    attach_upstream_client(app)
-    attach_pools(app, [pool])
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        return await proxy_to_pool(request, request.app[UPSTREAM], pool, max_body_bytes=1024 * 1024)
-
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
+async def replicas(servers) -> list[AppServer]:
+    """Two replicas, "a" and "b", each of which a test may stop and start again on its port."""
+    return [await servers(replica_app("a")), await servers(replica_app("b"))]
 
 
 @pytest.fixture
-async def proxy_for():
-    runners: list[web.AppRunner] = []
+def proxy_for(servers):
+    """`await proxy_for(pool)`: a proxy in front of `pool`, served on loopback; its base URL."""
 
     async def start(pool: ReplicaPool) -> str:
-        runner, url = await start_proxy(pool)
-        runners.append(runner)
-        return url
+        app = create_aiohttp_app(ServiceSettings(service_name="pool-proxy", env="test"))
+        attach_client_session(app)
+        attach_upstream_client(app)
+        attach_pools(app, [pool])
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+        async def forward(request: web.Request) -> web.StreamResponse:
+            return await proxy_to_pool(request, request.app[UPSTREAM], pool, max_body_bytes=1024 * 1024)
+
+        app.router.add_route("*", "/{tail:.*}", forward)
+        return (await servers(app)).url
+
+    return start
 
 
 def test_least_outstanding_picks_the_least_busy_and_spreads_ties():
@@ -211,11 +177,11 @@ class Resolver:
         return list(self.addresses)
 
 
-async def test_a_name_with_two_addresses_is_two_replicas_spread_and_ejected_separately(proxy_for):
+async def test_a_name_with_two_addresses_is_two_replicas_spread_and_ejected_separately(servers, proxy_for):
     port = free_port()
     # Two backends on the same port of two loopback addresses, as two pods behind one headless Service.
-    two = await Replica("two", "127.0.0.2", port).start()
-    three = await Replica("three", "127.0.0.3", port).start()
+    await servers(replica_app("two"), port, "127.0.0.2")
+    three = await servers(replica_app("three"), port, "127.0.0.3")
     resolver = Resolver(["127.0.0.2", "127.0.0.3"])
     pool = ReplicaPool(
         "svc",
@@ -227,50 +193,44 @@ async def test_a_name_with_two_addresses_is_two_replicas_spread_and_ejected_sepa
         resolve_interval_s=0.1,
         resolver=resolver,
     )
-    try:
-        proxy = await proxy_for(pool)
-        async with aiohttp.ClientSession() as http:
-            seen = []
-            for _ in range(20):
-                async with http.get(f"{proxy}/x") as answer:
-                    assert answer.status == 200
-                    seen.append((await answer.json())["replica"])
-            assert {"two", "three"} == set(seen)
-            assert abs(seen.count("two") - seen.count("three")) <= 2
-            members = pool.snapshot()["members"]
-            assert {m["url"] for m in members} == {f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"}
-            assert {m["member"] for m in members} == {f"http://gateway.replicas.test:{port}"}
-            await three.stop()
-            three.runner = None
-            # The dead address is ejected (passively on the first refused connect, or by its health checks); every
-            # request still succeeds, retried on the live one.
-            for _ in range(20):
-                async with http.get(f"{proxy}/x") as answer:
-                    assert answer.status == 200
-                    assert (await answer.json())["replica"] == "two"
-            dead = next(r for r in pool.replicas if r.url.startswith("http://127.0.0.3"))
-            assert not dead.healthy
-            assert next(r for r in pool.replicas if r.url.startswith("http://127.0.0.2")).healthy
-            # The name stops resolving: the last addresses stay; then it resolves to the live address only.
-            resolver.addresses = []
-            calls = resolver.calls
-            for _ in range(100):
-                if resolver.calls > calls + 1:
-                    break
-                await asyncio.sleep(0.02)
-            assert len(pool.replicas) == 2
-            assert "cannot resolve" in pool.snapshot()["dns"][0]["error"]
-            resolver.addresses = ["127.0.0.2"]
-            for _ in range(100):
-                if len(pool.replicas) == 1:
-                    break
-                await asyncio.sleep(0.02)
-            assert [r.url for r in pool.replicas] == [f"http://127.0.0.2:{port}"]
-            assert pool.snapshot()["dns"][0]["addresses"] == ["127.0.0.2"]
-    finally:
-        await two.stop()
-        if three.runner is not None:
-            await three.stop()
+    proxy = await proxy_for(pool)
+    async with aiohttp.ClientSession() as http:
+        seen = []
+        for _ in range(20):
+            async with http.get(f"{proxy}/x") as answer:
+                assert answer.status == 200
+                seen.append((await answer.json())["replica"])
+        assert {"two", "three"} == set(seen)
+        assert abs(seen.count("two") - seen.count("three")) <= 2
+        members = pool.snapshot()["members"]
+        assert {m["url"] for m in members} == {f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"}
+        assert {m["member"] for m in members} == {f"http://gateway.replicas.test:{port}"}
+        await three.stop()
+        # The dead address is ejected (passively on the first refused connect, or by its health checks); every
+        # request still succeeds, retried on the live one.
+        for _ in range(20):
+            async with http.get(f"{proxy}/x") as answer:
+                assert answer.status == 200
+                assert (await answer.json())["replica"] == "two"
+        dead = next(r for r in pool.replicas if r.url.startswith("http://127.0.0.3"))
+        assert not dead.healthy
+        assert next(r for r in pool.replicas if r.url.startswith("http://127.0.0.2")).healthy
+        # The name stops resolving: the last addresses stay; then it resolves to the live address only.
+        resolver.addresses = []
+        calls = resolver.calls
+        for _ in range(100):
+            if resolver.calls > calls + 1:
+                break
+            await asyncio.sleep(0.02)
+        assert len(pool.replicas) == 2
+        assert "cannot resolve" in pool.snapshot()["dns"][0]["error"]
+        resolver.addresses = ["127.0.0.2"]
+        for _ in range(100):
+            if len(pool.replicas) == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert [r.url for r in pool.replicas] == [f"http://127.0.0.2:{port}"]
+        assert pool.snapshot()["dns"][0]["addresses"] == ["127.0.0.2"]
 
 
 async def test_a_name_keeps_each_address_health_across_resolutions():

@@ -6,9 +6,8 @@ import logging
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from tests.support.servers import body_digest
+from tests.support.servers import AppServer, body_digest, free_port
 from titanium_common import proxy as proxy_module
 from titanium_common.aiohttp_app import (
     CLIENT,
@@ -20,7 +19,6 @@ from titanium_common.aiohttp_app import (
 from titanium_common.pool import ReplicaPool, proxy_to_pool
 from titanium_common.proxy import is_websocket_upgrade, proxy_websocket, without_dot_segments
 from titanium_common.settings import ServiceSettings
-from titanium_common.suite import free_port
 
 MAX_BODY = 1024 * 1024
 
@@ -82,12 +80,6 @@ async def websocket_echo(request: web.Request) -> web.WebSocketResponse:
 WS_SEEN = web.AppKey("ws_seen", dict)
 
 
-async def start(app: web.Application) -> TestServer:
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server
-
-
 @pytest.fixture
 async def upstream():
     app = web.Application(client_max_size=64 * MAX_BODY)
@@ -96,12 +88,12 @@ async def upstream():
     app.router.add_get("/hang", hang)
     app.router.add_get("/ws/echo", websocket_echo)
     app[WS_SEEN] = {"closed": asyncio.Event()}
-    server = await start(app)
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    server = await AppServer(app).start()
+    yield server.url
+    await server.stop()
 
 
-async def make_proxy(base_url: str, response_s: float = 2.0) -> TestServer:
+async def make_proxy(base_url: str, response_s: float = 2.0) -> AppServer:
     app = create_aiohttp_app(ServiceSettings(service_name="proxy", env="test"), client_max_size=MAX_BODY)
     attach_client_session(app, auto_decompress=False, response_s=response_s)
     attach_upstream_client(app, response_s=response_s)
@@ -114,14 +106,14 @@ async def make_proxy(base_url: str, response_s: float = 2.0) -> TestServer:
         return await proxy_to_pool(request, request.app[UPSTREAM], pool, max_body_bytes=MAX_BODY)
 
     app.router.add_route("*", "/{tail:.*}", forward)
-    return await start(app)
+    return await AppServer(app).start()
 
 
 @pytest.fixture
 async def proxy(upstream):
     server = await make_proxy(upstream)
     yield server
-    await server.close()
+    await server.stop()
 
 
 async def test_path_query_and_headers_pass_with_hop_by_hop_dropped(proxy):
@@ -194,7 +186,7 @@ async def test_refused_upstream_is_502_naming_it():
             assert r.status == 502
             assert "upstream demo-upstream unavailable" in (await r.json())["detail"]
     finally:
-        await server.close()
+        await server.stop()
 
 
 async def test_hung_upstream_is_504_naming_it(upstream):
@@ -204,7 +196,7 @@ async def test_hung_upstream_is_504_naming_it(upstream):
             assert r.status == 504
             assert (await r.json())["detail"] == "upstream demo-upstream timed out"
     finally:
-        await server.close()
+        await server.stop()
 
 
 async def test_websocket_relay_both_ways(proxy):
@@ -242,8 +234,8 @@ async def test_websocket_client_close_code_reaches_the_upstream():
     app = web.Application()
     app[WS_SEEN] = seen
     app.router.add_get("/ws/echo", websocket_echo)
-    backend = await start(app)
-    proxy = await make_proxy(str(backend.make_url("")).rstrip("/"))
+    backend = await AppServer(app).start()
+    proxy = await make_proxy(backend.url)
     try:
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(proxy.make_url("/ws/echo"), headers={"X-Custom": "kept"})
@@ -255,8 +247,8 @@ async def test_websocket_client_close_code_reaches_the_upstream():
         assert seen["headers"]["X-Custom"] == "kept"
         assert seen["headers"]["X-Forwarded-For"] == "127.0.0.1"
     finally:
-        await proxy.close()
-        await backend.close()
+        await proxy.stop()
+        await backend.stop()
 
 
 async def test_websocket_to_a_refused_upstream_is_502_naming_it():
@@ -278,7 +270,7 @@ async def test_websocket_to_a_refused_upstream_is_502_naming_it():
                 assert r.status == 502
                 assert "upstream demo-upstream unavailable" in (await r.json())["detail"]
     finally:
-        await server.close()
+        await server.stop()
 
 
 async def test_websocket_upgrade_the_upstream_rejects_keeps_its_status(proxy):
@@ -294,8 +286,8 @@ async def test_a_client_that_stops_reading_is_cut_off(monkeypatch, caplog):
     app = web.Application()
     # Far larger than the socket buffers between the upstream, the proxy and the client.
     app.router.add_get("/endless", download(256))
-    upstream = await start(app)
-    server = await make_proxy(str(upstream.make_url("")).rstrip("/"))
+    upstream = await AppServer(app).start()
+    server = await make_proxy(upstream.url)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /endless HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -312,8 +304,8 @@ async def test_a_client_that_stops_reading_is_cut_off(monkeypatch, caplog):
         assert any("client stopped reading GET /endless" in r.getMessage() for r in caplog.records)
         writer.close()
     finally:
-        await server.close()
-        await upstream.close()
+        await server.stop()
+        await upstream.stop()
 
 
 @pytest.mark.parametrize(

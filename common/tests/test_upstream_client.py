@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from api_gateway.settings import GatewaySettings
 from load_balancer.settings import LoadBalancerSettings
-from tests.support.servers import body_digest
-from titanium_common.suite import free_port
+from tests.support.servers import AppServer, body_digest, free_port, serving
 from titanium_common.upstream_client import (
     MAX_HEAD_BYTES,
     UpstreamBroken,
@@ -68,10 +66,8 @@ async def upstream() -> AsyncIterator[str]:
     app.router.add_get("/big", big)
     app.router.add_get("/empty", no_content)
     app.router.add_get("/sized", sized)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serving(app) as url:
+        yield url
 
 
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -371,14 +367,10 @@ async def test_an_ipv6_upstream_gets_a_bracketed_host(client):
         pytest.skip("no IPv6 loopback")
     app = web.Application()
     app.router.add_route("*", "/echo/{tail:.*}", echo)
-    server = TestServer(app, host="::1")
-    await server.start_server()
-    try:
+    async with AppServer(app, host="::1") as server:
         response = await client.request("GET", f"http://[::1]:{server.port}", "/echo/x", [])
         assert json.loads(await response.read())["host"] == f"[::1]:{server.port}"
         response.release()
-    finally:
-        await server.close()
 
 
 def _bindable_ipv6() -> bool:

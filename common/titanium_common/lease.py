@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from .loops import raise_if_cancelling
+from .loops import raise_if_cancelling, stop_tasks
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.lease")
@@ -232,9 +232,7 @@ class Lease:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         if self.store is not None:
             if self.mode == "holder":

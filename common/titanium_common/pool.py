@@ -23,6 +23,7 @@ from aiohttp import web
 
 from .aiohttp_app import CLIENT, json_error
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
+from .settings import ProxyServerSettings
 from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreachable
 
 log = logging.getLogger("titanium.pool")
@@ -303,6 +304,20 @@ class ReplicaPool:
             "members": [r.snapshot() for r in self.replicas],
             **({"dns": [m.snapshot() for m in self.dns_members]} if self.dns_members else {}),
         }
+
+
+def replica_pool(name: str, urls: Iterable[str], settings: ProxyServerSettings) -> ReplicaPool:
+    """A pool as a proxy's settings configure it (the same health, ejection and DNS settings in both proxies)."""
+    return ReplicaPool(
+        name,
+        urls,
+        strategy=settings.balance_strategy,
+        eject_after_failures=settings.eject_after_failures,
+        check_interval_s=settings.health_check_interval_s,
+        check_timeout_s=settings.health_check_timeout_s,
+        unhealthy_after_checks=settings.unhealthy_after_checks,
+        resolve_interval_s=settings.dns_refresh_interval_s,
+    )
 
 
 def attach_pools(

@@ -27,6 +27,11 @@ class ServiceSettings(BaseSettings):
         return self.env == "development"
 
 
+def split_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 # The services behind the gateway, by name, and the setting of each proxy that says where it is.
 SERVICE_URL_SETTINGS = {
     "auth-service": "auth_service_url",
@@ -41,15 +46,29 @@ SERVICE_URL_SETTINGS = {
 class ProxyServerSettings(ServiceSettings):
     """What the aiohttp proxies (load balancer, gateway) also bound on their client side."""
 
-    def service_urls(self) -> dict[str, object]:
-        """Each service's URL setting, by service name (a subclass has the fields)."""
-        return {name: getattr(self, field) for name, field in SERVICE_URL_SETTINGS.items()}
+    def service_replicas(self) -> dict[str, list[str]]:
+        """Each service's replicas by service name: its URL setting, comma-separated (a subclass has the fields)."""
+        return {
+            name: [url.rstrip("/") for url in split_list(getattr(self, field))]
+            for name, field in SERVICE_URL_SETTINGS.items()
+        }
 
     # A request's line and headers must be in within this from its first byte (or from the connection's opening),
     # else the connection is closed (slowloris). Go's ReadHeaderTimeout, as the originals had it.
     header_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
     # A client that sends nothing of a body it announced for this long gets 408 and is closed.
     body_read_timeout_s: float = Field(default=10.0, gt=0)
+    # The replica pools (titanium_common.pool.replica_pool): how a replica is chosen, its active GET /health checks
+    # (unhealthy after `unhealthy_after_checks` failed ones in a row, back after one good one) and its passive
+    # ejection after `eject_after_failures` connect failures in a row.
+    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
+    health_check_interval_s: float = Field(default=3.0, gt=0)
+    health_check_timeout_s: float = Field(default=2.0, gt=0)
+    unhealthy_after_checks: int = Field(default=2, ge=1)
+    eject_after_failures: int = Field(default=3, ge=1)
+    # A pool member given by host name is resolved this often; each address is a replica (a pod of a headless
+    # Service), balanced per request.
+    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
 
 
 def package_version(distribution: str) -> str:

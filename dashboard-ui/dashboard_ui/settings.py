@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from titanium_common.addresses import DEFAULT_PORTS
 from titanium_common.api_docs import DOCUMENTED_SERVICES
 from titanium_common.settings import ServiceSettings
 
@@ -14,7 +15,7 @@ else:
 
 class DashboardSettings(ServiceSettings):
     service_name: str = "dashboard-ui"
-    port: int = 8080
+    port: int = DEFAULT_PORTS["dashboard-ui"]
     static_dir: Path = STATIC_DIR
     chartjs_dir: Path = CHARTJS_DIR
     poll_interval_s: float = 2.0

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
 from tests.support.browser import screenshot
+from tests.support.polling import eventually
+from tests.support.servers import serving
 
 POLL_S = 0.3
 
@@ -194,19 +195,10 @@ class StandInLoadBalancer:
 @pytest.fixture
 async def stand_in():
     settings = DashboardSettings(poll_interval_s=POLL_S)
-    async with TestServer(create_app(settings)) as dashboard:
-        lb = StandInLoadBalancer(str(dashboard.make_url("")).rstrip("/"))
-        async with TestServer(lb.app) as front:
-            lb.url = str(front.make_url("")).rstrip("/")
+    async with serving(create_app(settings)) as dashboard_url:
+        lb = StandInLoadBalancer(dashboard_url)
+        async with serving(lb.app) as lb.url:
             yield lb
-
-
-async def until(condition, timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def polls(page) -> int:
@@ -297,15 +289,15 @@ async def test_heartbeat_toggle_sends_hb_reconnects_and_stops(stand_in, browser_
     assert await button.get_attribute("aria-pressed") == "false"
     await button.click()
     await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
-    await until(lambda: "hb" in stand_in.heartbeats, 5)
+    await eventually(lambda: "hb" in stand_in.heartbeats, 5)
 
     await stand_in.heartbeat_sockets[0].close()  # a drop: the page reconnects about 2 s later
-    await until(lambda: len(stand_in.heartbeat_sockets) == 2, 10)
+    await eventually(lambda: len(stand_in.heartbeat_sockets) == 2, 10)
     await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
 
     await button.click()
     await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat OFF'")
-    await until(lambda: stand_in.heartbeat_sockets[1].closed, 5)
+    await eventually(lambda: stand_in.heartbeat_sockets[1].closed, 5)
     await asyncio.sleep(2.5)
     assert len(stand_in.heartbeat_sockets) == 2  # OFF means no reconnect
     assert log.errors == []

@@ -1,16 +1,17 @@
 """The small static server: the page, Chart.js from node_modules, the config, the kit's endpoints, clean 404s."""
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
+from tests.support.servers import serving
 
 
 @pytest.fixture
 async def client():
     settings = DashboardSettings(poll_interval_s=1.5)
-    async with TestClient(TestServer(create_app(settings))) as client:
+    async with serving(create_app(settings)) as url, aiohttp.ClientSession(url) as client:
         yield client
 
 

@@ -2,29 +2,27 @@ from typing import Literal
 
 from pydantic import Field
 
+from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.lease import LeaseSettings
 
 
 class EdgeConfigSettings(DatabaseSettings, LeaseSettings):
     service_name: str = "edge-config"
-    port: int = 8005
+    port: int = DEFAULT_PORTS["edge-config"]
     # With several replicas: the lease (LEASE_*, REDIS_URL) makes probes and the periodic sync run on one of them,
     # and the probe results reach the others through Redis under this prefix.
     redis_prefix: str = "titanium:edge-config:"
 
     # Admin tokens are verified by auth-service.
-    auth_service_url: str = "http://127.0.0.1:8001"
+    auth_service_url: str = local_url("auth-service")
 
     # Outbound address policy for device addresses: loopback, link-local (cloud metadata included) and the suite's
     # own service addresses are refused unless one of these CIDRs (comma-separated) admits them. Unset: loopback is
     # admitted in development and test (local device doubles), nothing outside them.
     device_allowed_cidrs: str | None = None
     # The suite's own services (comma-separated URLs): a device may never be one of them (the launcher sets it).
-    suite_urls: str = (
-        "http://127.0.0.1:7100,http://127.0.0.1:8000,http://127.0.0.1:8001,http://127.0.0.1:8002,"
-        "http://127.0.0.1:8003,http://127.0.0.1:8004,http://127.0.0.1:8005,http://127.0.0.1:8080"
-    )
+    suite_urls: str = ",".join(map(local_url, DEFAULT_PORTS))
 
     # Device health: every device is probed concurrently once per interval; answers come from the latest round.
     health_interval_s: float = Field(default=10.0, gt=0)

@@ -5,7 +5,7 @@ Kubernetes parts, the real kubernetes_asyncio client against the shared API serv
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +16,10 @@ from aiohttp import web
 from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.identity import auth_processes
+from tests.support.polling import eventually as wait_until
 from tests.support.servers import serving
-from titanium_common.suite import free_port
 
 __all__ = ["auth_processes"]
-
-WAIT_S = 10.0
 
 
 @dataclass
@@ -61,41 +59,33 @@ class DeviceDouble:
 
 
 class DeviceFarm:
-    """Starts device doubles on free loopback ports and stops them all at the end of the test."""
+    """Starts device doubles on free loopback ports (`servers`) and releases their held calls at the end."""
 
-    def __init__(self) -> None:
-        self.runners: list[web.AppRunner] = []
+    def __init__(self, servers) -> None:
+        self.servers = servers
         self.devices: list[DeviceDouble] = []
 
     async def start(self, host: str = "127.0.0.1", **behaviour) -> DeviceDouble:
-        device = DeviceDouble(**behaviour)
+        device = DeviceDouble(host=host, **behaviour)
         app = web.Application()
         app.router.add_get("/health", device._answer)
         app.router.add_post("/reload", device._answer)
         app.router.add_get("/config", device._answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        device.port = free_port()
-        device.host = host
-        await web.TCPSite(runner, host, device.port).start()
-        self.runners.append(runner)
+        device.port = (await self.servers(app, host=host)).port
         self.devices.append(device)
         return device
 
-    async def close(self) -> None:
+    def release(self) -> None:
         for device in self.devices:
             device.released.set()
-        for runner in self.runners:
-            await runner.cleanup()
 
 
 @pytest.fixture
-async def farm() -> AsyncIterator[DeviceFarm]:
-    devices = DeviceFarm()
-    try:
-        yield devices
-    finally:
-        await devices.close()
+async def farm(servers) -> AsyncIterator[DeviceFarm]:
+    devices = DeviceFarm(servers)
+    yield devices
+    # Before `servers` stops them: a hanging device's calls end first.
+    devices.release()
 
 
 @dataclass
@@ -125,17 +115,10 @@ class Edge:
         return answer.json()
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = WAIT_S) -> Any:
-    async with asyncio.timeout(timeout_s):
-        while not (result := await check()):  # noqa: ASYNC110 - polling an HTTP answer, there is no event to wait on
-            await asyncio.sleep(0.02)
-    return result
-
-
 @pytest.fixture
 def eventually():
     """`await eventually(check)`: wait until `check()` returns something truthy (what happens in the background)."""
-    return _eventually
+    return wait_until
 
 
 @pytest.fixture
@@ -175,7 +158,7 @@ def start_edge(edge_settings, auth_processes) -> Callable[..., contextlib.Abstra
                 return app.state.monitor.rounds >= 1
 
             # The round run at start-up must not probe devices the test registers: tests start after it.
-            await _eventually(first_round_done)
+            await wait_until(first_round_done)
             yield Edge(app, url, client, anonymous)
 
     return start

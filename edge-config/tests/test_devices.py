@@ -1,6 +1,6 @@
 """Devices: health from background probe rounds against real device doubles, reloads, local config, summaries."""
 
-from titanium_common.suite import free_port
+from tests.support.servers import free_port
 
 
 async def test_health_as_the_original_server_decides_it(edge, farm):

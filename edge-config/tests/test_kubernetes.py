@@ -3,8 +3,7 @@
 import pytest
 import yaml
 
-from tests.support.servers import host_address
-from titanium_common.suite import free_port
+from tests.support.servers import free_port, host_address
 
 NS = "monitoring"
 # Devices on addresses of this host that Kubernetes Endpoints can hold (never loopback).

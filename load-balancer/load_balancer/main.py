@@ -2,25 +2,13 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.fanout import SharedFanout
-from titanium_common.pool import ReplicaPool, attach_pools
+from titanium_common.pool import attach_pools, replica_pool
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
 from . import api
 from .settings import LoadBalancerSettings
 from .traffic import SharedTraffic, TrafficMeter
-
-
-def _pool(name: str, urls: list[str], settings: LoadBalancerSettings) -> ReplicaPool:
-    return ReplicaPool(
-        name,
-        urls,
-        strategy=settings.balance_strategy,
-        eject_after_failures=settings.eject_after_failures,
-        check_interval_s=settings.health_check_interval_s,
-        check_timeout_s=settings.health_check_timeout_s,
-        resolve_interval_s=settings.dns_refresh_interval_s,
-    )
 
 
 def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter | None = None) -> web.Application:
@@ -48,10 +36,10 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         app.cleanup_ctx.append(flushing)
     app[api.FANOUT] = SharedFanout(lambda: api.fan_out(app), settings.stats_cache_ttl_s)
     app[api.SOCKETS] = set()
-    gateway = app[api.GATEWAY] = _pool("api-gateway", settings.gateway_urls, settings)
-    app[api.DASHBOARD] = _pool("dashboard-ui", settings.dashboard_urls, settings)
+    gateway = app[api.GATEWAY] = replica_pool("api-gateway", settings.gateway_urls, settings)
+    app[api.DASHBOARD] = replica_pool("dashboard-ui", settings.dashboard_urls, settings)
     # Read by /stats only: their named members are resolved like a pool's, nothing is balanced or health-checked.
-    app[api.STATS_POOLS] = [_pool(name, urls, settings) for name, urls in settings.service_urls().items()]
+    app[api.STATS_POOLS] = [replica_pool(name, urls, settings) for name, urls in settings.service_replicas().items()]
     # Proxied requests go through the upstream client; the session serves WebSocket relays, health checks and the
     # /stats fan-out (the proxy sets X-Request-ID itself).
     attach_upstream_client(

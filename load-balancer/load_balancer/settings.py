@@ -1,34 +1,27 @@
 import socket
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from titanium_common.settings import SERVICE_URL_SETTINGS, ProxyServerSettings
+from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
+from titanium_common.settings import SERVICE_URL_SETTINGS, ProxyServerSettings, split_list
 from titanium_common.upstream_client import check_upstream_url
 
 
-class LoadBalancerSettings(ProxyServerSettings):
+class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     service_name: str = "load-balancer"
-    port: int = 7100
+    port: int = DEFAULT_PORTS["load-balancer"]
     # Comma-separated replicas: GATEWAY_URLS=http://a:8000,http://b:8000
-    gateway_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8000"]
+    gateway_urls: Annotated[list[str], NoDecode] = [local_url("api-gateway")]
     # Everything that is not /api/*, /blog/* or /ws/* goes to the dashboard.
-    dashboard_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8080"]
-    # The services /stats reports on, each its replicas, comma-separated (a host name stands for every address it
-    # resolves to, as in a pool): every replica's /stats is read in parallel, STATS_TIMEOUT_S each.
-    auth_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8001"]
-    user_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
-    blog_service_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8003"]
-    cluster_monitor_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8004"]
-    edge_config_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8005"]
-    ops_mcp_url: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8006"]
+    dashboard_urls: Annotated[list[str], NoDecode] = [local_url("dashboard-ui")]
+    # The services /stats reports on (these and ServiceAddresses'), each its replicas, comma-separated (a host name
+    # stands for every address it resolves to, as in a pool): every replica's /stats is read in parallel,
+    # STATS_TIMEOUT_S each.
+    ops_mcp_url: str = local_url("ops-mcp")
     stats_timeout_s: float = 2.0
     max_body_bytes: int = 100 * 1024 * 1024
-    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
-    health_check_interval_s: float = 3.0
-    health_check_timeout_s: float = 2.0
-    eject_after_failures: int = 3
     # Forwarded requests: connect (with the wait for a free pooled connection), then each wait for data. The
     # response bound is above the gateway's own (2 s), so that a slow service gets the gateway's 504 naming it.
     upstream_connect_timeout_s: float = 1.0
@@ -48,8 +41,6 @@ class LoadBalancerSettings(ProxyServerSettings):
     replica_name: str = ""
     # /stats callers within this long share one fan-out to the services.
     stats_cache_ttl_s: float = Field(default=1.0, ge=0)
-    # A pool member given by host name is resolved this often; each address is a replica.
-    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
 
     @property
     def replica_id(self) -> str:
@@ -64,7 +55,7 @@ class LoadBalancerSettings(ProxyServerSettings):
             )
         return self
 
-    @field_validator("gateway_urls", "dashboard_urls", *SERVICE_URL_SETTINGS.values(), mode="before")
+    @field_validator("gateway_urls", "dashboard_urls", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:
         if isinstance(value, str):
@@ -80,7 +71,7 @@ class LoadBalancerSettings(ProxyServerSettings):
 
     @field_validator(*SERVICE_URL_SETTINGS.values())
     @classmethod
-    def at_least_one_replica(cls, value: list[str]) -> list[str]:
-        if not value:
+    def at_least_one_replica(cls, value: str) -> str:
+        if not split_list(value):
             raise ValueError("at least one URL is needed")
-        return [url.rstrip("/") for url in value]
+        return value

@@ -1,12 +1,7 @@
-"""Real servers on loopback ports for the load balancer's tests: backends in-process, the balancer in-process
-(AppRunner) or as its own process (for memory and signal tests)."""
+"""The load balancer's tests: backend apps, the balancer's settings, the balancer in-process or as its own process
+(served and started by tests/support/servers.py)."""
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,10 +9,8 @@ from aiohttp import web
 
 from load_balancer.main import create_app
 from load_balancer.settings import LoadBalancerSettings
-from tests.support.servers import body_digest
-from titanium_common.suite import free_port
+from tests.support.servers import AppServer, ServiceProcess, body_digest, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME = web.AppKey("backend_name", str)
 
 
@@ -84,45 +77,6 @@ def make_backend_app(name: str) -> web.Application:
     return app
 
 
-class Server:
-    """An aiohttp app on a fixed loopback port that can be stopped and started again on the same port."""
-
-    def __init__(self, app: web.Application, port: int | None = None) -> None:
-        self.app = app
-        self.port = port or free_port()
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> "Server":
-        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
-        return self
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-
-@pytest.fixture
-async def servers():
-    """Start servers with `await servers(app)`; all are stopped at the end."""
-    started: list[Server] = []
-
-    async def start(app: web.Application, port: int | None = None) -> Server:
-        server = await Server(app, port).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        await server.stop()
-
-
 def make_lb_settings(**overrides) -> LoadBalancerSettings:
     """Settings for a balancer whose every neighbour is a closed port unless the test says otherwise."""
     nowhere = f"http://127.0.0.1:{free_port()}"
@@ -130,12 +84,12 @@ def make_lb_settings(**overrides) -> LoadBalancerSettings:
         "env": "test",
         "gateway_urls": [nowhere],
         "dashboard_urls": [nowhere],
-        "auth_service_url": [nowhere],
-        "user_service_url": [nowhere],
-        "blog_service_url": [nowhere],
-        "cluster_monitor_url": [nowhere],
-        "edge_config_url": [nowhere],
-        "ops_mcp_url": [nowhere],
+        "auth_service_url": nowhere,
+        "user_service_url": nowhere,
+        "blog_service_url": nowhere,
+        "cluster_monitor_url": nowhere,
+        "edge_config_url": nowhere,
+        "ops_mcp_url": nowhere,
         "health_check_interval_s": 0.2,
         "health_check_timeout_s": 0.5,
     }
@@ -156,77 +110,20 @@ def lb_settings():
 
 @pytest.fixture
 async def start_lb(servers):
-    """`await start_lb(settings, meter=None)` runs the real balancer app on a loopback port; returns its Server."""
+    """`await start_lb(settings, meter=None)` runs the real balancer app on a loopback port; returns its AppServer."""
 
-    async def start(settings: LoadBalancerSettings, **kwargs) -> Server:
+    async def start(settings: LoadBalancerSettings, **kwargs) -> AppServer:
         return await servers(create_app(settings, **kwargs))
 
     return start
 
 
-class LoadBalancerProcess:
-    """`python -m load_balancer` as a child process, for what only a separate process shows (RSS, signals)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.env = os.environ | {"PORT": str(self.port), "ENV": "test", "LOG_LEVEL": "WARNING"} | env
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> "LoadBalancerProcess":
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "load_balancer",
-            env=self.env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.proc.returncode is None, await self.output()
-                try:
-                    async with http.get(f"{self.url}/health") as answer:
-                        if answer.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError("the load balancer did not start")
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
-
-    async def output(self) -> str:
-        return (await self.proc.stdout.read()).decode()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-
 @pytest.fixture
-async def lb_process():
-    started: list[LoadBalancerProcess] = []
+def lb_process(service_processes):
+    """`await lb_process(env)`: `python -m load_balancer` as its own process (what only a process shows: RSS,
+    signals), a `ServiceProcess`."""
 
-    async def start(env: dict[str, str]) -> LoadBalancerProcess:
-        process = LoadBalancerProcess(env)
-        started.append(process)
-        return await process.start()
+    async def start(env: dict[str, str]) -> ServiceProcess:
+        return await service_processes("load_balancer", env)
 
-    yield start
-    for process in started:
-        await process.stop()
+    return start

@@ -1,22 +1,12 @@
 """The balancer as a proxy: routing, replicas coming and going, WebSocket relay, body limits."""
 
 import asyncio
-import inspect
 
 import aiohttp
 from aiohttp import web
 
-from titanium_common.suite import free_port
-
-
-async def wait_for(predicate, timeout_s: float = 10.0) -> None:
-    """Until `predicate()` (a bool, or an awaitable of one) is true."""
-    for _ in range(int(timeout_s / 0.05)):
-        result = predicate()
-        if await result if inspect.isawaitable(result) else result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from tests.support.polling import eventually
+from tests.support.servers import free_port
 
 
 async def test_routes_by_path_and_answers_its_own(servers, start_lb, backend_app, lb_settings):
@@ -67,16 +57,16 @@ async def test_a_replica_killed_mid_run_is_ejected_and_readmitted(servers, start
     async with aiohttp.ClientSession() as http:
         clients = [asyncio.create_task(client(http)) for _ in range(4)]
         try:
-            await wait_for(lambda: len(answers) > 20)
+            await eventually(lambda: len(answers) > 20)
             await b.stop()
             killed_at = len(answers)
 
             async def b_ejected() -> bool:
                 return not (await pool_member(http, 1))["healthy"]
 
-            await wait_for(b_ejected)
+            await eventually(b_ejected)
             ejected_at = len(answers)
-            await wait_for(lambda: len(answers) > ejected_at + 40)
+            await eventually(lambda: len(answers) > ejected_at + 40)
             after_kill = answers[killed_at:]
             assert {status for status, _ in after_kill} == {200}, "traffic must continue on the other replica"
             assert {backend for _, backend in answers[ejected_at + 4 :]} == {"a"}
@@ -85,9 +75,9 @@ async def test_a_replica_killed_mid_run_is_ejected_and_readmitted(servers, start
             async def b_back() -> bool:
                 return (await pool_member(http, 1))["healthy"]
 
-            await wait_for(b_back)
+            await eventually(b_back)
             readmitted_at = len(answers)
-            await wait_for(lambda: len(answers) > readmitted_at + 40)
+            await eventually(lambda: len(answers) > readmitted_at + 40)
             assert {backend for _, backend in answers[readmitted_at + 4 :]} == {"a", "b"}
         finally:
             running = False
@@ -168,7 +158,7 @@ async def test_a_client_hanging_up_mid_upload_is_not_an_upstream_failure(servers
             async with http.get(f"{lb.url}/stats") as r:
                 return (await r.json())["load-balancer"]["real_requests"] == 1
 
-        await wait_for(counted)
+        await eventually(counted)
         async with http.get(f"{lb.url}/stats") as r:
             own = (await r.json())["load-balancer"]
     assert own["success_rate"] == 100.0

@@ -27,9 +27,9 @@ async def test_one_hung_and_one_refusing_service_are_marked_and_the_answer_is_pr
     lb = await start_lb(
         lb_settings(
             gateway_urls=[gateway.url],
-            user_service_url=[user.url],
-            blog_service_url=[hung.url],
-            auth_service_url=[refusing],
+            user_service_url=user.url,
+            blog_service_url=hung.url,
+            auth_service_url=refusing,
         )
     )
     try:
@@ -83,7 +83,7 @@ async def test_a_service_answering_garbage_is_offline_not_a_failure(servers, sta
     broken_app.router.add_get("/stats", broken)
     text_app.router.add_get("/stats", not_json)
     broken_server, text_server = await servers(broken_app), await servers(text_app)
-    lb = await start_lb(lb_settings(edge_config_url=[broken_server.url], cluster_monitor_url=[text_server.url]))
+    lb = await start_lb(lb_settings(edge_config_url=broken_server.url, cluster_monitor_url=text_server.url))
     async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
         stats = await answer.json()
     failure = {"service_status": "offline", "error": "/stats answered HTTP 500", "url": broken_server.url}
@@ -112,7 +112,7 @@ async def test_every_replica_of_a_service_is_read_and_one_online_keeps_it_online
     degraded = await servers(replica_app("degraded", total=10, errors=1, rps=1.5, p95=40.0))
     online = await servers(replica_app("online", total=30, errors=2, rps=2.25, p95=20.0))
     dead = "http://127.0.0.1:1"  # nothing listens on port 1
-    lb = await start_lb(lb_settings(user_service_url=[degraded.url, online.url, dead]))
+    lb = await start_lb(lb_settings(user_service_url=f"{degraded.url},{online.url},{dead}"))
     async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats") as answer:
         entry = (await answer.json())["user-service"]
     assert entry["service_status"] == "online"  # the best replica's answer is the service's
@@ -176,11 +176,11 @@ async def test_fifty_concurrent_callers_share_one_fan_out_per_second(servers, st
         lb_settings(
             gateway_urls=[urls["api-gateway"]],
             dashboard_urls=[urls["dashboard-ui"]],
-            auth_service_url=[urls["auth-service"]],
-            user_service_url=[urls["user-service"]],
-            blog_service_url=[urls["blog-service"]],
-            cluster_monitor_url=[urls["cluster-monitor"]],
-            edge_config_url=[urls["edge-config"]],
+            auth_service_url=urls["auth-service"],
+            user_service_url=urls["user-service"],
+            blog_service_url=urls["blog-service"],
+            cluster_monitor_url=urls["cluster-monitor"],
+            edge_config_url=urls["edge-config"],
             stats_cache_ttl_s=1.0,
         )
     )

@@ -1,7 +1,7 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from titanium_common.settings import ServiceSettings
+from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
 
 
 def first_url(value: str) -> str:
@@ -9,19 +9,14 @@ def first_url(value: str) -> str:
     return next((u.strip() for u in value.split(",") if u.strip()), "").rstrip("/")
 
 
-class OpsSettings(ServiceSettings):
+class OpsSettings(ServiceAddresses):
     """The service: streamable HTTP at /mcp and REST at /api/ops/*, reading every service directly."""
 
     service_name: str = "ops-mcp"
-    port: int = 8006
-    load_balancer_url: str = "http://127.0.0.1:7100"
-    gateway_urls: str = "http://127.0.0.1:8000"
-    auth_service_url: str = "http://127.0.0.1:8001"
-    user_service_url: str = "http://127.0.0.1:8002"
-    blog_service_url: str = "http://127.0.0.1:8003"
-    cluster_monitor_url: str = "http://127.0.0.1:8004"
-    edge_config_url: str = "http://127.0.0.1:8005"
-    dashboard_urls: str = "http://127.0.0.1:8080"
+    port: int = DEFAULT_PORTS["ops-mcp"]
+    load_balancer_url: str = local_url("load-balancer")
+    gateway_urls: str = local_url("api-gateway")
+    dashboard_urls: str = local_url("dashboard-ui")
     # Each service's /stats and /metrics, and cluster-monitor's and edge-config's reads: a service that has not
     # answered by then is "timeout". Below the gateway's 2 s response timeout, so an answer always gets through.
     read_timeout_s: float = Field(default=1.0, gt=0, le=1.8)
@@ -58,7 +53,7 @@ class StdioSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    titanium_url: str = "http://127.0.0.1:7100"
+    titanium_url: str = local_url("load-balancer")
     titanium_token: str = ""
     titanium_username: str = ""
     titanium_password: str = ""

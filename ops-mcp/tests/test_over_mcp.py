@@ -19,7 +19,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.browser import screenshot
-from titanium_common.suite import REPO_ROOT, SERVICES, Suite, free_port
+from tests.support.servers import AppServer, free_port
+from titanium_dev.suite import REPO_ROOT, SERVICES, Suite
 
 from .conftest import until
 
@@ -120,14 +121,8 @@ async def device_double(reloads: list[str]) -> AsyncIterator[int]:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_post("/reload", reload)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
+    async with AppServer(app) as server:
+        yield server.port
 
 
 @contextlib.asynccontextmanager

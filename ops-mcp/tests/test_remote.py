@@ -9,8 +9,8 @@ from aiohttp import web
 
 from ops_mcp.remote import RemoteOperations, SuiteUnavailable
 from ops_mcp.settings import StdioSettings
+from tests.support.servers import serving
 from titanium_common.http_client import create_client_session
-from titanium_common.suite import free_port
 
 
 class StandInSuite:
@@ -39,16 +39,8 @@ class StandInSuite:
 
 @contextlib.asynccontextmanager
 async def remote(suite: StandInSuite, **credentials) -> AsyncIterator[RemoteOperations]:
-    runner = web.AppRunner(suite.app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    session = create_client_session()
-    try:
-        yield RemoteOperations(StdioSettings(titanium_url=f"http://127.0.0.1:{port}", **credentials), session)
-    finally:
-        await session.close()
-        await runner.cleanup()
+    async with serving(suite.app) as url, create_client_session() as session:
+        yield RemoteOperations(StdioSettings(titanium_url=url, **credentials), session)
 
 
 async def test_logs_in_once_and_again_when_the_token_is_refused():

@@ -23,7 +23,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from tests.support.databases import POSTGRES_DSN, RUN_ID
-from titanium_common.suite import SERVICES, Suite, free_port
+from titanium_dev.suite import SERVICES, Suite, free_port
 
 ADMIN = ("admin", "schemathesis-admin-password")
 COLLECTOR_TOKEN = "schemathesis-collector-token"

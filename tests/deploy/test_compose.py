@@ -13,21 +13,13 @@ from tests.support.deploy import (
     run_compose,
     workspace_members,
 )
+from titanium_common.addresses import DEFAULT_PORTS
 
 INFRASTRUCTURE = {"postgres", "redis"}
 # The second gateway replica is the same image as api-gateway (its own name, so the balancer can list both).
 REPLICAS = {"api-gateway-2": "api-gateway"}
-PORTS = {
-    "load-balancer": 7100,
-    "api-gateway": 8000,
-    "auth-service": 8001,
-    "user-service": 8002,
-    "blog-service": 8003,
-    "cluster-monitor": 8004,
-    "edge-config": 8005,
-    "ops-mcp": 8006,
-    "dashboard-ui": 8080,
-}
+# Each service listens on its default port in Compose too.
+PORTS = DEFAULT_PORTS
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,22 @@ def test_the_runtime_stage_runs_as_a_fixed_non_root_user_with_a_healthcheck():
     assert re.findall(r"COPY --from=(\S+)", runtime) == ["builder"]
 
 
+@pytest.mark.parametrize("service", workspace_members(with_script=True))
+def test_no_image_installs_the_development_launcher(service):
+    """What `uv sync --package <service>` in the Dockerfile installs: the service and the kit, never `titanium-dev`."""
+    exported = subprocess.run(
+        [str(UV), "export", "--frozen", "--no-dev", "--no-hashes", "--package", service],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {line.split("==")[0].strip() for line in exported.splitlines() if line and line[0] not in " #"}
+    assert {"-e ./common", f"-e ./{service}"} <= installed
+    assert "-e ./dev" not in installed
+    assert "dev/titanium_dev" in (REPO_ROOT / ".dockerignore").read_text().splitlines(), "not in the build context"
+
+
 @pytest.mark.parametrize(
     "kept_out", [".venv", ".data", ".env", "**/node_modules", "**/tests", "**/__pycache__", ".git"]
 )

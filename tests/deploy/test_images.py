@@ -25,7 +25,7 @@ import redis
 from tests.support import images
 from tests.support.databases import POSTGRES_DSN, REDIS_URL, RUN_ID
 from tests.support.deploy import ENV_EXAMPLE, REPO_ROOT, compose_model, workspace_members
-from titanium_common.suite import free_port
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -216,16 +216,17 @@ def test_the_image_healthcheck_and_the_compose_healthcheck_pass_inside_each_cont
             assert result.returncode == 0, f"{name} {test}: {result.stderr}"
 
 
-def test_the_image_holds_no_uv_no_sources_and_no_tests(suite):
+def test_the_image_holds_no_uv_no_sources_no_launcher_and_no_tests(suite):
     container = suite["containers"]["user-service"]
     probe = (
-        "import shutil, pathlib, user_service;"
-        "print(shutil.which('uv'), pathlib.Path('/src').exists(), pathlib.Path(user_service.__file__).parent)"
+        "import importlib.util, shutil, pathlib, user_service;"
+        "print(shutil.which('uv'), pathlib.Path('/src').exists(), pathlib.Path(user_service.__file__).parent,"
+        " importlib.util.find_spec('titanium_dev'))"
     )
     result = container.exec("python", "-c", probe)
     assert result.returncode == 0, result.stderr
-    uv, sources, package = result.stdout.split()
-    assert (uv, sources) == ("None", "False")
+    uv, sources, package, launcher = result.stdout.split()
+    assert (uv, sources, launcher) == ("None", "False", "None"), "no uv, no sources, no development launcher"
     assert package.startswith("/opt/venv/lib/") and "site-packages" in package
     listing = container.exec(
         "python", "-c", f"import pathlib; print([p.name for p in pathlib.Path('{package}').iterdir()])"

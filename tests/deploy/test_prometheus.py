@@ -17,8 +17,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.deploy import LOCAL_NAMESPACE, MANIFESTS, SERVICES, of_kind, render, unprefixed
-from titanium_common.suite import SERVICES as SUITE_SERVICES
-from titanium_common.suite import Suite, free_port
+from tests.support.servers import free_port
+from titanium_dev.suite import SERVICES as SUITE_SERVICES
+from titanium_dev.suite import Suite
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 PROMETHEUS = shutil.which("prometheus")

@@ -17,9 +17,8 @@ from edge_config.settings import EdgeConfigSettings
 from tests.support.deploy import LOCAL_NAMESPACE, MANIFESTS, render
 from tests.support.identity import auth_processes
 from tests.support.rbac import Rbac, rbac_cluster
-from tests.support.servers import host_address, serving
+from tests.support.servers import AppServer, host_address, serving
 from titanium_common.lease import open_lease
-from titanium_common.suite import free_port
 
 CLUSTER_MONITOR = (LOCAL_NAMESPACE, "local-cluster-monitor")
 EDGE_CONFIG = (LOCAL_NAMESPACE, "local-edge-config")
@@ -116,14 +115,8 @@ async def device():
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LAN, port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
+    async with AppServer(app, host=LAN) as server:
+        yield server.port
 
 
 @pytest.mark.skipif(LAN is None, reason="needs a non-loopback IPv4 address for the device")

@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from titanium_common.suite import ManagedProcess, free_port, start_redis_server
+from tests.support.servers import free_port
+from titanium_dev.suite import ManagedProcess, start_redis_server
 
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -8,8 +8,7 @@ import pytest
 
 from auth_service.main import create_app as create_auth_app
 from auth_service.settings import AuthSettings
-from tests.support.servers import serving
-from titanium_common.suite import free_port
+from tests.support.servers import free_port, serving
 from user_service.main import create_app as create_user_app
 from user_service.settings import UserSettings
 
@@ -121,7 +120,7 @@ class AuthProcesses:
 @pytest.fixture(scope="session")
 def auth_processes(tmp_path_factory):
     """For tests that only need admin tokens verified by a real auth-service (cheaper than `identity` per test)."""
-    from titanium_common.suite import SERVICES, Suite
+    from titanium_dev.suite import SERVICES, Suite
 
     services = tuple(s for s in SERVICES if s.name in ("user-service", "auth-service"))
     suite = Suite(

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from titanium_common.suite import SERVICES, Suite, free_port
+from tests.support.servers import free_port
+from titanium_dev.suite import SERVICES, Suite
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 # An admin account (edge-config writes) and a collector token (cluster-monitor pushes) for the system tests.

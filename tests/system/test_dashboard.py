@@ -5,7 +5,7 @@ import asyncio
 import httpx
 
 from tests.support.browser import screenshot
-from titanium_common.suite import SERVICES
+from titanium_dev.suite import SERVICES
 
 SERVICE_CARDS = [spec.name for spec in SERVICES if spec.name not in ("load-balancer", "dashboard-ui")]
 # The real traffic window is 10 s; the dashboard polls every 2 s. Waits allow for both plus a loaded machine.

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.servers import free_port
 from tests.system.conftest import ADMIN, COLLECTOR_TOKEN
-from titanium_common.suite import SERVICES, RestartPolicy, Suite, free_port
+from titanium_dev.suite import SERVICES, RestartPolicy, Suite
 
 HEADER_TIMEOUT_S = 2.0
 # Slack for a loaded machine: a socket must be closed by the header timeout plus this.

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from titanium_common.suite import SERVICES, StartupError, Suite, free_port
+from tests.support.servers import free_port
+from titanium_dev.suite import SERVICES, StartupError, Suite
 
 
 def alive(pid: int) -> bool:
@@ -54,7 +55,7 @@ def test_make_run_launcher_starts_everything_and_ctrl_c_leaves_no_orphan(tmp_pat
     env.update({name.upper().replace("-", "_") + "_PORT": str(port) for name, port in ports.items()})
     env.pop("REDIS_URL", None)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "titanium_common.suite"],
+        [sys.executable, "-m", "titanium_dev.suite"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -113,7 +114,7 @@ def test_two_replicas_on_sqlite_are_refused_with_the_reason(tmp_path, monkeypatc
     env = dict(os.environ, REPLICAS="2", DATA_DIR=str(tmp_path))
     env.pop("DATABASE_URL", None)
     run = subprocess.run(
-        [sys.executable, "-m", "titanium_common.suite"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "titanium_dev.suite"], env=env, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 1
     assert "REPLICAS=2 needs PostgreSQL" in run.stdout

@@ -15,7 +15,7 @@ from aiohttp import ClientSession, web
 from PIL import Image
 
 from tests.support.browser import screenshot
-from titanium_common.suite import free_port
+from tests.support.servers import serving
 
 LOAD_TESTS = Path(__file__).resolve().parents[2] / "load-tests"
 RUN_PY = [sys.executable, str(LOAD_TESTS / "run.py")]
@@ -175,18 +175,12 @@ async def test_diag_delete_names_the_step_when_a_post_cannot_be_deleted(lb_url, 
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving(app) as refusing_url:
         process = await asyncio.create_subprocess_exec(
-            "sh", str(LOAD_TESTS / "diag_delete.sh"), "--url", f"http://127.0.0.1:{port}", "--username",
+            "sh", str(LOAD_TESTS / "diag_delete.sh"), "--url", refusing_url, "--username",
             account["username"], "--password", account["password"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
-    finally:
-        await runner.cleanup()
     assert process.returncode == 13, output
     assert "FAILED at delete: DELETE /api/posts/" in output and "expected 204" in output
     cleaned = run([*RUN_PY, "sweep", "--url", lb_url, "--username", account["username"], "--password",

@@ -5,7 +5,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from titanium_common.suite import SERVICES
+from titanium_dev.suite import SERVICES
 
 
 def services_that_logged(suite, request_id: str, within_s: float = 5.0) -> set[str]:

@@ -1,13 +1,14 @@
 from pydantic import Field
 
+from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.revocations import DEFAULT_CHANNEL
 
 
 class UserSettings(DatabaseSettings):
     service_name: str = "user-service"
-    port: int = 8002
-    auth_service_url: str = "http://127.0.0.1:8001"
+    port: int = DEFAULT_PORTS["user-service"]
+    auth_service_url: str = local_url("auth-service")
     # Empty: no cache; reads and writes go to the database and /stats says degraded.
     redis_url: str = ""
     redis_prefix: str = "titanium:user-service:"

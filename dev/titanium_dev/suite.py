@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from titanium_common.addresses import DEFAULT_PORTS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
@@ -60,24 +62,28 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("user-service", "user_service", 8002, "USER_SERVICE_URL"),
-    ServiceSpec("cluster-monitor", "cluster_monitor", 8004, "CLUSTER_MONITOR_URL"),
-    ServiceSpec("edge-config", "edge_config", 8005, "EDGE_CONFIG_URL"),
-    ServiceSpec("auth-service", "auth_service", 8001, "AUTH_SERVICE_URL", after=("user-service",)),
-    ServiceSpec("blog-service", "blog_service", 8003, "BLOG_SERVICE_URL", after=("auth-service",)),
-    ServiceSpec("ops-mcp", "ops_mcp.main", 8006, "OPS_MCP_URL", after=("auth-service",)),
+    ServiceSpec("user-service", "user_service", DEFAULT_PORTS["user-service"], "USER_SERVICE_URL"),
+    ServiceSpec("cluster-monitor", "cluster_monitor", DEFAULT_PORTS["cluster-monitor"], "CLUSTER_MONITOR_URL"),
+    ServiceSpec("edge-config", "edge_config", DEFAULT_PORTS["edge-config"], "EDGE_CONFIG_URL"),
+    ServiceSpec(
+        "auth-service", "auth_service", DEFAULT_PORTS["auth-service"], "AUTH_SERVICE_URL", after=("user-service",)
+    ),
+    ServiceSpec(
+        "blog-service", "blog_service", DEFAULT_PORTS["blog-service"], "BLOG_SERVICE_URL", after=("auth-service",)
+    ),
+    ServiceSpec("ops-mcp", "ops_mcp.main", DEFAULT_PORTS["ops-mcp"], "OPS_MCP_URL", after=("auth-service",)),
     ServiceSpec(
         "api-gateway",
         "api_gateway",
-        8000,
+        DEFAULT_PORTS["api-gateway"],
         "GATEWAY_URLS",
         after=("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp"),
     ),
-    ServiceSpec("dashboard-ui", "dashboard_ui", 8080, "DASHBOARD_URLS"),
+    ServiceSpec("dashboard-ui", "dashboard_ui", DEFAULT_PORTS["dashboard-ui"], "DASHBOARD_URLS"),
     ServiceSpec(
         "load-balancer",
         "load_balancer",
-        7100,
+        DEFAULT_PORTS["load-balancer"],
         "LOAD_BALANCER_URL",
         after=("api-gateway", "dashboard-ui"),
         replica_step=1,

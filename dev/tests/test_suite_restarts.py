@@ -4,7 +4,7 @@ then left down, each step logged; one stopped on purpose is not restarted."""
 import io
 import time
 
-from titanium_common.suite import RestartPolicy, ServiceSpec, Suite, free_port
+from titanium_dev.suite import RestartPolicy, ServiceSpec, Suite, free_port
 
 # `python -m` of a module that does not exist: exits at once with code 1, like a service that crashes on start.
 CRASHER = ServiceSpec("crasher", "titanium_common.no_such_module", 0, "CRASHER_URL")

@@ -1,0 +1,1 @@
+"""Development-only tools (the suite launcher): installed in the workspace, never in an image."""
