@@ -11,18 +11,16 @@ there is nothing of theirs to try here.
 Bounded and repeatable: a fixed number of examples per operation, generated from a fixed seed.
 """
 
-import asyncio
 import importlib
 import itertools
 import uuid
 
-import asyncpg
 import httpx
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from tests.support.databases import POSTGRES_DSN, RUN_ID
+from tests.support.databases import POSTGRES_DSN, RUN_ID, postgres_admin
 from titanium_dev.suite import SERVICES, Suite, free_port
 
 ADMIN = ("admin", "schemathesis-admin-password")
@@ -68,19 +66,11 @@ ON_AN_ACCOUNT_OF_THEIR_OWN = {
 def postgres_schema():
     """A PostgreSQL schema for this module's services, dropped afterwards."""
     schema = f"st_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_DSN, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE SCHEMA "{schema}"'))
+    postgres_admin(f'CREATE SCHEMA "{schema}"')
     try:
         yield schema
     finally:
-        asyncio.run(execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        postgres_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from tests.support import images
-from tests.support.databases import POSTGRES_DSN, REDIS_URL, RUN_ID
+from tests.support.databases import POSTGRES_DSN, REDIS_URL, RUN_ID, postgres_admin
 from tests.support.deploy import ENV_EXAMPLE, REPO_ROOT, compose_model, workspace_members
 from tests.support.servers import free_port
 
@@ -63,17 +63,9 @@ def built():
 @pytest.fixture(scope="module")
 def database():
     name = f"titanium_images_{RUN_ID}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_DSN, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    postgres_admin(f'CREATE DATABASE "{name}"')
     yield name
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

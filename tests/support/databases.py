@@ -8,6 +8,7 @@
   the same port) to play "Redis went away"; the machine's shared Redis is never stopped or flushed.
 """
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -45,6 +46,19 @@ class DatabaseTarget:
 class RedisTarget:
     url: str
     prefix: str
+
+
+def postgres_admin(statement: str) -> None:
+    """Run one statement (CREATE/DROP SCHEMA or DATABASE) on the test server, outside any event loop."""
+
+    async def execute() -> None:
+        connection = await asyncpg.connect(POSTGRES_DSN, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute())
 
 
 def _postgres_url() -> str:
