@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -265,6 +266,9 @@ class Suite:
         self.lock = threading.Lock()
         self.processes: dict[str, ManagedProcess] = {}
         self.redis: ManagedProcess | None = None
+        # In development auth-service would make up a secret per process: every replica, and a replica the launcher
+        # restarts, must sign and check tokens with the same one, so the launcher makes it once per run.
+        self.development_jwt_secret = secrets.token_urlsafe(48)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -331,6 +335,8 @@ class Suite:
         # edge-config refuses device addresses that are the suite's own services.
         env["SUITE_URLS"] = ",".join(self.url(n) for s in self.services for n in self.replica_names(s.name))
         env.update(self.extra_env)
+        if env["ENV"] == "development" and not env.get("JWT_SECRET"):
+            env["JWT_SECRET"] = self.development_jwt_secret
         return env
 
     def _launch(self, spec: ServiceSpec, name: str | None = None) -> None:
