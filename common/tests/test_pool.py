@@ -110,19 +110,44 @@ async def test_a_dead_replica_is_retried_elsewhere_ejected_and_readmitted(replic
         assert seen == {"a", "b"}
 
 
-async def test_a_post_is_not_sent_twice(replicas, proxy_for):
+async def test_a_post_whose_connect_failed_goes_to_another_replica(replicas, proxy_for):
     a, b = replicas
     await a.stop()
     pool = ReplicaPool("demo", [a.url, b.url], strategy="round-robin", check_interval_s=60)
     url = await proxy_for(pool)
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/x", data=b"once") as r:
-            assert r.status == 502
-            assert "upstream demo unavailable" in (await r.json())["detail"]
-        async with http.post(f"{url}/x", data=b"once") as r:
-            assert (await r.json()) == {"replica": "b", "method": "POST", "size": 4}
-        async with http.put(f"{url}/x", data=b"idempotent") as r:
-            assert (await r.json())["replica"] == "b"
+        for _ in range(2):  # one of them is first sent to the stopped replica
+            async with http.post(f"{url}/x", data=b"once") as r:
+                assert (await r.json()) == {"replica": "b", "method": "POST", "size": 4}
+    assert pool.replicas[0].connect_failures >= 1  # the stopped replica was tried, and each POST still landed
+
+
+async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
+    """A replica that reads the request, then drops the connection, may have acted on it: 502, not a resend."""
+    received = []
+
+    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.transport.abort()
+
+    dropping = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
+    dropping_url = f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}"
+    b = replicas[1]
+    pool = ReplicaPool("demo", [dropping_url, b.url], strategy="round-robin", check_interval_s=60)
+    url = await proxy_for(pool)
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for _ in range(2):
+                async with http.post(f"{url}/x", data=b"once") as r:
+                    answers.append((r.status, await r.json()))
+    finally:
+        dropping.close()
+        await dropping.wait_closed()
+    assert len(received) == 1 and received[0].startswith(b"POST /x ")
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 502], answers
+    assert {"replica": "b", "method": "POST", "size": 4} in [body for _, body in answers]
 
 
 async def test_no_healthy_replica_is_503_at_once(replicas, proxy_for):

@@ -1,5 +1,6 @@
 """Replica pools for the proxy core: pick a healthy replica, eject it after connect failures, re-admit it when its
-/health answers again, retry an idempotent request once elsewhere. The load balancer and the gateway share it.
+/health answers again, send a request whose connect failed (so nothing of it was sent) once elsewhere. The load
+balancer and the gateway share it.
 
 A member given by host name (a headless Service in Kubernetes, a scaled Compose service) is resolved every
 `resolve_interval_s`, and every address it resolves to is a replica with its own health and ejection (Envoy's
@@ -24,7 +25,7 @@ from aiohttp import web
 from .aiohttp_app import CLIENT, json_error
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .settings import ProxyServerSettings
-from .upstream_client import IDEMPOTENT_METHODS, UpstreamClient, UpstreamUnreachable
+from .upstream_client import UpstreamClient, UpstreamUnreachable
 
 log = logging.getLogger("titanium.pool")
 
@@ -365,8 +366,9 @@ async def proxy_to_pool(
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> web.StreamResponse:
     """Forward one HTTP request to a healthy replica and stream the answer back: 503 at once with none, 502 when
-    it cannot be reached; an idempotent request (RFC 9110 9.2.2) whose connect failed, so that nothing was sent, is
-    tried once more on another replica."""
+    it cannot be reached. A request whose connect failed, so that nothing of it was sent, is tried once more on
+    another replica, whatever its method (as nginx's and Envoy's connect-failure retries): a replica that is dying
+    costs no POST. One that failed after it was sent is never sent again: the replica may have acted on it."""
     refused = body_too_large(request, max_body_bytes)
     if refused is not None:
         return refused
@@ -390,7 +392,7 @@ async def proxy_to_pool(
         pool.connect_failed(replica, error)
         retry = None
         replayable = body is None or not body.started or body.payload is not None
-        if not retried and request.method in IDEMPOTENT_METHODS and replayable:
+        if not retried and replayable:
             retry = pool.pick(exclude=replica)
         if retry is None:
             return json_error(502, f"upstream {pool.name} unavailable: {error}")

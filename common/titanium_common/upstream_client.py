@@ -20,8 +20,6 @@ import httptools
 
 Header = tuple[bytes, bytes]
 
-# Safe to send twice (RFC 9110 9.2.2).
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Methods whose requests carry no body by convention; every other one gets an explicit `Content-Length: 0`
 # when it has none, so that an upstream never waits for a body or answers 411.
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT", "DELETE"})
