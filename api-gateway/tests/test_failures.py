@@ -49,10 +49,10 @@ async def test_hung_upstream_is_504_while_another_keeps_answering(upstreams, run
     env = {**upstreams.environment(), "UPSTREAM_POOL_SIZE": "4"}
     async with run_gateway_process(env) as base, aiohttp.ClientSession() as http:
 
-        async def hung_call(n: int) -> tuple[int, dict, float]:
+        async def hung_call(n: int) -> tuple[int, dict, float, str]:
             started = time.perf_counter()
             async with http.get(f"{base}/api/clusters", headers={**HUNG, "X-Request-ID": f"hung-{n}"}) as r:
-                return r.status, await r.json(), time.perf_counter() - started
+                return r.status, await r.json(), time.perf_counter() - started, r.headers["X-Trace-Id"]
 
         hung = [asyncio.create_task(hung_call(n)) for n in range(8)]
         await upstreams.wait_hanging("cluster-monitor", 4)
@@ -64,9 +64,13 @@ async def test_hung_upstream_is_504_while_another_keeps_answering(upstreams, run
         assert not all(task.done() for task in hung)
 
         results = await asyncio.gather(*hung)
-        for n, (status, body, elapsed) in enumerate(results):
+        for n, (status, body, elapsed, trace_id) in enumerate(results):
             assert status == 504
-            assert body == {"detail": "upstream cluster-monitor timed out", "request_id": f"hung-{n}"}
+            assert body == {
+                "detail": "upstream cluster-monitor timed out",
+                "request_id": f"hung-{n}",
+                "trace_id": trace_id,
+            }
             assert elapsed < TIMEOUT_UPPER_BOUND_S
 
         async with http.get(f"{base}/stats") as r:

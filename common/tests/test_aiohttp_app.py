@@ -41,10 +41,18 @@ async def test_request_id_round_trip_and_error_shapes(base_url):
             assert r.status == 200 and r.headers["X-Request-ID"] == "aio-1"
         async with http.get("/api/items/13", headers={"X-Request-ID": "aio-500"}) as r:
             assert r.status == 500
-            assert await r.json() == {"detail": "internal server error", "request_id": "aio-500"}
+            assert await r.json() == {
+                "detail": "internal server error",
+                "request_id": "aio-500",
+                "trace_id": r.headers["X-Trace-Id"],
+            }
         async with http.get("/nope", headers={"X-Request-ID": "aio-404"}) as r:
             assert r.status == 404
-            assert await r.json() == {"detail": "not found: /nope", "request_id": "aio-404"}
+            assert await r.json() == {
+                "detail": "not found: /nope",
+                "request_id": "aio-404",
+                "trace_id": r.headers["X-Trace-Id"],
+            }
         async with http.delete("/api/items/1") as r:
             assert r.status == 405
             assert "GET" in r.headers["Allow"]

@@ -52,13 +52,21 @@ async def test_request_id_is_echoed_or_generated(client):
 async def test_errors_have_one_shape(client):
     missing = await client.get("/api/items/0", headers={"X-Request-ID": "r-404"})
     assert missing.status_code == 404
-    assert missing.json() == {"detail": "item 0 not found", "request_id": "r-404"}
+    assert missing.json() == {
+        "detail": "item 0 not found",
+        "request_id": "r-404",
+        "trace_id": missing.headers["X-Trace-Id"],
+    }
     invalid = await client.post("/api/items", json={"name": "x"})
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "size"]
     crashed = await client.get("/api/items/13", headers={"X-Request-ID": "r-500"})
     assert crashed.status_code == 500
-    assert crashed.json() == {"detail": "internal server error", "request_id": "r-500"}
+    assert crashed.json() == {
+        "detail": "internal server error",
+        "request_id": "r-500",
+        "trace_id": crashed.headers["X-Trace-Id"],
+    }
     assert crashed.headers["X-Request-ID"] == "r-500"
     unknown = await client.get("/nowhere")
     assert unknown.status_code == 404 and "request_id" in unknown.json()

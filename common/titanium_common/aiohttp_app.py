@@ -11,6 +11,7 @@ from .http_client import client_session_context
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
+from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS, ProxySpan, proxy_trace_id_var
 from .upstream_client import UpstreamClient
 
 KIT = web.AppKey("titanium_kit", ServiceKit)
@@ -18,6 +19,9 @@ CLIENT = web.AppKey("titanium_client", aiohttp.ClientSession)
 # The proxies' client for forwarded HTTP requests (WebSocket relays and the app's own calls use CLIENT).
 UPSTREAM = web.AppKey("titanium_upstream_client", UpstreamClient)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The request's light span (absent on probes and scrapes), and the pool and replica a proxied request went to.
+TRACE = web.RequestKey("trace_span", ProxySpan)
+PROXIED_TO = web.RequestKey("proxied_to", tuple)
 # Headers of an HTTP error that a client still needs in a JSON error response.
 _KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "Location")
 
@@ -35,12 +39,19 @@ def _route_template(request: web.Request) -> str:
 
 @web.middleware
 async def observability_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Request id, error shape, metrics and access line for every request. The request id goes on the answer here,
-    not in an on_response_prepare signal (a few µs per request on the proxies): a handler that prepares its own
-    response calls echo_request_id before prepare()."""
+    """Request id, trace span, error shape, metrics and access line for every request. The request id and the
+    trace id go on the answer here, not in an on_response_prepare signal (a few µs per request on the proxies): a
+    handler that prepares its own response calls echo_request_id before prepare()."""
     rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     request[REQUEST_ID] = rid
     token = request_id_var.set(rid)
+    kit = request.app[KIT]
+    path = request.path
+    span = trace_token = None
+    if path not in UNTRACED_PATHS:
+        headers = request.headers
+        span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
+        trace_token = proxy_trace_id_var.set(span.trace_id_hex)
     started = time.perf_counter()
     status = 500
     try:
@@ -50,28 +61,59 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
             if exc.status < 400:
                 response = exc
             else:
-                detail = f"not found: {request.path}" if exc.status == 404 else exc.reason
+                detail = f"not found: {path}" if exc.status == 404 else exc.reason
                 kept = {h: exc.headers[h] for h in _KEPT_ERROR_HEADERS if h in exc.headers}
                 response = json_error(exc.status, detail, kept)
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s %s", request.method, path)
             response = json_error(500, "internal server error")
         status = response.status
         if not response.prepared:
-            response.headers.setdefault(REQUEST_ID_HEADER, rid)
+            response_headers = response.headers
+            response_headers.setdefault(REQUEST_ID_HEADER, rid)
+            if span is not None:
+                response_headers.setdefault(TRACE_ID_HEADER, span.trace_id_hex)
         return response
     finally:
         elapsed = time.perf_counter() - started
-        kit = request.app[KIT]
-        kit.observe(request.method, _route_template(request), request.path, status, elapsed)
-        log_access(request.method, request.path, request.rel_url, status, elapsed)
+        route = _route_template(request)
+        kit.observe(request.method, route, path, status, elapsed)
+        log_access(request.method, path, request.rel_url, status, elapsed)
+        if span is not None:
+            _end_span(kit, request, span, route, status)
+            proxy_trace_id_var.reset(trace_token)
         request_id_var.reset(token)
+
+
+def _end_span(kit: ServiceKit, request: web.Request, span: ProxySpan, route: str, status: int) -> None:
+    if not span.sampled:
+        return
+    method = request.method
+    attributes = {
+        "http.request.method": method,
+        "url.path": request.path,
+        "http.response.status_code": status,
+        "server.address": request.host,
+    }
+    proxied = request.get(PROXIED_TO)
+    if proxied is not None:
+        # Named by where it went ("GET api-gateway"): a span name of its own per path would be unbounded.
+        name = f"{method} {proxied[0]}"
+        attributes["titanium.upstream"] = proxied[0]
+        attributes["server.upstream.url"] = proxied[1]
+    else:
+        name = f"{method} {route}"
+        attributes["http.route"] = route
+    kit.tracing.end_proxy_span(span, name, attributes, status >= 500)
 
 
 def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """X-Request-ID on a response the handler prepares itself (a stream, a WebSocket): the middleware sets it on
     every other answer. Kept if the response already carries one (a proxied answer echoing it)."""
     response.headers.setdefault(REQUEST_ID_HEADER, request[REQUEST_ID])
+    span = request.get(TRACE)
+    if span is not None:
+        response.headers.setdefault(TRACE_ID_HEADER, span.trace_id_hex)
 
 
 async def health(request: web.Request) -> web.Response:

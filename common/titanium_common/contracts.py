@@ -15,6 +15,8 @@ class ErrorBody(BaseModel):
 
     detail: str | list[dict[str, Any]]
     request_id: str
+    # The request's trace (32 hex digits); null when the service traces nothing.
+    trace_id: str | None = None
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

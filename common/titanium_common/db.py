@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .clock import utcnow
 from .errors import ServiceError
 from .settings import ServiceSettings
+from .tracing import instrument_engine
 
 log = logging.getLogger("titanium.db")
 
@@ -169,6 +170,7 @@ class Database:
         self.schema = schema or None
         self.backend = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = self._create_engine(echo, pool_size)
+        instrument_engine(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         writer = self.engine.execution_options(**{SQLITE_WRITER: True}) if self.backend == "sqlite" else self.engine
         self._writer_sessions = async_sessionmaker(writer, expire_on_commit=False)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from .logs import current_request_id
+from .tracing import current_trace_id
 
 
 class ServiceError(Exception):
@@ -21,5 +22,10 @@ class ServiceError(Exception):
         self.extra = extra or {}
 
 
-def error_body(detail: Any, request_id: str | None = None) -> dict[str, Any]:
-    return {"detail": detail, "request_id": request_id or current_request_id()}
+def error_body(detail: Any, request_id: str | None = None, trace_id: str | None = None) -> dict[str, Any]:
+    """`trace_id` leads from a user's bug report straight to the request's trace."""
+    return {
+        "detail": detail,
+        "request_id": request_id or current_request_id(),
+        "trace_id": trace_id or current_trace_id(),
+    }

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -20,6 +22,7 @@ from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
+from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS
 
 log = logging.getLogger("titanium.http")
 
@@ -41,7 +44,8 @@ def _route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware overhead): request id in, request id out, one access line, metrics."""
+    """Pure ASGI (no BaseHTTPMiddleware overhead): request id in, request id and trace id out, one access line,
+    metrics; the request's SERVER span (OpenTelemetry's ASGI middleware, around this one) named by its route."""
 
     def __init__(self, app: ASGIApp, kit: ServiceKit) -> None:
         self.app = app
@@ -60,6 +64,11 @@ class ObservabilityMiddleware:
         rid = accept_request_id(incoming)
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
+        span = trace.get_current_span()
+        span_context = span.get_span_context()
+        trace_id = f"{span_context.trace_id:032x}" if span_context.is_valid else None
+        # For the error handler of an unhandled exception, which runs outside this middleware and the span.
+        scope["state"]["trace_id"] = trace_id
         started = time.perf_counter()
         status = 500
 
@@ -70,6 +79,8 @@ class ObservabilityMiddleware:
                 headers = MutableHeaders(scope=message)
                 if REQUEST_ID_HEADER not in headers:
                     headers.append(REQUEST_ID_HEADER, rid)
+                if trace_id is not None and TRACE_ID_HEADER not in headers:
+                    headers.append(TRACE_ID_HEADER, trace_id)
             elif method == "HEAD" and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
@@ -79,7 +90,11 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             path = scope["path"]
-            self.kit.observe(method, _route_template(scope), path, status, elapsed)
+            route = _route_template(scope)
+            self.kit.observe(method, route, path, status, elapsed)
+            if span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
             query = scope.get("query_string", b"")
             shown = f"{path}?{query.decode('latin-1')}" if query else path
             log_access(method, path, shown, status, elapsed)
@@ -94,8 +109,11 @@ def _error_response(
     request: Request, status: int, detail: Any, headers: dict | None = None, extra: dict | None = None
 ) -> JSONResponse:
     rid = _request_id(request)
+    trace_id = request.scope.get("state", {}).get("trace_id")
     merged = {**(headers or {}), REQUEST_ID_HEADER: rid}
-    return JSONResponse(error_body(detail, rid) | (extra or {}), status_code=status, headers=merged)
+    if trace_id is not None:
+        merged[TRACE_ID_HEADER] = trace_id
+    return JSONResponse(error_body(detail, rid, trace_id) | (extra or {}), status_code=status, headers=merged)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -194,6 +212,14 @@ def create_fastapi_app(
     app.state.kit = kit
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware, kit=kit)
+    # Added last, so outermost: the request's span is current in everything the service does. Only the request's
+    # own span (not one per ASGI send and receive); probes and scrapes untraced.
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        tracer_provider=kit.tracing.provider,
+        excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
+        exclude_spans=["receive", "send"],
+    )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)

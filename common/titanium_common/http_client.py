@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import aiohttp
 
 from .logs import REQUEST_ID_HEADER, current_request_id
+from .tracing import client_trace_configs
 
 CONNECT_TIMEOUT_S = 1.0
 RESPONSE_TIMEOUT_S = 2.0
@@ -37,12 +38,13 @@ def create_client_session(
     auto_decompress: bool = True,
     pass_request_id: bool = True,
 ) -> aiohttp.ClientSession:
-    """A keep-alive pooled session that passes the current X-Request-ID on every call it makes.
+    """A keep-alive pooled session that passes the current X-Request-ID and trace context on every call it makes
+    (a CLIENT span per call made within a traced request).
 
     `pass_request_id=False` is for callers that set the header themselves (the proxy core): request tracing
     costs about 30 µs of CPU per request, measured on the gateway.
     """
-    traces = []
+    traces = client_trace_configs()
     if pass_request_id:
         trace = aiohttp.TraceConfig()
         trace.on_request_start.append(_pass_request_id)

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from random import getrandbits
 
+from .tracing import current_trace_id
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _NO_REQUEST = "-"
 # An incoming id is trusted only if it is short and plain, so that it cannot forge log lines.
@@ -40,11 +42,17 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        record.trace_id = current_trace_id()
         record.service = self.service
         return True
 
 
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"request_id", "service", "message"}
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "request_id",
+    "trace_id",
+    "service",
+    "message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,6 +63,7 @@ class JsonFormatter(logging.Formatter):
             "service": getattr(record, "service", ""),
             "logger": record.name,
             "request_id": getattr(record, "request_id", _NO_REQUEST),
+            "trace_id": getattr(record, "trace_id", None),
             "message": record.getMessage(),
         }
         line.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})

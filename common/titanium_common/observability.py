@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.utils import floatToGoString
 
 from .settings import ServiceSettings, package_version
+from .tracing import setup_tracing
 from .window import LatencyReservoir, SlidingWindow
 
 log = logging.getLogger("titanium.observability")
@@ -130,6 +131,7 @@ class ServiceKit:
             collector(registry=self.registry)
         self.request_metrics = RequestMetrics(self.service)
         self.registry.register(self.request_metrics)
+        self.tracing = setup_tracing(settings)
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """`check` raises (or returns False) when the dependency does not answer."""

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from .aiohttp_app import CLIENT, json_error
+from .aiohttp_app import CLIENT, PROXIED_TO, json_error
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .settings import ProxyServerSettings
 from .upstream_client import UpstreamClient, UpstreamUnreachable
@@ -380,6 +380,7 @@ async def proxy_to_pool(
     while True:
         replica.outstanding += 1
         replica.requests += 1
+        request[PROXIED_TO] = (pool.name, replica.url)
         try:
             response = await forward_http(request, client, pool.name, replica.url, body)
         except UpstreamUnreachable as exc:

@@ -10,7 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
+from .aiohttp_app import REQUEST_ID, TRACE, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
 from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout
 
@@ -52,13 +52,13 @@ BODY_READ_TIMEOUT_S = 10.0
 
 
 # What never goes upstream: hop-by-hop headers; Host and the body's framing, which the upstream client sets;
-# Expect, which the proxy has answered itself (the body is sent without waiting); and the X-Forwarded-* and
-# request id headers, which the proxy sets anew.
+# Expect, which the proxy has answered itself (the body is sent without waiting); and the X-Forwarded-*, request
+# id and trace context headers, which the proxy sets anew (the trace context names the proxy's span as parent).
 _NOT_UPSTREAM = frozenset(
     name.encode()
     for name in HOP_BY_HOP
     | {"host", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-    | {REQUEST_ID_HEADER.lower()}
+    | {REQUEST_ID_HEADER.lower(), "traceparent", "tracestate"}
 )
 _NOT_DOWNSTREAM = frozenset(name.encode() for name in HOP_BY_HOP)
 # A small answer is sent whole, with a Content-Length of its own.
@@ -83,8 +83,8 @@ def _raw(text: str) -> bytes:
 
 
 def upstream_request_headers(request: web.Request) -> list[Header]:
-    """The client's headers minus hop-by-hop ones (and those the Connection header names), plus X-Forwarded-*
-    and the request id, as raw name/value pairs in the client's order."""
+    """The client's headers minus hop-by-hop ones (and those the Connection header names), plus X-Forwarded-*,
+    the request id and the trace context, as raw name/value pairs in the client's order."""
     incoming = request.headers
     dropped = _NOT_UPSTREAM
     connection = incoming.get("Connection")
@@ -99,6 +99,11 @@ def upstream_request_headers(request: web.Request) -> list[Header]:
         (b"X-Forwarded-Host", _raw(incoming.get("X-Forwarded-Host") or request.host)),
         (b"X-Request-ID", _raw(request[REQUEST_ID])),
     )
+    span = request.get(TRACE)
+    if span is not None:
+        headers.append((b"traceparent", span.traceparent.encode()))
+        if span.tracestate:
+            headers.append((b"tracestate", span.tracestate.encode()))
     return headers
 
 

@@ -20,6 +20,22 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Seconds a stopping service gives in-flight requests before it closes them.
     shutdown_timeout_s: float = 10.0
+    # Tracing (titanium_common.tracing): the standard OpenTelemetry variables.
+    otel_sdk_disabled: bool = False
+    # Empty: the service's name.
+    otel_service_name: str = ""
+    otel_traces_sampler: str = "parentbased_always_on"
+    otel_traces_sampler_arg: str = ""
+    # Set: spans also go out over OTLP/HTTP (to <endpoint>/v1/traces, or the traces endpoint as given).
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
+    # The span buffer behind GET /internal/traces: recent spans (count, age), and whole traces kept longer:
+    # every failed one, the slowest, and a share of the others chosen by trace id (the same in every service).
+    trace_buffer_spans: int = Field(default=4096, ge=0)
+    trace_buffer_traces: int = Field(default=500, ge=0)
+    trace_buffer_age_s: float = Field(default=900.0, gt=0)
+    trace_keep_slowest: int = Field(default=50, ge=0)
+    trace_keep_ratio: float = Field(default=0.01, ge=0, le=1)
 
     @property
     def is_development(self) -> bool:

@@ -4,8 +4,9 @@ import time
 
 import aiohttp
 from aiohttp import web
+from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, echo_request_id, json_error
+from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, echo_request_id, json_error
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
@@ -113,7 +114,12 @@ async def stats(request: web.Request) -> web.Response:
     by the callers of about one second (`stats_age_s` says how old it is)."""
     app = request.app
     gateway, dashboard = app[GATEWAY], app[DASHBOARD]
-    services, age_s = await app[FANOUT].get()
+    # The fan-out's calls are children of this request's span.
+    token = app[KIT].tracing.use_proxy_span(request[TRACE])
+    try:
+        services, age_s = await app[FANOUT].get()
+    finally:
+        otel_context.detach(token)
     own = await app[KIT].stats()
     own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"

@@ -104,7 +104,11 @@ async def test_a_gateway_slower_than_the_response_timeout_is_504(servers, start_
             assert (await r.json())["slept"] is True
         async with http.get(f"{lb.url}/api/slow?s=2", headers={"X-Request-ID": "slow-1"}) as r:
             assert r.status == 504
-            assert await r.json() == {"detail": "upstream api-gateway timed out", "request_id": "slow-1"}
+            assert await r.json() == {
+                "detail": "upstream api-gateway timed out",
+                "request_id": "slow-1",
+                "trace_id": r.headers["X-Trace-Id"],
+            }
         async with http.get(f"{lb.url}/stats") as r:
             own = (await r.json())["load-balancer"]
     assert own["real_requests"] == 2
