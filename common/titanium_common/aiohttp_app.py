@@ -11,7 +11,15 @@ from .http_client import client_session_context
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
-from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS, ProxySpan, proxy_trace_id_var
+from .tracing import (
+    TRACE_ID_HEADER,
+    UNTRACED_PATHS,
+    BadTraceQuery,
+    ProxySpan,
+    buffer_listing,
+    buffer_trace,
+    proxy_trace_id_var,
+)
 from .upstream_client import UpstreamClient
 
 KIT = web.AppKey("titanium_kit", ServiceKit)
@@ -135,14 +143,32 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
+async def traces(request: web.Request) -> web.Response:
+    """This replica's recent traces, for ops-mcp."""
+    try:
+        query = request.query
+        return web.json_response(buffer_listing(request.app[KIT].tracing, query.get("since"), query.get("limit")))
+    except BadTraceQuery as exc:
+        return json_error(400, str(exc))
+
+
+async def trace_spans(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(buffer_trace(request.app[KIT].tracing, request.match_info["trace_id"]))
+    except BadTraceQuery as exc:
+        return json_error(400, str(exc))
+
+
 def create_aiohttp_app(
     settings: ServiceSettings,
     *,
     distribution: str | None = None,
     client_max_size: int = 1024**2,
     own_stats_route: bool = False,
+    trace_guard=None,
 ) -> web.Application:
-    """An aiohttp app with the kit wired in; `own_stats_route` leaves GET /stats to the service."""
+    """An aiohttp app with the kit wired in; `own_stats_route` leaves GET /stats to the service. `trace_guard`
+    (a handler wrapper) protects the trace buffer's routes on an app that the public reaches directly."""
     app = web.Application(middlewares=[observability_middleware], client_max_size=client_max_size)
     app[KIT] = ServiceKit(settings, distribution)
     app.router.add_get("/health", health)
@@ -150,6 +176,9 @@ def create_aiohttp_app(
     app.router.add_get("/metrics", metrics)
     if not own_stats_route:
         app.router.add_get("/stats", stats)
+    guard = trace_guard or (lambda handler: handler)
+    app.router.add_get("/internal/traces", guard(traces))
+    app.router.add_get("/internal/traces/{trace_id}", guard(trace_spans))
     return app
 
 

@@ -22,7 +22,7 @@ from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
-from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS
+from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS, BadTraceQuery, buffer_listing, buffer_trace
 
 log = logging.getLogger("titanium.http")
 
@@ -160,6 +160,21 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
         if path is None:
             raise StarletteHTTPException(404, f"no docs asset {name}")
         return FileResponse(path)
+
+    @router.get("/internal/traces", include_in_schema=False)
+    async def traces(since: str | None = None, limit: str | None = None) -> dict[str, Any]:
+        """This replica's recent traces (ops-mcp assembles them across services); never routed from outside."""
+        try:
+            return buffer_listing(kit.tracing, since, limit)
+        except BadTraceQuery as exc:
+            raise StarletteHTTPException(400, str(exc)) from exc
+
+    @router.get("/internal/traces/{trace_id}", include_in_schema=False)
+    async def trace_spans(trace_id: str) -> dict[str, Any]:
+        try:
+            return buffer_trace(kit.tracing, trace_id)
+        except BadTraceQuery as exc:
+            raise StarletteHTTPException(400, str(exc)) from exc
 
     @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:

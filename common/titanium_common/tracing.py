@@ -208,6 +208,7 @@ class FinishedSpan:
             "trace_id": f"{self.trace_id:032x}",
             "root": self.name,
             "service": self.service,
+            "path": attributes.get("url.path"),
             "status": attributes.get("http.response.status_code"),
             "error": self.error,
             "start_unix_ns": self.start_ns,
@@ -566,3 +567,39 @@ def current_trace_id() -> str | None:
     if context.is_valid:
         return f"{context.trace_id:032x}"
     return proxy_trace_id_var.get()
+
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_LISTED_TRACES = 200
+
+
+class BadTraceQuery(ValueError):
+    """A trace query a service cannot answer: the message says why (a 400/422 for the caller)."""
+
+
+def parse_trace_id(value: str) -> int:
+    value = value.strip().lower()
+    if not _TRACE_ID.match(value) or int(value, 16) == 0:
+        raise BadTraceQuery("a trace id is 32 hex digits, not all zero")
+    return int(value, 16)
+
+
+def buffer_listing(tracing: Tracing, since: str | None, limit: str | None) -> dict[str, Any]:
+    """GET /internal/traces: this process's slowest local roots since `since` (unix seconds)."""
+    try:
+        since_s = float(since) if since else 0.0
+        count = int(limit) if limit else 50
+    except ValueError:
+        raise BadTraceQuery("since is unix seconds and limit a whole number") from None
+    if not 1 <= count <= MAX_LISTED_TRACES or since_s < 0:
+        raise BadTraceQuery(f"limit is 1..{MAX_LISTED_TRACES} and since is not negative")
+    return {
+        "service": tracing.service,
+        "roots": tracing.buffer.roots(int(since_s * 1e9), count),
+        "buffer": tracing.buffer.figures(),
+    }
+
+
+def buffer_trace(tracing: Tracing, trace_id: str) -> dict[str, Any]:
+    """GET /internal/traces/{trace_id}: this process's spans of that trace (an empty list if none)."""
+    return {"service": tracing.service, "spans": tracing.buffer.spans_of(parse_trace_id(trace_id))}

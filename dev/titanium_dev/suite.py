@@ -112,6 +112,17 @@ POOLED_BY: dict[str, tuple[str, ...]] = {
         "CLUSTER_MONITOR_URL",
         "EDGE_CONFIG_URL",
     ),
+    # ops-mcp assembles traces from every replica's span buffer.
+    "ops-mcp": (
+        "LOAD_BALANCER_URL",
+        "GATEWAY_URLS",
+        "DASHBOARD_URLS",
+        "AUTH_SERVICE_URL",
+        "USER_SERVICE_URL",
+        "BLOG_SERVICE_URL",
+        "CLUSTER_MONITOR_URL",
+        "EDGE_CONFIG_URL",
+    ),
 }
 
 

@@ -8,13 +8,18 @@ from titanium_common.runner import serve_proxy
 
 from . import api
 from .settings import LoadBalancerSettings
+from .traces import admin_only
 from .traffic import SharedTraffic, TrafficMeter
 
 
 def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter | None = None) -> web.Application:
     settings = settings or LoadBalancerSettings()
     app = create_aiohttp_app(
-        settings, distribution="load-balancer", client_max_size=settings.max_body_bytes, own_stats_route=True
+        settings,
+        distribution="load-balancer",
+        client_max_size=settings.max_body_bytes,
+        own_stats_route=True,
+        trace_guard=admin_only(settings.auth_service_url),
     )
     app.middlewares.append(normalise_dot_segments)
     app[api.SETTINGS] = settings

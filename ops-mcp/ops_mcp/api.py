@@ -21,9 +21,11 @@ from .models import (
     Series,
     ServiceName,
     ServiceStats,
+    SlowRequests,
     SlowRoutes,
     StatsAggregate,
     SuiteStatus,
+    Trace,
 )
 from .operations import LiveOperations
 from .reader import caller_authorization
@@ -132,3 +134,19 @@ async def aggregate(ops: Ops) -> StatsAggregate:
 async def event_log(ops: Ops) -> EventLog:
     """What the titanium://events resource holds."""
     return await ops.events_feed()
+
+
+@router.get("/traces", dependencies=admin_only, responses=ADMIN)
+async def traces(
+    ops: Ops,
+    slowest: Annotated[int, Query(ge=1, le=100)] = 10,
+    since: Annotated[float, Query(ge=0, description="unix seconds; 0: everything still kept")] = 0,
+) -> SlowRequests:
+    """The slowest recent requests, assembled from every replica's span buffer."""
+    return await ops.slow_requests(slowest, since)
+
+
+@router.get("/traces/{trace_id}", dependencies=admin_only, responses=LOOKUPS)
+async def trace(trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")], ops: Ops) -> Trace:
+    """One request's whole tree: every span with its service, parent, start, duration and attributes."""
+    return await ops.trace(trace_id)

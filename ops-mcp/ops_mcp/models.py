@@ -124,3 +124,40 @@ class EventLog(BaseModel):
     events: list[dict[str, Any]]
     total: int
     timestamp: str
+
+
+class SlowRequest(BaseModel):
+    trace_id: str
+    route: str = Field(description="the request's route in the service that answered it (else the first hop's name)")
+    path: str | None = None
+    status: int | None = Field(None, description="the HTTP status the client got")
+    error: bool
+    duration_ms: float = Field(description="the whole request, as its first traced hop saw it")
+    started_unix_ns: int
+    services: list[str] = Field(description="every service the request went through")
+
+
+class SlowRequests(BaseModel):
+    requests: list[SlowRequest]
+    unavailable: dict[str, str] = Field(description="replicas whose recent traces could not be read, and why")
+
+
+class TraceSpan(BaseModel):
+    span_id: str
+    parent_id: str | None
+    service: str
+    name: str
+    kind: str
+    start_unix_ns: int
+    offset_ms: float = Field(description="start, from the trace's first span")
+    duration_ms: float
+    error: bool
+    attributes: dict[str, Any]
+
+
+class Trace(BaseModel):
+    trace_id: str
+    duration_ms: float
+    services: list[str]
+    spans: list[TraceSpan] = Field(description="every span found, in start order; parent_id links the tree")
+    unavailable: dict[str, str]

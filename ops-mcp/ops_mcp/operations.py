@@ -23,13 +23,16 @@ from .models import (
     Series,
     ServiceStats,
     ServiceStatus,
+    SlowRequests,
     SlowRoutes,
     SuiteStatus,
+    Trace,
 )
 from .reader import SuiteReader, UpstreamError
 from .routes import route_latencies, slowest
 from .sampler import Sampler
 from .settings import OpsSettings
+from .traces import TraceReader
 
 # cluster-monitor's series paths by kind; pods and deployments are found by namespace too.
 SERIES_PATHS = {
@@ -59,6 +62,8 @@ class Operations(Protocol):
     async def diagnose(self) -> Diagnosis: ...
     async def stats_aggregate(self) -> dict[str, Any]: ...
     async def events_feed(self) -> dict[str, Any]: ...
+    async def slow_requests(self, slowest: int, since_s: float) -> SlowRequests: ...
+    async def trace(self, trace_id: str) -> Trace: ...
 
 
 def service_status(name: str, stats: dict[str, Any]) -> ServiceStatus:
@@ -80,8 +85,11 @@ def service_status(name: str, stats: dict[str, Any]) -> ServiceStatus:
 
 
 class LiveOperations:
-    def __init__(self, reader: SuiteReader, sampler: Sampler, settings: OpsSettings) -> None:
+    def __init__(
+        self, reader: SuiteReader, sampler: Sampler, settings: OpsSettings, traces: TraceReader | None = None
+    ) -> None:
         self.reader = reader
+        self.traces = traces or TraceReader(reader.session, settings.replica_urls(), settings.read_timeout_s)
         self.sampler = sampler
         self.settings = settings
         self.limits = diagnosis.Thresholds(
@@ -247,3 +255,9 @@ class LiveOperations:
 
     async def events_feed(self) -> dict[str, Any]:
         return await self.reader.get("cluster-monitor", "/api/events")
+
+    async def slow_requests(self, slowest: int, since_s: float) -> SlowRequests:
+        return await self.traces.slow_requests(slowest, since_s)
+
+    async def trace(self, trace_id: str) -> Trace:
+        return await self.traces.trace(trace_id)

@@ -21,8 +21,10 @@ from .models import (
     ResourceKind,
     Series,
     ServiceStats,
+    SlowRequests,
     SlowRoutes,
     SuiteStatus,
+    Trace,
 )
 from .settings import StdioSettings
 
@@ -133,6 +135,12 @@ class RemoteOperations:
 
     async def events_feed(self) -> dict[str, Any]:
         return await self._json("GET", f"{self.base}/api/ops/event-log")
+
+    async def slow_requests(self, slowest: int, since_s: float) -> SlowRequests:
+        return await self._get(SlowRequests, "/traces", slowest=slowest, since=since_s)
+
+    async def trace(self, trace_id: str) -> Trace:
+        return await self._get(Trace, f"/traces/{trace_id}")
 
 
 def run_stdio(settings: StdioSettings | None = None) -> None:

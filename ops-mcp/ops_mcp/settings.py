@@ -2,6 +2,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
+from titanium_common.settings import split_list
 
 
 def first_url(value: str) -> str:
@@ -33,17 +34,25 @@ class OpsSettings(ServiceAddresses):
     p95_margin_ms: float = Field(default=100.0, ge=0)
     min_samples_for_baseline: int = Field(default=6, ge=2)
 
-    def service_urls(self) -> dict[str, str]:
+    def _url_settings(self) -> dict[str, str]:
         return {
-            "load-balancer": self.load_balancer_url.rstrip("/"),
-            "api-gateway": first_url(self.gateway_urls),
-            "auth-service": self.auth_service_url.rstrip("/"),
-            "user-service": self.user_service_url.rstrip("/"),
-            "blog-service": self.blog_service_url.rstrip("/"),
-            "cluster-monitor": self.cluster_monitor_url.rstrip("/"),
-            "edge-config": self.edge_config_url.rstrip("/"),
-            "dashboard-ui": first_url(self.dashboard_urls),
+            "load-balancer": self.load_balancer_url,
+            "api-gateway": self.gateway_urls,
+            "auth-service": self.auth_service_url,
+            "user-service": self.user_service_url,
+            "blog-service": self.blog_service_url,
+            "cluster-monitor": self.cluster_monitor_url,
+            "edge-config": self.edge_config_url,
+            "dashboard-ui": self.dashboard_urls,
         }
+
+    def service_urls(self) -> dict[str, str]:
+        """One replica of each service (its figures are the service's own)."""
+        return {name: first_url(value) for name, value in self._url_settings().items()}
+
+    def replica_urls(self) -> dict[str, list[str]]:
+        """Every replica of each service (each keeps its own spans); a setting may list several, comma-separated."""
+        return {name: [url.rstrip("/") for url in split_list(value)] for name, value in self._url_settings().items()}
 
 
 class StdioSettings(BaseSettings):

@@ -22,8 +22,10 @@ from .models import (
     Series,
     ServiceName,
     ServiceStats,
+    SlowRequests,
     SlowRoutes,
     SuiteStatus,
+    Trace,
 )
 from .operations import Operations
 from .remote import SuiteUnavailable
@@ -125,6 +127,20 @@ def build_server(operations: Callable[[], Operations], *, version: str = "", lif
         """A write (admin only): tell one edge device to reload, i.e. fetch its config again. Says what was done
         and what the device answered."""
         return await answered(operations().reload_edge_device(device_id))
+
+    @server.tool(annotations=READ_ONLY)
+    async def slow_requests(
+        slowest: Annotated[int, Field(ge=1, le=100)] = 10, since: Annotated[float, Field(ge=0)] = 0
+    ) -> SlowRequests:
+        """The slowest recent requests (since `since`, unix seconds; 0: all still kept), each with its route,
+        status, total duration and the services it went through, from every replica's recent traces."""
+        return await answered(operations().slow_requests(slowest, since))
+
+    @server.tool(annotations=READ_ONLY)
+    async def trace(trace_id: Annotated[str, Field(pattern="^[0-9a-fA-F]{32}$")]) -> Trace:
+        """One request's whole trace: every span (balancer, gateway, service route, database queries, Redis
+        commands, calls between services) with its service, parent, start offset, duration and attributes."""
+        return await answered(operations().trace(trace_id))
 
     @server.tool(annotations=READ_ONLY)
     async def diagnose() -> Diagnosis:

@@ -1,0 +1,126 @@
+"""Traces assembled across the suite: every replica of every service keeps its recent spans (the kit's span
+buffer, `GET /internal/traces`); this reads them all in parallel and puts each request's spans back together."""
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from titanium_common.tracing import BadTraceQuery, current_tracing, parse_trace_id
+
+from .models import SlowRequest, SlowRequests, Trace, TraceSpan
+from .reader import UpstreamError, caller_authorization
+
+# The proxies: a request's route is named by the service behind them.
+PROXIES = frozenset({"load-balancer", "api-gateway"})
+PER_REPLICA_ROOTS = 200
+
+
+class TraceReader:
+    def __init__(self, session: aiohttp.ClientSession, sources: dict[str, list[str]], timeout_s: float) -> None:
+        self.session = session
+        # Every replica's address, by service.
+        self.sources = sources
+        self.timeout_s = timeout_s
+
+    async def _read(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any] | str:
+        """A replica's answer, or why there is none."""
+        headers = {"X-Heartbeat": "true"}
+        if (authorization := caller_authorization.get()) is not None:
+            headers["Authorization"] = authorization
+        try:
+            async with (
+                asyncio.timeout(self.timeout_s),
+                self.session.get(url, params=params or {}, headers=headers) as answer,
+            ):
+                if answer.status != 200:
+                    return f"HTTP {answer.status}"
+                body = await answer.json(content_type=None)
+        except TimeoutError:
+            return f"no answer within {self.timeout_s:g} s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            return f"unreachable: {exc}"
+        return body if isinstance(body, dict) else "not a JSON object"
+
+    async def _everyone(self, path: str, params: dict[str, str] | None = None) -> tuple[list[dict], dict[str, str]]:
+        replicas = [(service, url) for service, urls in self.sources.items() for url in urls]
+        answers = await asyncio.gather(*(self._read(url + path, params) for _, url in replicas))
+        found, unavailable = [], {}
+        for (service, url), answer in zip(replicas, answers, strict=True):
+            if isinstance(answer, str):
+                unavailable[f"{service} {url}"] = answer
+            else:
+                found.append(answer)
+        return found, unavailable
+
+    async def slow_requests(self, slowest: int, since_s: float) -> SlowRequests:
+        params = {"limit": str(PER_REPLICA_ROOTS), "since": str(since_s)}
+        answers, unavailable = await self._everyone("/internal/traces", params)
+        own = current_tracing()
+        roots = [root for answer in answers for root in answer.get("roots", [])]
+        if own is not None:
+            roots += own.buffer.roots(int(since_s * 1e9), PER_REPLICA_ROOTS)
+        by_trace: dict[str, list[dict[str, Any]]] = {}
+        for root in roots:
+            by_trace.setdefault(root["trace_id"], []).append(root)
+        requests = [_summary(trace_id, found) for trace_id, found in by_trace.items()]
+        requests.sort(key=lambda r: r.duration_ms, reverse=True)
+        return SlowRequests(requests=requests[:slowest], unavailable=unavailable)
+
+    async def trace(self, trace_id: str) -> Trace:
+        try:
+            wanted = parse_trace_id(trace_id)
+        except BadTraceQuery as exc:
+            raise UpstreamError(str(exc), status_code=422) from exc
+        hex_id = f"{wanted:032x}"
+        answers, unavailable = await self._everyone(f"/internal/traces/{hex_id}")
+        spans: dict[str, dict[str, Any]] = {}
+        for answer in answers:
+            spans.update((span["span_id"], span) for span in answer.get("spans", []))
+        own = current_tracing()
+        if own is not None:
+            spans.update((span["span_id"], span) for span in own.buffer.spans_of(wanted))
+        if not spans:
+            raise UpstreamError(f"no spans of trace {hex_id} are kept (any more) by any replica", status_code=404)
+        ordered = sorted(spans.values(), key=lambda s: s["start_unix_ns"])
+        first = ordered[0]["start_unix_ns"]
+        end = max(s["start_unix_ns"] + s["duration_ms"] * 1e6 for s in ordered)
+        return Trace(
+            trace_id=hex_id,
+            duration_ms=round((end - first) / 1e6, 3),
+            services=list(dict.fromkeys(s["service"] for s in ordered)),
+            spans=[
+                TraceSpan(
+                    span_id=s["span_id"],
+                    parent_id=s["parent_id"],
+                    service=s["service"],
+                    name=s["name"],
+                    kind=s["kind"],
+                    start_unix_ns=s["start_unix_ns"],
+                    offset_ms=round((s["start_unix_ns"] - first) / 1e6, 3),
+                    duration_ms=s["duration_ms"],
+                    error=s["error"],
+                    attributes=s["attributes"],
+                )
+                for s in ordered
+            ],
+            unavailable=unavailable,
+        )
+
+
+def _summary(trace_id: str, roots: list[dict[str, Any]]) -> SlowRequest:
+    """One request from the local roots its services kept: the first hop's figures, the answering service's route."""
+    roots.sort(key=lambda r: r["start_unix_ns"])
+    first = next((r for r in roots if not r["remote_parent"]), roots[0])
+    answering = [r for r in roots if r["service"] not in PROXIES]
+    route = answering[0]["root"] if answering else first["root"]
+    return SlowRequest(
+        trace_id=trace_id,
+        route=route,
+        path=first.get("path"),
+        status=first["status"],
+        error=first["error"],
+        duration_ms=first["duration_ms"],
+        started_unix_ns=first["start_unix_ns"],
+        services=list(dict.fromkeys(r["service"] for r in roots)),
+    )
