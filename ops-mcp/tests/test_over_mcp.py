@@ -40,6 +40,8 @@ TOOLS = {
     "edge_devices",
     "reload_edge_device",
     "diagnose",
+    "slow_requests",
+    "trace",
 }
 
 
@@ -228,6 +230,20 @@ async def test_every_tool_over_streamable_http_through_the_load_balancer(suite, 
         # The tests' own logins (a password hash each) may have lifted a p95: a warning, never a critical finding.
         assert [f for f in report["findings"] if f["severity"] == "critical"] == []
 
+        # The node listing above, as a trace: through the balancer and the gateway to cluster-monitor's route.
+        node_trace = (await lb.get("/api/nodes")).headers["X-Trace-Id"]
+        recent = await call(client, "slow_requests", slowest=100)
+        listed = {r["trace_id"]: r for r in recent["requests"]}
+        assert listed[node_trace]["route"] == "GET /api/nodes"
+        assert {"load-balancer", "api-gateway", "cluster-monitor"} <= set(listed[node_trace]["services"])
+        tree = await call(client, "trace", trace_id=node_trace)
+        by_id = {span["span_id"]: span for span in tree["spans"]}
+        assert [s["service"] for s in tree["spans"] if s["parent_id"] is None] == ["load-balancer"]
+        route_span = next(s for s in tree["spans"] if s["name"] == "GET /api/nodes")
+        assert by_id[route_span["parent_id"]]["service"] == "api-gateway"
+        unknown = await client.call_tool("trace", {"trace_id": "f" * 32})
+        assert unknown.is_error and "no spans" in unknown.content[0].text
+
         aggregate = json.loads((await client.read_resource("titanium://stats")).contents[0].text)
         assert {"load-balancer", "user-service", "cluster-monitor"} <= set(aggregate)
         feed = json.loads((await client.read_resource("titanium://events")).contents[0].text)
@@ -257,6 +273,13 @@ async def test_stdio_server_reads_the_suite_through_its_public_address(suite):
         report = await call(client, "diagnose")
         # The tests' own logins (a password hash each) may have lifted a p95: a warning, never a critical finding.
         assert [f for f in report["findings"] if f["severity"] == "critical"] == []
+        node_trace = (await lb.get("/api/nodes")).headers["X-Trace-Id"]
+        recent = await call(client, "slow_requests", slowest=100)
+        assert node_trace in {r["trace_id"] for r in recent["requests"]}
+        assert {s["service"] for s in (await call(client, "trace", trace_id=node_trace))["spans"]} >= {
+            "load-balancer",
+            "cluster-monitor",
+        }
         events = json.loads((await client.read_resource("titanium://events")).contents[0].text)
         assert "events" in events
         missing = await client.call_tool("reload_edge_device", {"device_id": "no-such-device"})
