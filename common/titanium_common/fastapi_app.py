@@ -76,6 +76,11 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if span.is_recording():
+                    # Now, while the span is open: the ASGI middleware ends it with the answer's last byte.
+                    route = _route_template(scope)
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
                 headers = MutableHeaders(scope=message)
                 if REQUEST_ID_HEADER not in headers:
                     headers.append(REQUEST_ID_HEADER, rid)
@@ -92,9 +97,6 @@ class ObservabilityMiddleware:
             path = scope["path"]
             route = _route_template(scope)
             self.kit.observe(method, route, path, status, elapsed)
-            if span.is_recording():
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
             query = scope.get("query_string", b"")
             shown = f"{path}?{query.decode('latin-1')}" if query else path
             log_access(method, path, shown, status, elapsed)

@@ -1,0 +1,263 @@
+"""Tracing through the real suite: spans exported over OTLP/HTTP to a receiver started here (decoded with
+opentelemetry-proto), the caller's trace context kept or refused, a dead or hung collector costing requests
+nothing, and ops-mcp's traces read from the services' span buffers."""
+
+import contextlib
+import random
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.support.polling import eventually
+from tests.support.servers import free_port
+from titanium_dev.suite import SERVICES, Suite
+
+from .conftest import ADMIN, OUTPUT
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP traces endpoint: every span received, by trace id; `hang()` makes it hold each export open
+    (a collector that stopped answering) until `release()`."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, object]] = []  # (service.name, Span)
+        self.lock = threading.Lock()
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.released.set()
+        self.exports_held = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not receiver.released.is_set():
+                    with receiver.lock:
+                        receiver.exports_held += 1
+                    receiver.held.set()
+                    receiver.released.wait(30)
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with receiver.lock:
+                    for resource_spans in request.resource_spans:
+                        attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                        for scope_spans in resource_spans.scope_spans:
+                            receiver.spans += [(attributes["service.name"], s) for s in scope_spans.spans]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of_trace(self, trace_id: str) -> list[tuple[str, object]]:
+        with self.lock:
+            return [(service, span) for service, span in self.spans if span.trace_id.hex() == trace_id]
+
+    def hang(self) -> None:
+        self.held.clear()
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def traced_suite(receiver, tmp_path_factory):
+    OUTPUT.mkdir(exist_ok=True)
+    ports = {spec.name: free_port() for spec in SERVICES}
+    environment = {
+        "ADMIN_USERNAME": ADMIN[0],
+        "ADMIN_PASSWORD": ADMIN[1],
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        # Batches every 100 ms (the SDK's own variable), so that the test's spans arrive soon.
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    with (
+        open(OUTPUT / "tracing-suite.log", "w") as log,
+        Suite(ports=ports, data_dir=tmp_path_factory.mktemp("data"), echo=log, extra_env=environment) as running,
+    ):
+        yield running
+
+
+@pytest.fixture
+async def lb(traced_suite):
+    async with httpx.AsyncClient(base_url=traced_suite.url("load-balancer"), timeout=30) as client:
+        yield client
+
+
+def client_traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+async def register_and_login(lb: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    username = f"tracer{random.randrange(10**9)}"
+    account = {"username": username, "email": f"{username}@example.com", "password": "password-123"}
+    assert (await lb.post("/api/users", json=account)).status_code == 201
+    login = await lb.post("/api/auth/login", json={"username": username, "password": "password-123"}, headers=headers)
+    assert login.status_code == 200, login.text
+    return login.json()["access_token"]
+
+
+async def test_a_login_and_a_post_are_one_trace_across_five_services(lb, receiver):
+    trace_id, client_span, traceparent = client_traceparent()
+    headers = {"traceparent": traceparent, "tracestate": "vendor=abc"}
+    token = await register_and_login(lb, headers)
+    created = await lb.post(
+        "/api/posts",
+        json={"title": "traced", "content": "one request, one trace"},
+        headers={**headers, "Authorization": f"Bearer {token}"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["X-Trace-Id"] == trace_id
+
+    wanted = {"load-balancer", "api-gateway", "auth-service", "user-service", "blog-service"}
+
+    def whole() -> list | None:
+        """The trace's spans once every service's are in and every span's parent is among them or is the
+        client's span: one tree, nothing orphaned (each service exports on its own schedule)."""
+        spans = receiver.of_trace(trace_id)
+        ids = {span.span_id.hex() for _, span in spans} | {client_span}
+        linked = all(span.parent_span_id.hex() in ids for _, span in spans)
+        return spans if linked and wanted <= {service for service, _ in spans} else None
+
+    spans = await eventually(whole, timeout_s=20)
+    by_id = {span.span_id.hex(): (service, span) for service, span in spans}
+    roots = [(service, span.name) for service, span in spans if span.parent_span_id.hex() == client_span]
+    assert sorted(roots) == [("load-balancer", "POST api-gateway"), ("load-balancer", "POST api-gateway")]
+
+    def parent_service(span) -> str:
+        return by_id[span.parent_span_id.hex()][0]
+
+    named = {(service, span.name): span for service, span in spans}
+    # balancer -> gateway -> the services' routes; auth -> user (password check); blog -> auth (token check).
+    assert parent_service(named[("api-gateway", "POST auth-service")]) == "load-balancer"
+    assert parent_service(named[("auth-service", "POST /api/auth/login")]) == "api-gateway"
+    assert parent_service(named[("user-service", "POST /internal/credentials/verify")]) == "auth-service"
+    assert parent_service(named[("blog-service", "POST /api/posts")]) == "api-gateway"
+    assert parent_service(named[("auth-service", "GET /api/auth/verify")]) == "blog-service"
+    # Database queries and Redis commands are spans of their own, with the database conventions' attributes.
+    kinds = {(service, span.kind) for service, span in spans}
+    assert ("blog-service", 3) in kinds  # SPAN_KIND_CLIENT: a query or an outbound call
+    db_spans = [span for service, span in spans if any(a.key == "db.system.name" for a in span.attributes)]
+    assert db_spans, "no database span"
+    route = named[("blog-service", "POST /api/posts")]
+    attributes = {a.key: a.value for a in route.attributes}
+    assert attributes["http.route"].string_value == "/api/posts"
+    assert attributes["http.request.method"].string_value == "POST"
+    assert attributes["http.response.status_code"].int_value == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": "00-not-a-trace-01"},
+        {"traceparent": f"00-{'0' * 32}-{'1' * 16}-01"},
+        {"traceparent": f"00-{'a' * 32}-{'0' * 16}-01"},
+        {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01", "tracestate": "k=" + "v" * 10_000},
+        {"traceparent": "zz" * 400},
+    ],
+    ids=["malformed", "zero-trace-id", "zero-parent-id", "10kb-tracestate", "garbage"],
+)
+async def test_a_bad_trace_context_starts_a_new_trace_and_is_never_an_error(lb, headers):
+    answer = await lb.get("/api/posts", headers=headers)
+    assert answer.status_code == 200
+    trace_id = answer.headers["X-Trace-Id"]
+    assert len(trace_id) == 32 and int(trace_id, 16) != 0
+    if headers["traceparent"].startswith(f"00-{'a' * 32}-{'b'}"):
+        assert trace_id == "a" * 32, "a good traceparent is kept, only the oversized tracestate is dropped"
+    else:
+        assert trace_id not in headers["traceparent"]
+
+
+async def test_errors_carry_the_trace_id(lb):
+    trace_id, _, traceparent = client_traceparent()
+    refused = await lb.post("/api/posts", json={"title": "x", "content": "y"}, headers={"traceparent": traceparent})
+    assert refused.status_code == 401
+    assert refused.json()["trace_id"] == trace_id == refused.headers["X-Trace-Id"]
+    missing = await lb.get("/api/no-such-route", headers={"traceparent": traceparent})
+    assert missing.status_code == 404 and missing.json()["trace_id"] == trace_id
+
+
+async def test_a_hung_collector_holds_no_request(lb, receiver):
+    receiver.hang()
+    try:
+        # Spans to export, then wait until the exporters' requests are held by the collector.
+        await lb.get("/api/posts")
+        await eventually(receiver.held.is_set, timeout_s=10)
+        # While every service's exporter waits on the collector, requests are answered as usual.
+        for _ in range(20):
+            assert (await lb.get("/api/posts")).status_code == 200
+        assert receiver.exports_held >= 1 and not receiver.released.is_set()
+    finally:
+        receiver.release()
+
+
+def test_a_dead_collector_costs_nothing(tmp_path):
+    """A collector address where nothing listens: the services start and answer as usual."""
+    with contextlib.ExitStack() as stack:
+        ports = {spec.name: free_port() for spec in SERVICES}
+        log = stack.enter_context(open(OUTPUT / "tracing-dead-collector.log", "w"))
+        suite = stack.enter_context(
+            Suite(
+                ports=ports,
+                data_dir=tmp_path,
+                echo=log,
+                extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
+            )
+        )
+        with httpx.Client(base_url=suite.url("load-balancer"), timeout=10) as lb:
+            for _ in range(20):
+                answer = lb.get("/api/posts")
+                assert answer.status_code == 200 and len(answer.headers["X-Trace-Id"]) == 32
+
+
+async def test_ops_mcp_lists_the_slowest_requests_and_assembles_their_trees(lb):
+    admin = await lb.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+    auth = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+    trace_id, _, traceparent = client_traceparent()
+    token = await register_and_login(lb, {"traceparent": traceparent})
+    listing = await lb.get("/api/ops/traces", params={"slowest": 100}, headers=auth)
+    assert listing.status_code == 200, listing.text
+    login = next(r for r in listing.json()["requests"] if r["trace_id"] == trace_id)
+    assert login["route"] == "POST /api/auth/login" and login["status"] == 200
+    assert {"load-balancer", "api-gateway", "auth-service", "user-service"} <= set(login["services"])
+
+    tree = (await lb.get(f"/api/ops/traces/{trace_id}", headers=auth)).json()
+    spans = {span["span_id"]: span for span in tree["spans"]}
+    verify = next(s for s in tree["spans"] if s["name"] == "POST /internal/credentials/verify")
+    assert verify["service"] == "user-service"
+    assert spans[verify["parent_id"]]["service"] == "auth-service"  # auth-service's call, a CLIENT span
+    assert spans[verify["parent_id"]]["kind"] == "client"
+
+    # Admin only, like every operations route; a bad trace id is the caller's mistake.
+    assert (await lb.get("/api/ops/traces")).status_code == 401
+    user = {"Authorization": f"Bearer {token}"}
+    assert (await lb.get("/api/ops/traces", headers=user)).status_code == 403
+    assert (await lb.get("/api/ops/traces/not-a-trace", headers=auth)).status_code == 422
+    # The balancer's own buffer is on the public edge: admins only there too.
+    assert (await lb.get("/internal/traces")).status_code == 401
+    assert (await lb.get("/internal/traces", headers=user)).status_code == 403
