@@ -7,6 +7,8 @@ Four chains, all ending at the same fast static backend (nginx, one worker, a fi
   titanium      wrk → the Titanium load balancer (pools, streaming, real-traffic accounting, kit) → backend
   titanium-shared  the same balancer with shared accounting on: its counters flushed every 200 ms into a private
                 redis-server (started for the run), as with several replicas
+  titanium-untraced  the balancer with tracing off (OTEL_SDK_DISABLED=true); `titanium` traces every request
+  titanium-sample0   the balancer with tracing on and sampling 0 (context passed on, no span recorded)
 The path is /api/..., so the balancer counts every request as real traffic: all its accounting is on.
 Chains take turns for several rounds, every other round in reverse order (the median is shown); the proxies' CPU
 time per request is read from /proc, which other load on the machine moves less than it moves RPS.
@@ -27,7 +29,9 @@ from wrk import WrkResult, cpu_seconds, load_balancer, nginx, python_role, run_w
 from titanium_dev.suite import free_port, start_redis_server
 
 PATH = "/api/users/bench?x=1"
-CHAINS = ("direct", "nginx", "aiohttp-min", "titanium", "titanium-shared")
+CHAINS = ("direct", "nginx", "aiohttp-min", "titanium", "titanium-shared", "titanium-untraced", "titanium-sample0")
+UNTRACED = {"OTEL_SDK_DISABLED": "true"}
+SAMPLED_NEVER = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
 
 
 def serve_minimal_proxy(port: int, upstream: str) -> None:
@@ -70,6 +74,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
     script = Path(__file__).resolve()
     results: dict[str, list[tuple[WrkResult, float | None]]] = {name: [] for name in CHAINS}
     backend_port, nginx_port, minimal_port, lb_port, shared_port, redis_port = (free_port() for _ in range(6))
+    untraced_port, sample0_port = free_port(), free_port()
     backend = f"http://127.0.0.1:{backend_port}"
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -83,6 +88,8 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
             python_role(script, "aiohttp-min", minimal_port, "--upstream", backend) as minimal,
             load_balancer(lb_port, backend) as lb,
             load_balancer(shared_port, backend, shared_env) as shared,
+            load_balancer(untraced_port, backend, UNTRACED) as untraced,
+            load_balancer(sample0_port, backend, SAMPLED_NEVER) as sample0,
         ):
             chains = {
                 "direct": (backend_port, None),
@@ -90,6 +97,8 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
                 "aiohttp-min": (minimal_port, minimal.pid),
                 "titanium": (lb_port, lb.pid),
                 "titanium-shared": (shared_port, shared.pid),
+                "titanium-untraced": (untraced_port, untraced.pid),
+                "titanium-sample0": (sample0_port, sample0.pid),
             }
             chains = {name: chain for name, chain in chains.items() if name in args.chains}
             for port, _ in chains.values():  # warm-up: connections, first allocations
@@ -104,7 +113,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
                     )
                     cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1) if pid else None
                     results[name].append((result, cpu_ms))
-                    print(f"  round {round_no} {name:<15} {result.row()}", flush=True)
+                    print(f"  round {round_no} {name:<17} {result.row()}", flush=True)
     finally:
         redis.stop()
     return results
@@ -115,13 +124,13 @@ def report(results: dict[str, list[tuple[WrkResult, float | None]]], args: argpa
         return statistics.median(getattr(r, field) for r, _ in results[name])
 
     print(f"\nmedian of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, GET {PATH}")
-    print(f"{'chain':<15} {'RPS':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'proxy CPU ms/req':>17}")
+    print(f"{'chain':<17} {'RPS':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} {'proxy CPU ms/req':>17}")
     for name in [c for c in CHAINS if results[c]]:
         cpus = [c for _, c in results[name] if c is not None]
         cpu = f"{statistics.median(cpus):>17.3f}" if cpus else f"{'-':>17}"
         errors = sum(r.errors for r, _ in results[name])
         print(
-            f"{name:<15} {median(name, 'rps'):>10,.0f} {median(name, 'p50_ms'):>9.2f} "
+            f"{name:<17} {median(name, 'rps'):>10,.0f} {median(name, 'p50_ms'):>9.2f} "
             f"{median(name, 'p99_ms'):>9.2f} {errors:>7} {cpu}"
         )
 
@@ -134,6 +143,8 @@ def report(results: dict[str, list[tuple[WrkResult, float | None]]], args: argpa
     ratio("titanium / nginx", "titanium", "nginx", "(target ≥ 20 %)")
     ratio("aiohttp-min / nginx", "aiohttp-min", "nginx")
     ratio("shared / titanium", "titanium-shared", "titanium", "(target ≥ 90 %)")
+    ratio("traced / untraced", "titanium", "titanium-untraced", "(target ≥ 90 %)")
+    ratio("sampling 0 / untraced", "titanium-sample0", "titanium-untraced", "(target ≥ 98 %)")
 
 
 def main() -> int:
@@ -150,7 +161,8 @@ def main() -> int:
         "--chains",
         type=lambda v: [c for c in v.split(",") if c],
         default=list(CHAINS),
-        help="comma-separated subset, e.g. titanium,titanium-shared (shared accounting off vs on)",
+        help="comma-separated subset, e.g. titanium,titanium-shared (shared accounting off vs on) or "
+        "titanium,titanium-untraced,titanium-sample0 (tracing on, off, sampling 0)",
     )
     args = parser.parse_args()
     if args.command == "serve":

@@ -56,10 +56,10 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
     kit = request.app[KIT]
     path = request.path
     span = trace_token = None
-    if path not in UNTRACED_PATHS:
+    if path not in UNTRACED_PATHS and kit.tracing.enabled:
         headers = request.headers
         span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
-        trace_token = proxy_trace_id_var.set(span.trace_id_hex)
+        trace_token = proxy_trace_id_var.set(span.trace_hex)
     started = time.perf_counter()
     status = 500
     try:
@@ -80,7 +80,7 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
             response_headers = response.headers
             response_headers.setdefault(REQUEST_ID_HEADER, rid)
             if span is not None:
-                response_headers.setdefault(TRACE_ID_HEADER, span.trace_id_hex)
+                response_headers.setdefault(TRACE_ID_HEADER, span.trace_hex)
         return response
     finally:
         elapsed = time.perf_counter() - started
@@ -97,22 +97,15 @@ def _end_span(kit: ServiceKit, request: web.Request, span: ProxySpan, route: str
     if not span.sampled:
         return
     method = request.method
-    attributes = {
-        "http.request.method": method,
-        "url.path": request.path,
-        "http.response.status_code": status,
-        "server.address": request.host,
-    }
     proxied = request.get(PROXIED_TO)
     if proxied is not None:
         # Named by where it went ("GET api-gateway"): a span name of its own per path would be unbounded.
+        facts = (method, request.path, status, route, *proxied)
         name = f"{method} {proxied[0]}"
-        attributes["titanium.upstream"] = proxied[0]
-        attributes["server.upstream.url"] = proxied[1]
     else:
+        facts = (method, request.path, status, route, None, None)
         name = f"{method} {route}"
-        attributes["http.route"] = route
-    kit.tracing.end_proxy_span(span, name, attributes, status >= 500)
+    kit.tracing.end_proxy_span(span, name, facts, status >= 500)
 
 
 def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -121,7 +114,7 @@ def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault(REQUEST_ID_HEADER, request[REQUEST_ID])
     span = request.get(TRACE)
     if span is not None:
-        response.headers.setdefault(TRACE_ID_HEADER, span.trace_id_hex)
+        response.headers.setdefault(TRACE_ID_HEADER, span.trace_hex)
 
 
 async def health(request: web.Request) -> web.Response:

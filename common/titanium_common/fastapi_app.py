@@ -229,14 +229,15 @@ def create_fastapi_app(
     app.state.kit = kit
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware, kit=kit)
-    # Added last, so outermost: the request's span is current in everything the service does. Only the request's
-    # own span (not one per ASGI send and receive); probes and scrapes untraced.
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        tracer_provider=kit.tracing.provider,
-        excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
-        exclude_spans=["receive", "send"],
-    )
+    if kit.tracing.enabled:
+        # Added last, so outermost: the request's span is current in everything the service does. Only the
+        # request's own span (not one per ASGI send and receive); probes and scrapes untraced.
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            tracer_provider=kit.tracing.provider,
+            excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
+            exclude_spans=["receive", "send"],
+        )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)

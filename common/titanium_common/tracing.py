@@ -199,11 +199,14 @@ class FinishedSpan:
             "start_unix_ns": self.start_ns,
             "duration_ms": round(self.duration_ns / 1e6, 3),
             "error": self.error,
-            "attributes": self.attributes,
+            "attributes": self.span_attributes(),
         }
 
+    def span_attributes(self) -> dict[str, Any]:
+        return self.attributes
+
     def summary(self) -> dict[str, Any]:
-        attributes = self.attributes
+        attributes = self.span_attributes()
         return {
             "trace_id": f"{self.trace_id:032x}",
             "root": self.name,
@@ -242,11 +245,12 @@ class SpanBuffer:
         recent = self.recent
         recent.append(span)
         # Spans of a kept trace that finish after its local root (rare: a fire-and-forget call) join it.
+        local_root = span.parent_id == 0 or span.remote_parent
         kept = self.kept.get(span.trace_id)
-        if kept is not None and not span.local_root:
+        if kept is not None and not local_root:
             kept[1].append(span)
             return
-        if span.local_root:
+        if local_root:
             why = self._why_keep(span)
             if why is not None:
                 self._keep(span, why)
@@ -372,37 +376,52 @@ class _BufferProcessor(SpanProcessor):
         )
 
 
-class ProxySpan:
-    """One proxied request's SERVER span in the load balancer or the gateway, without the SDK's per-span cost."""
+class ProxySpan(FinishedSpan):
+    """One proxied request's SERVER span in the load balancer or the gateway, without the SDK's per-span cost: it
+    becomes its own finished span (no second object), its attributes built only when someone reads them."""
 
-    __slots__ = ("attributes", "parent_id", "sampled", "span_id", "start_ns", "trace_id", "tracestate")
+    __slots__ = ("facts", "sampled", "trace_hex", "tracestate")
 
-    def __init__(self, trace_id: int, span_id: int, parent_id: int, sampled: bool, tracestate: str | None) -> None:
+    def __init__(
+        self, trace_id: int, span_id: int, parent_id: int, sampled: bool, tracestate: str | None, service: str
+    ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id
+        self.remote_parent = parent_id != 0
         self.sampled = sampled
         self.tracestate = tracestate
+        self.service = service
+        self.kind = "server"
         self.start_ns = time.time_ns()
-        self.attributes: dict[str, Any] | None = None
-
-    @property
-    def trace_id_hex(self) -> str:
-        return f"{self.trace_id:032x}"
+        self.trace_hex = f"{trace_id:032x}"
+        self.end_ns = 0
+        self.error = False
+        self.name = ""
+        self.attributes = None
+        # (method, path, status, route, upstream name or None, upstream URL or None), set when it ends.
+        self.facts: tuple = ()
 
     @property
     def traceparent(self) -> str:
-        return format_traceparent(self.trace_id, self.span_id, self.sampled)
+        return f"00-{self.trace_hex}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+
+    def span_attributes(self) -> dict[str, Any]:
+        if self.attributes is None:
+            method, path, status, route, upstream, upstream_url = self.facts
+            attributes = {"http.request.method": method, "url.path": path, "http.response.status_code": status}
+            if upstream is not None:
+                attributes["titanium.upstream"] = upstream
+                attributes["server.upstream.url"] = upstream_url
+            else:
+                attributes["http.route"] = route
+            self.attributes = attributes
+        return self.attributes
 
     def span_context(self) -> SpanContext:
         state = TraceState.from_header([self.tracestate]) if self.tracestate else None
         flags = TraceFlags(TraceFlags.SAMPLED if self.sampled else TraceFlags.DEFAULT)
         return SpanContext(self.trace_id, self.span_id, is_remote=False, trace_flags=flags, trace_state=state)
-
-    def set_attribute(self, name: str, value: Any) -> None:
-        if self.attributes is None:
-            self.attributes = {}
-        self.attributes[name] = value
 
 
 class Tracing:
@@ -439,52 +458,40 @@ class Tracing:
         parent = parse_traceparent(traceparent) if traceparent else None
         if parent is None:
             trace_id = getrandbits(128) or 1
-            return ProxySpan(trace_id, getrandbits(64) or 1, 0, self._sample_root(trace_id), None)
+            return ProxySpan(trace_id, getrandbits(64) or 1, 0, self._sample_root(trace_id), None, self.service)
         trace_id, parent_id, parent_sampled = parent
         sampled = parent_sampled if self.parent_based else self._sample_root(trace_id)
-        return ProxySpan(trace_id, getrandbits(64) or 1, parent_id, sampled, accept_tracestate(tracestate))
+        return ProxySpan(
+            trace_id, getrandbits(64) or 1, parent_id, sampled, accept_tracestate(tracestate), self.service
+        )
 
     def _sample_root(self, trace_id: int) -> bool:
-        return self.enabled and (trace_id & _RATIO_BITS) < self._ratio_bound
+        return (trace_id & _RATIO_BITS) < self._ratio_bound
 
-    def end_proxy_span(self, span: ProxySpan, name: str, attributes: dict[str, Any], error: bool) -> None:
-        if not span.sampled:
-            return
-        end_ns = time.time_ns()
-        if span.attributes:
-            attributes.update(span.attributes)
-        self.buffer.add(
-            FinishedSpan(
-                span.trace_id,
-                span.span_id,
-                span.parent_id,
-                span.parent_id != 0,
-                name,
-                "server",
-                span.start_ns,
-                end_ns,
-                error,
-                attributes,
-                self.service,
-            )
-        )
+    def end_proxy_span(self, span: ProxySpan, name: str, facts: tuple, error: bool) -> None:
+        """`facts`: see ProxySpan.facts."""
+        span.end_ns = time.time_ns()
+        span.name = name
+        span.facts = facts
+        span.error = error
+        self.buffer.add(span)
         if self.exporting is not None:
-            self.exporting.on_end(self._readable(span, name, attributes, error, end_ns))
+            self.exporting.on_end(self._readable(span))
 
-    def _readable(self, span: ProxySpan, name: str, attributes: Attributes, error: bool, end_ns: int) -> ReadableSpan:
+    def _readable(self, span: ProxySpan) -> ReadableSpan:
         parent = None
         if span.parent_id:
             parent = SpanContext(span.trace_id, span.parent_id, is_remote=True, trace_flags=TraceFlags(1))
         return ReadableSpan(
-            name=name,
+            name=span.name,
             context=span.span_context(),
             parent=parent,
             resource=self.resource,
-            attributes=attributes,
+            attributes=span.span_attributes(),
             kind=SpanKind.SERVER,
-            status=Status(StatusCode.ERROR) if error else Status(StatusCode.UNSET),
+            status=Status(StatusCode.ERROR) if span.error else Status(StatusCode.UNSET),
             start_time=span.start_ns,
-            end_time=end_ns,
+            end_time=span.end_ns,
             instrumentation_scope=self._scope,
         )
 
