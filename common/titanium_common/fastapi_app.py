@@ -9,8 +9,6 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
-from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -44,12 +42,13 @@ def _route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware overhead): request id in, request id and trace id out, one access line,
-    metrics; the request's SERVER span (OpenTelemetry's ASGI middleware, around this one) named by its route."""
+    """Pure ASGI (no BaseHTTPMiddleware overhead): request id in, request id and trace id out, the request's
+    SERVER span (current while the service works on it), one access line, metrics."""
 
     def __init__(self, app: ASGIApp, kit: ServiceKit) -> None:
         self.app = app
         self.kit = kit
+        self.tracing = kit.tracing if kit.tracing.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,15 +59,27 @@ class ObservabilityMiddleware:
             # FastAPI routes GET only: HEAD is the GET answer without its body (RFC 9110 9.3.2). A copy, because
             # the server reads its own scope to know that no body may be sent.
             scope = {**scope, "method": "GET"}
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        incoming = traceparent = tracestate = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = value.decode("latin-1")
         rid = accept_request_id(incoming)
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
         token = request_id_var.set(rid)
-        span = trace.get_current_span()
-        span_context = span.get_span_context()
-        trace_id = f"{span_context.trace_id:032x}" if span_context.is_valid else None
-        # For the error handler of an unhandled exception, which runs outside this middleware and the span.
-        scope["state"]["trace_id"] = trace_id
+        path = scope["path"]
+        span = None
+        if self.tracing is not None and path not in UNTRACED_PATHS:
+            span, span_token = self.tracing.start_server_span(traceparent, tracestate, method, scope)
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+        else:
+            trace_id = None
+        # For the error handler of an unhandled exception, which runs outside this middleware.
+        state["trace_id"] = trace_id
         started = time.perf_counter()
         status = 500
 
@@ -76,11 +87,6 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if span.is_recording():
-                    # Now, while the span is open: the ASGI middleware ends it with the answer's last byte.
-                    route = _route_template(scope)
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
                 headers = MutableHeaders(scope=message)
                 if REQUEST_ID_HEADER not in headers:
                     headers.append(REQUEST_ID_HEADER, rid)
@@ -94,9 +100,10 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            path = scope["path"]
             route = _route_template(scope)
             self.kit.observe(method, route, path, status, elapsed)
+            if span is not None:
+                self.tracing.end_server_span(span, span_token, method, route, status)
             query = scope.get("query_string", b"")
             shown = f"{path}?{query.decode('latin-1')}" if query else path
             log_access(method, path, shown, status, elapsed)
@@ -225,19 +232,20 @@ def create_fastapi_app(
     """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
     kit = ServiceKit(settings, distribution)
     # The kit serves /docs itself, with Swagger UI from an installed package (FastAPI's own loads it from a CDN).
-    app = FastAPI(title=title, version=kit.version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # FastAPI's own telemetry (spans for each request, dependency, endpoint and serialisation, once a tracer
+    # provider is set) is off: the kit's middleware makes the request's SERVER span, at a fraction of the cost
+    # (load-tests/bench_user_chain.py --tracing), and the instrumented database, Redis and HTTP clients the rest.
+    app = FastAPI(
+        title=title,
+        version=kit.version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.kit = kit
     app.state.settings = settings
     app.add_middleware(ObservabilityMiddleware, kit=kit)
-    if kit.tracing.enabled:
-        # Added last, so outermost: the request's span is current in everything the service does. Only the
-        # request's own span (not one per ASGI send and receive); probes and scrapes untraced.
-        app.add_middleware(
-            OpenTelemetryMiddleware,
-            tracer_provider=kit.tracing.provider,
-            excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
-            exclude_spans=["receive", "send"],
-        )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from random import getrandbits
 from typing import Any
 
@@ -42,7 +42,6 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
-from opentelemetry.util.types import Attributes
 
 from .settings import ServiceSettings
 
@@ -164,7 +163,7 @@ class FinishedSpan:
         start_ns: int,
         end_ns: int,
         error: bool,
-        attributes: dict[str, Any],
+        attributes: Mapping[str, Any] | None,
         service: str,
     ) -> None:
         self.trace_id = trace_id
@@ -199,14 +198,14 @@ class FinishedSpan:
             "start_unix_ns": self.start_ns,
             "duration_ms": round(self.duration_ns / 1e6, 3),
             "error": self.error,
-            "attributes": self.span_attributes(),
+            "attributes": dict(self.span_attributes() or {}),
         }
 
-    def span_attributes(self) -> dict[str, Any]:
+    def span_attributes(self) -> Mapping[str, Any] | None:
         return self.attributes
 
     def summary(self) -> dict[str, Any]:
-        attributes = self.span_attributes()
+        attributes = self.span_attributes() or {}
         return {
             "trace_id": f"{self.trace_id:032x}",
             "root": self.name,
@@ -370,7 +369,8 @@ class _BufferProcessor(SpanProcessor):
                 span.start_time or 0,
                 span.end_time or 0,
                 span.status.status_code is StatusCode.ERROR,
-                dict(span.attributes or {}),
+                # The span's own read-only view (immutable once ended): copied only when served.
+                span.attributes,
                 self.service,
             )
         )
@@ -494,6 +494,60 @@ class Tracing:
             end_time=span.end_ns,
             instrumentation_scope=self._scope,
         )
+
+    # The FastAPI services' SERVER spans
+    def start_server_span(
+        self, traceparent: str | None, tracestate: str | None, method: str, scope: dict[str, Any]
+    ) -> tuple[trace.Span, object]:
+        """The request's SERVER span, made current; returns it and the token for end_server_span.
+
+        The kit does this itself rather than with OpenTelemetry's ASGI middleware, which measured about 20 % of a
+        small request's CPU in a FastAPI service even when nothing is sampled: an unsampled request here costs a
+        parse of its traceparent and a context switch; a sampled one an SDK span."""
+        parent = parse_traceparent(traceparent) if traceparent else None
+        if parent is not None:
+            trace_id, parent_id, sampled = parent
+            state = accept_tracestate(tracestate)
+            parent_context = SpanContext(
+                trace_id,
+                parent_id,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
+                trace_state=TraceState.from_header([state]) if state else None,
+            )
+            if self.parent_based and not sampled:
+                span = trace.NonRecordingSpan(parent_context)
+                return span, otel_context.attach(trace.set_span_in_context(span))
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent_context))
+        elif self.ratio == 0.0:
+            unsampled = SpanContext(getrandbits(128) or 1, getrandbits(64) or 1, is_remote=False)
+            span = trace.NonRecordingSpan(unsampled)
+            return span, otel_context.attach(trace.set_span_in_context(span))
+        else:
+            context = None
+        server = scope.get("server") or ("", None)
+        client = scope.get("client") or ("", None)
+        attributes = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+            "server.address": server[0],
+            "server.port": server[1],
+            "client.address": client[0],
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        span = self.tracer.start_span(method, context, kind=SpanKind.SERVER, attributes=attributes)
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+    def end_server_span(self, span: trace.Span, token: object, method: str, route: str, status: int) -> None:
+        otel_context.detach(token)
+        if span.is_recording():
+            span.update_name(f"{method} {route}")
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
 
     def use_proxy_span(self, span: ProxySpan) -> object:
         """Make a light span the current context (for outbound calls of the proxy's own routes); returns the token
