@@ -201,8 +201,10 @@ def test_compose_addresses_name_compose_services_on_their_ports():
 
 # ---- the request graph and the network policies --------------------------------------------------------------
 
-# dashboard-ui's addresses are links it hands to the browser (each service's /docs), not calls it makes.
+# dashboard-ui's addresses are links it hands to the browser (each service's /docs), not calls it makes, except
+# where it sends its spans (every service does).
 LINKS_ONLY = {"dashboard-ui"}
+CALLED_BY_EVERY_SERVICE = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 # Addresses a service is given to refuse, not to call: edge-config never takes one of the suite's own for a device.
 REFUSED_ADDRESSES = {"SUITE_URLS"}
 
@@ -214,10 +216,10 @@ def request_graph(docs) -> set[tuple[str, str, int]]:
     edges = set()
     for workload in [*of_kind(docs, "Deployment").values(), *of_kind(docs, "CronJob").values()]:
         caller = unprefixed(workload["metadata"]["labels"]["app"], prefix)
-        if caller in LINKS_ONLY:
-            continue
         for container in pod_spec(workload)["containers"]:
             env = container_env(docs, workload, container)
+            if caller in LINKS_ONLY:
+                env = {k: v for k, v in env.items() if k in CALLED_BY_EVERY_SERVICE}
             calls = [v for k, v in env.items() if k not in REFUSED_ADDRESSES and _ADDRESS.match(v)]
             addresses = [a for v in calls for a in v.split(",")]
             if "PGHOST" in env:
