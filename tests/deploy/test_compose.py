@@ -1,5 +1,6 @@
 """docker-compose.yml: valid for the real Compose v2, its secrets required, and what no validator checks."""
 
+import json
 import re
 import subprocess
 
@@ -133,3 +134,20 @@ def test_stores_use_postgresql_and_caches_use_redis(model):
         assert services[name]["environment"]["REDIS_URL"].startswith("redis://redis:6379/"), name
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
     assert services["auth-service"]["environment"]["JWT_SECRET"] == "change-me-to-32-or-more-random-characters"
+
+
+def test_the_observability_profile_adds_jaeger_and_the_services_export_to_it(tmp_path):
+    """`--profile observability`: Jaeger all-in-one with its UI on the host's loopback; with the endpoint set in
+    .env every service sends its spans there, and without the profile nothing of it runs."""
+    env_file = tmp_path / "env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318\n")
+    result = run_compose("--profile", "observability", "config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    jaeger = services["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert [(p["host_ip"], p["published"], p["target"]) for p in jaeger["ports"]] == [("127.0.0.1", "16686", 16686)]
+    assert jaeger["healthcheck"]["test"] and jaeger["restart"] == "unless-stopped"
+    suite = {name: s for name, s in services.items() if name not in {*INFRASTRUCTURE, "jaeger"}}
+    assert suite and all(s["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318" for s in suite.values())
+    assert "jaeger" not in compose_model()["services"]
