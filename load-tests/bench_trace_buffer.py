@@ -52,9 +52,8 @@ def main() -> int:
         f"bounds: {settings.trace_buffer_spans} recent spans, {settings.trace_buffer_traces} kept traces, "
         f"{settings.trace_buffer_age_s:g} s"
     )
-    print(
-        f"memory held after the run: {held / 2**20:.1f} MiB ({held / max(figures['recent_spans'] + figures['kept_spans'], 1):.0f} bytes per buffered span)"
-    )
+    buffered = max(figures["recent_spans"] + figures["kept_spans"], 1)
+    print(f"memory held after the run: {held / 2**20:.1f} MiB ({held / buffered:.0f} bytes per buffered span)")
     return 0
 
 
