@@ -32,7 +32,7 @@ from .reader import SuiteReader, UpstreamError
 from .routes import route_latencies, slowest
 from .sampler import Sampler
 from .settings import OpsSettings
-from .traces import TraceReader
+from .traces import TraceReader, cite_traces
 
 # cluster-monitor's series paths by kind; pods and deployments are found by namespace too.
 SERIES_PATHS = {
@@ -236,6 +236,7 @@ class LiveOperations:
             restarts_window_s=restarts_window_s,
         )
         found = diagnosis.findings(facts, self.limits)
+        await cite_traces(found, self.traces, time.time())
         sampled = "background sample" if self.sampler.history else "not sampled yet"
         checked = [f"/stats of {', '.join(self.services)}", f"load-balancer /stats ({sampled})"]
         checked += [nodes_read, pods_read, devices_read]

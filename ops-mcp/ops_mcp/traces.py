@@ -124,3 +124,51 @@ def _summary(trace_id: str, roots: list[dict[str, Any]]) -> SlowRequest:
         started_unix_ns=first["start_unix_ns"],
         services=list(dict.fromkeys(r["service"] for r in roots)),
     )
+
+
+# How far back diagnose() looks for a trace to cite.
+EVIDENCE_WINDOW_S = 300.0
+
+
+def slowest_hop(tree: Trace) -> tuple[TraceSpan, float]:
+    """The span that spent most of the request's time itself (its duration less its children's), and its share
+    of the whole request: where a slow request actually waited."""
+    children: dict[str, float] = {}
+    for span in tree.spans:
+        if span.parent_id is not None:
+            children[span.parent_id] = children.get(span.parent_id, 0.0) + span.duration_ms
+    own = {span.span_id: max(span.duration_ms - children.get(span.span_id, 0.0), 0.0) for span in tree.spans}
+    hop = max(tree.spans, key=lambda span: own[span.span_id])
+    return hop, own[hop.span_id] / tree.duration_ms if tree.duration_ms else 0.0
+
+
+async def cite_traces(findings: list, traces: TraceReader, now_s: float) -> None:
+    """Each finding about a slow or failing service gains the trace that shows it: the slowest (or a failed)
+    recent request through that service, and the hop that took most of its time."""
+    about = [f for f in findings if f.subject in traces.sources and ("slow" in f.problem or "error" in f.problem)]
+    if not about:
+        return
+    recent = await traces.slow_requests(100, now_s - EVIDENCE_WINDOW_S)
+    for finding in about:
+        through = [r for r in recent.requests if finding.subject in r.services]
+        failed = [r for r in through if r.error]
+        request = (failed or through or [None])[0]
+        if request is None:
+            continue
+        try:
+            tree = await traces.trace(request.trace_id)
+        except UpstreamError:
+            continue
+        hop, share = slowest_hop(tree)
+        where = f"{hop.service} → {hop.name}"
+        finding.evidence["trace"] = {
+            "trace_id": request.trace_id,
+            "route": request.route,
+            "duration_ms": request.duration_ms,
+            "slowest_hop": where,
+            "share": round(share, 3),
+        }
+        finding.problem += (
+            f"; {request.route} took {request.duration_ms:.0f} ms, {share:.0%} in {where} "
+            f"(trace {request.trace_id[:6]}…)"
+        )

@@ -1,0 +1,58 @@
+"""diagnose()'s trace evidence: the hop that took most of a slow request's time, read from a real trace whose
+Redis GET is a test double that sleeps."""
+
+import asyncio
+import time
+
+import aiohttp
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from ops_mcp.models import Finding
+from ops_mcp.traces import TraceReader, cite_traces, slowest_hop
+from titanium_common.settings import ServiceSettings
+from titanium_common.tracing import setup_tracing
+
+
+async def slow_request() -> str:
+    """A SERVER span with a fast query and a Redis GET that sleeps 120 ms, as the SDK records them."""
+    tracing = setup_tracing(ServiceSettings(service_name="user-service"))
+    tracer = tracing.tracer
+    server = tracer.start_span("GET /api/users/{user_id}", kind=SpanKind.SERVER)
+    token = otel_context.attach(trace.set_span_in_context(server))
+    try:
+        tracer.start_span("SELECT test", kind=SpanKind.CLIENT).end()
+        with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT):
+            await asyncio.sleep(0.12)  # the deliberately slowed hop
+    finally:
+        otel_context.detach(token)
+        server.end()
+    return f"{server.get_span_context().trace_id:032x}"
+
+
+async def test_the_slowest_hop_is_the_one_that_waited():
+    trace_id = await slow_request()
+    async with aiohttp.ClientSession() as session:
+        tree = await TraceReader(session, {}, 1.0).trace(trace_id)
+    hop, share = slowest_hop(tree)
+    assert hop.name == "GET" and hop.kind == "client"
+    assert share > 0.5
+
+
+async def test_a_slow_service_finding_cites_the_trace_and_its_hop():
+    trace_id = await slow_request()
+    service = setup_tracing(ServiceSettings(service_name="user-service")).service
+    finding = Finding(
+        severity="warning",
+        subject=service,
+        problem=f"{service} is slow: p95 130 ms against a usual 5 ms",
+        evidence={"p95_ms": 130},
+        next_step="look",
+    )
+    async with aiohttp.ClientSession() as session:
+        await cite_traces([finding], TraceReader(session, {service: []}, 1.0), time.time())
+    cited = finding.evidence["trace"]
+    assert cited["slowest_hop"] == f"{service} → GET" and cited["share"] > 0.5
+    assert cited["trace_id"] == trace_id or cited["duration_ms"] >= 120
+    assert f"in {service} → GET (trace {cited['trace_id'][:6]}…)" in finding.problem
