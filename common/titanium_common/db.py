@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .clock import utcnow
 from .errors import ServiceError
 from .settings import ServiceSettings
-from .tracing import instrument_engine
+from .tracing import instrument_engine, setup_tracing
 
 log = logging.getLogger("titanium.db")
 
@@ -181,6 +181,8 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, *, migrations: Path | str) -> "Database":
+        # The process's tracing first (a service builds its database before its app): its queries are spans.
+        setup_tracing(settings)
         return cls(
             settings.resolved_database_url(),
             migrations=migrations,
