@@ -59,7 +59,7 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
         sampler = Sampler(reader, SERVICES_READ, keep=settings.samples_kept, lb_timeout_s=settings.lb_stats_timeout_s)
         app.state.sampler = sampler
         app.state.operations = LiveOperations(reader, sampler, settings)
-        app.state.verifier = TokenVerifier(session, settings.auth_service_url)
+        app.state.verifier = TokenVerifier(session, settings.service_urls()["auth-service"])
         sampling = asyncio.create_task(sampler.run(settings.sample_interval_s), name="suite sampler")
         try:
             async with mcp.session_manager.run():
