@@ -637,6 +637,8 @@ def current_trace_id() -> str | None:
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_LISTED_TRACES = 200
+# The latest `since` taken (the year 2100).
+MAX_SINCE_S = 4_102_444_800.0
 
 
 class BadTraceQuery(ValueError):
@@ -657,8 +659,8 @@ def buffer_listing(tracing: Tracing, since: str | None, limit: str | None) -> di
         count = int(limit) if limit else 50
     except ValueError:
         raise BadTraceQuery("since is unix seconds and limit a whole number") from None
-    if not 1 <= count <= MAX_LISTED_TRACES or since_s < 0:
-        raise BadTraceQuery(f"limit is 1..{MAX_LISTED_TRACES} and since is not negative")
+    if not 1 <= count <= MAX_LISTED_TRACES or not 0 <= since_s <= MAX_SINCE_S:
+        raise BadTraceQuery(f"limit is 1..{MAX_LISTED_TRACES} and since a time in unix seconds")
     return {
         "service": tracing.service,
         "roots": tracing.buffer.roots(int(since_s * 1e9), count),

@@ -29,6 +29,7 @@ from .models import (
 )
 from .operations import LiveOperations
 from .reader import caller_authorization
+from .traces import MAX_UNIX_S
 
 router = APIRouter(prefix="/api/ops", tags=["operations"])
 
@@ -140,7 +141,7 @@ async def event_log(ops: Ops) -> EventLog:
 async def traces(
     ops: Ops,
     slowest: Annotated[int, Query(ge=1, le=100)] = 10,
-    since: Annotated[float, Query(ge=0, description="unix seconds; 0: everything still kept")] = 0,
+    since: Annotated[float, Query(ge=0, le=MAX_UNIX_S, description="unix seconds; 0: everything still kept")] = 0,
 ) -> SlowRequests:
     """The slowest recent requests, assembled from every replica's span buffer."""
     return await ops.slow_requests(slowest, since)

@@ -29,6 +29,7 @@ from .models import (
 )
 from .operations import Operations
 from .remote import SuiteUnavailable
+from .traces import MAX_UNIX_S
 
 Answer = TypeVar("Answer")
 
@@ -130,7 +131,7 @@ def build_server(operations: Callable[[], Operations], *, version: str = "", lif
 
     @server.tool(annotations=READ_ONLY)
     async def slow_requests(
-        slowest: Annotated[int, Field(ge=1, le=100)] = 10, since: Annotated[float, Field(ge=0)] = 0
+        slowest: Annotated[int, Field(ge=1, le=100)] = 10, since: Annotated[float, Field(ge=0, le=MAX_UNIX_S)] = 0
     ) -> SlowRequests:
         """The slowest recent requests (since `since`, unix seconds; 0: all still kept), each with its route,
         status, total duration and the services it went through, from every replica's recent traces."""

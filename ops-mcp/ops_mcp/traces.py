@@ -14,6 +14,8 @@ from .reader import UpstreamError, caller_authorization
 # The proxies: a request's route is named by the service behind them.
 PROXIES = frozenset({"load-balancer", "api-gateway"})
 PER_REPLICA_ROOTS = 200
+# The latest `since` taken (the year 2100): a time, not any float.
+MAX_UNIX_S = 4_102_444_800.0
 
 
 class TraceReader:
