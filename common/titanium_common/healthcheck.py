@@ -5,20 +5,23 @@ The image's HEALTHCHECK runs `python -m titanium_common.healthcheck` (slim image
 when set (Compose and the manifests set it), else the default of the service named by `SERVICE`.
 """
 
-import importlib
 import os
 import sys
 import urllib.error
 import urllib.request
-from importlib.metadata import entry_points
-
-from .settings import ServiceSettings
 
 TIMEOUT_S = 3.0
 
 
 def default_port(service: str) -> int:
     """The port a service listens on when `PORT` is unset: its settings class's default."""
+    # Imported only here: pydantic costs 0.4 s of CPU, and Compose runs this check in every container every few
+    # seconds with PORT set.
+    import importlib
+    from importlib.metadata import entry_points
+
+    from .settings import ServiceSettings
+
     scripts = entry_points(group="console_scripts", name=service)
     if not scripts:
         raise LookupError(f"no installed service named {service!r}")

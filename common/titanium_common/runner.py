@@ -118,10 +118,28 @@ async def _serve_aiohttp(app: web.Application, settings: ServiceSettings, header
         await runner.cleanup()
 
 
+# sysexits.h's EX_CONFIG: the configuration is wrong, not the program.
+EXIT_CONFIG = 78
+
+
+def refuse_placeholder_secrets(settings: ServiceSettings) -> None:
+    """`cp .env.example .env` without editing it must not give a running suite whose secrets everyone knows: outside
+    development, a placeholder secret is logged (naming the variable to change) and the process exits."""
+    problems = settings.placeholder_secrets()
+    for problem in problems:
+        if settings.is_development:
+            log.warning("%s (allowed in development only)", problem)
+        else:
+            log.critical("refusing to start: %s", problem)
+    if problems and not settings.is_development:
+        raise SystemExit(EXIT_CONFIG)
+
+
 def serve(app, settings: ServiceSettings) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and let in-flight requests finish (bounded). Fewer
     young-generation collections, and what start-up built frozen out of the collector's way."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    refuse_placeholder_secrets(settings)
     log.info("%s starting on %s:%d (env=%s)", settings.service_name, settings.host, settings.port, settings.env)
     gc.set_threshold(*GC_THRESHOLDS)
     freeze_after_start_up(app)

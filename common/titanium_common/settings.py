@@ -1,7 +1,9 @@
 """Settings base: every service's configuration comes from the environment (a `.env` file is optional)."""
 
+import re
 from importlib import metadata
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +27,38 @@ class ServiceSettings(BaseSettings):
     def is_development(self) -> bool:
         """Only development may make up local secrets: a test or production process must be given them."""
         return self.env == "development"
+
+    def placeholder_secrets(self) -> list[str]:
+        """What to change, one line per secret setting that still holds an example's placeholder (none: [])."""
+        problems = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                continue
+            if _SECRET_NAME.search(name) and PLACEHOLDER_SECRET.search(value):
+                problems.append(f"{name.upper()} is still the example's placeholder: set a secret of your own")
+            elif name.endswith("_url") and PLACEHOLDER_SECRET.search(_url_password(value)):
+                where = f" ({_URL_PASSWORD_FROM[name]} in Compose's .env)" if name in _URL_PASSWORD_FROM else ""
+                problems.append(
+                    f"the password in {name.upper()} is still the example's placeholder: change it{where}"
+                )
+        return problems
+
+
+# What example files ship in place of a secret (.env.example's "change-me...", the FastAPI template's
+# "changethis"): a service outside development refuses to start with one (titanium_common.runner).
+PLACEHOLDER_SECRET = re.compile(r"change[\W_]*(?:me|this)", re.IGNORECASE)
+# Settings that hold a secret, by name; a URL's password is one too.
+_SECRET_NAME = re.compile(r"_(?:secret|password|token|tokens|key)$")
+# The variable docker-compose.yml builds a URL's password from.
+_URL_PASSWORD_FROM = {"database_url": "POSTGRES_PASSWORD"}
+
+
+def _url_password(value: str) -> str:
+    try:
+        return urlsplit(value).password or ""
+    except ValueError:
+        return ""
 
 
 def split_list(value: str) -> list[str]:
