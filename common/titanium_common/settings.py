@@ -39,9 +39,7 @@ class ServiceSettings(BaseSettings):
                 problems.append(f"{name.upper()} is still the example's placeholder: set a secret of your own")
             elif name.endswith("_url") and PLACEHOLDER_SECRET.search(_url_password(value)):
                 where = f" ({_URL_PASSWORD_FROM[name]} in Compose's .env)" if name in _URL_PASSWORD_FROM else ""
-                problems.append(
-                    f"the password in {name.upper()} is still the example's placeholder: change it{where}"
-                )
+                problems.append(f"the password in {name.upper()} is still the example's placeholder: change it{where}")
         return problems
 
 

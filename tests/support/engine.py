@@ -89,10 +89,15 @@ class Engine:
         return self.docker("image", "inspect", name, check=False).returncode == 0
 
     def stop(self) -> None:
-        """Stop the daemon this process started (nothing for an engine that was already running)."""
-        if self.process is not None:
-            stop_daemon(self.process.pid, self.process)
-            self.process = None
+        """Stop the daemon this process started (nothing for an engine that was already running), unless another
+        run sharing it still has containers running there."""
+        if self.process is None:
+            return
+        if self.docker("ps", "--quiet", check=False).stdout.strip():
+            print(f"the Docker Engine at {self.host} still runs others' containers: left running")
+            return
+        stop_daemon(self.process.pid, self.process)
+        self.process = None
 
 
 def _daemon_command() -> list[str]:

@@ -11,9 +11,7 @@ from tests.support.deploy import ENV_EXAMPLE
 from tests.support.servers import free_port
 from titanium_common.runner import EXIT_CONFIG
 
-EXAMPLE = dict(
-    line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
-)
+EXAMPLE = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#"))
 DATABASE_URL = f"postgresql://titanium:{EXAMPLE['POSTGRES_PASSWORD']}@127.0.0.1:1/titanium"
 
 
