@@ -150,6 +150,31 @@ async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
     assert {"replica": "b", "method": "POST", "size": 4} in [body for _, body in answers]
 
 
+async def test_a_get_dropped_before_any_answer_goes_to_another_replica(replicas, proxy_for):
+    """A replica killed with requests in flight: a GET (safe: it changes nothing) is sent to another replica."""
+    received = []
+
+    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.transport.abort()
+
+    dropping = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
+    dropping_url = f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}"
+    pool = ReplicaPool("demo", [dropping_url, replicas[1].url], strategy="round-robin", check_interval_s=60)
+    url = await proxy_for(pool)
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for _ in range(2):
+                async with http.get(f"{url}/x") as r:
+                    answers.append((r.status, await r.json()))
+    finally:
+        dropping.close()
+        await dropping.wait_closed()
+    assert received and all(r.startswith(b"GET /x ") for r in received)
+    assert answers == [(200, {"replica": "b", "method": "GET", "size": 0})] * 2
+
+
 async def test_no_healthy_replica_is_503_at_once(replicas, proxy_for):
     a, b = replicas
     await a.stop()

@@ -12,9 +12,19 @@ from yarl import URL
 
 from .aiohttp_app import REQUEST_ID, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
-from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout
+from .upstream_client import (
+    Header,
+    UpstreamBroken,
+    UpstreamClient,
+    UpstreamResponse,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 log = logging.getLogger("titanium.proxy")
+
+# Requests that change nothing, so that one lost before any answer may be sent again (RFC 9110, 9.2.1).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 HOP_BY_HOP = frozenset(
     {
@@ -246,7 +256,8 @@ async def forward_http(
     base_url: str,
     body: LimitedBody | None,
 ) -> web.StreamResponse:
-    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered.
+    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect, or if a bodiless safe request
+    (GET, HEAD, OPTIONS) lost its connection before any answer; other failures are answered.
     A small body with a declared length is read first, so that it can be sent again (see UpstreamClient)."""
     payload: bytes | LimitedBody | None = body
     try:
@@ -267,6 +278,10 @@ async def forward_http(
     except UpstreamTimeout:
         return json_error(504, f"upstream {upstream_name} timed out")
     except UpstreamBroken as exc:
+        if body is None and request.method in SAFE_METHODS:
+            # Dropped before any answer: a request that changes nothing may go to another replica (a replica
+            # killed with requests in flight then costs no GET), as nginx and Envoy retry idempotent requests.
+            raise UpstreamUnreachable(f"{exc}, before any answer") from exc
         return _failed_before_answer(request, upstream_name, body, exc)
     response: web.StreamResponse | None = None
     try:

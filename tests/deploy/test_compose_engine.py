@@ -123,7 +123,7 @@ def test_every_container_comes_up_healthy_with_two_gateway_replicas(project, cap
     for container in containers:
         assert (container.state, container.health) == ("running", "healthy"), container
     assert [c.number for c in compose.containers("api-gateway")] == [1, 2]
-    record(capsys, "cold build (docker compose build) s", FIGURES["build_s"])
+    record(capsys, "docker compose build s (layer cache as found)", FIGURES["build_s"])
     record(capsys, "up --build -d --wait, images built, empty volume s", FIGURES["up_build_wait_s"])
 
 
