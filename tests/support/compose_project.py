@@ -127,31 +127,54 @@ class ComposeProject:
         return "\n".join(parts)[-6000:]
 
 
+@dataclass(frozen=True)
+class Sample:
+    offset_s: float  # when it was sent, from the start of the load
+    status: int | str  # the HTTP status, or the client's error
+    seconds: float
+    detail: str = ""  # an error answer's `detail`: which upstream failed, and how
+
+    @property
+    def failed(self) -> bool:
+        return not isinstance(self.status, int) or self.status >= 500
+
+
 @dataclass
 class LoadResult:
-    """What a steady load saw: one (start offset s, status or error, seconds) per request."""
+    """What a steady load saw, request by request, in the order they were sent."""
 
-    samples: list[tuple[float, int | str, float]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
 
     @property
     def sent(self) -> int:
         return len(self.samples)
 
-    def failures(self, ok=lambda status: isinstance(status, int) and status < 500) -> list:
-        return [s for s in self.samples if not ok(s[1])]
+    def failures(self) -> list[Sample]:
+        return [s for s in self.samples if s.failed]
+
+    def failures_of(self, *services: str) -> list[Sample]:
+        """Failures a fault of these services explains: the client got no answer, or a proxy's error answer names
+        one of them (a gateway's 504 naming blog-service is a live gateway waiting for a slow blog-service)."""
+        return [
+            s
+            for s in self.failures()
+            if not isinstance(s.status, int) or any(f"upstream {service} " in s.detail for service in services)
+        ]
 
     def before(self, offset_s: float) -> "LoadResult":
         """The requests sent in the first `offset_s` seconds (before a fault)."""
-        return LoadResult([s for s in self.samples if s[0] < offset_s])
+        return LoadResult([s for s in self.samples if s.offset_s < offset_s])
 
     def slowest_s(self) -> float:
-        return max((s[2] for s in self.samples), default=0.0)
+        return max((s.seconds for s in self.samples), default=0.0)
 
     def summary(self) -> str:
         statuses: dict[str, int] = {}
-        for _, status, _ in self.samples:
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-        return f"{self.sent} requests, by status {statuses}, slowest {self.slowest_s():.2f} s"
+        for sample in self.samples:
+            statuses[str(sample.status)] = statuses.get(str(sample.status), 0) + 1
+        failed = self.failures()
+        window = f", failures {failed[0].offset_s:.1f}-{failed[-1].offset_s:.1f} s in" if failed else ""
+        return f"{self.sent} requests, by status {statuses}{window}, slowest {self.slowest_s():.2f} s"
 
 
 async def steady_load(
@@ -175,13 +198,16 @@ async def steady_load(
 
         async def one(offset: float) -> None:
             sent = loop.time()
+            detail = ""
             try:
                 async with client.get(url) as answer:
-                    await answer.read()
+                    body = await answer.read()
                     status: int | str = answer.status
+                if status >= 500:
+                    detail = body[:300].decode(errors="replace")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status = type(exc).__name__
-            result.samples.append((offset, status, loop.time() - sent))
+            result.samples.append(Sample(offset, status, loop.time() - sent, detail))
 
         fault = None
         tasks = []
@@ -195,5 +221,5 @@ async def steady_load(
         await asyncio.gather(*tasks)
         if fault is not None:
             await fault
-    result.samples.sort()
+    result.samples.sort(key=lambda sample: sample.offset_s)
     return result
