@@ -17,9 +17,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.support import deploy
 from tests.support.compose_project import ComposeProject, steady_load, write_env_file
 from tests.support.databases import RUN_ID
-from tests.support import deploy
 from tests.support.deploy import ENV_EXAMPLE, REPO_ROOT, workspace_members
 from tests.support.images import build_suite_images
 from tests.support.servers import free_port
