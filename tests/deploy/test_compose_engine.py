@@ -29,6 +29,8 @@ pytestmark = pytest.mark.timeout(1800)
 
 REPORT = REPO_ROOT / "test-output" / "compose.json"
 FIGURES: dict[str, object] = {}
+BUILD = "docker compose build s (layer cache as found)"
+FIRST_UP = "up --build -d --wait s (images built, empty volume)"
 NON_ROOT = "10001:10001"
 INFRASTRUCTURE = ("postgres", "redis")
 RATE = 100
@@ -86,8 +88,8 @@ def project(docker_engine, stand_ins, tmp_path_factory):
     FIGURES["compose"] = docker_engine.compose_version()
     FIGURES["stand_ins_made_s"] = {kind: round(s) for kind, s in stand_ins.items()}
     try:
-        FIGURES["build_s"] = round(build_suite_images(docker_engine, [], env_file), 1)
-        FIGURES["up_build_wait_s"] = round(compose.up("--build"), 1)
+        FIGURES[BUILD] = round(build_suite_images(docker_engine, [], env_file), 1)
+        FIGURES[FIRST_UP] = round(compose.up("--build"), 1)
         yield compose, env
     finally:
         compose.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
@@ -132,8 +134,8 @@ def test_every_container_comes_up_healthy_with_two_gateway_replicas(project, cap
     for container in containers:
         assert (container.state, container.health) == ("running", "healthy"), container
     assert [c.number for c in compose.containers("api-gateway")] == [1, 2]
-    record(capsys, "docker compose build s (layer cache as found)", FIGURES["build_s"])
-    record(capsys, "up --build -d --wait, images built, empty volume s", FIGURES["up_build_wait_s"])
+    record(capsys, BUILD, FIGURES[BUILD])
+    record(capsys, FIRST_UP, FIGURES[FIRST_UP])
 
 
 def test_every_suite_container_runs_as_the_non_root_user(project):
