@@ -140,13 +140,21 @@ def stop_daemon(pid: int, process: subprocess.Popen | None = None) -> None:
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return
-        if process is None and not Path(f"/proc/{pid}").exists():
+        if process is None and not _alive(pid):
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if process is not None:
         process.wait(10)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def ensure_engine() -> Engine:
