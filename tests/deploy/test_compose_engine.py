@@ -5,9 +5,11 @@ scaling as Compose users scale, faults under a steady load, and what `down`, `up
 One project for the whole module (one `up`); the tests run in file order and each leaves the project as the next
 expects it. Figures (build and start times, fault counts) are printed and written to test-output/compose.json."""
 
+import itertools
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -375,15 +377,34 @@ async def test_a_gateway_replica_stopped_at_50_rps_drains_without_errors(project
 
 
 def test_every_container_stops_cleanly_and_down_then_up_keeps_every_row(project, balancer, capsys):
+    """Posts are written until `docker compose stop` has stopped everything: every one acknowledged (201) is there
+    after `down` and `up`, and every container stopped on SIGTERM without being killed."""
     compose, _ = project
     _, tokens = new_user(balancer)
-    created = balancer.post(
-        "/api/posts", json={"title": "Kept", "content": "Across down and up."}, headers=bearer(tokens["access_token"])
-    )
-    assert created.status_code == 201
-    post_id = created.json()["id"]
+    acknowledged: list[int] = []
+    stopping = threading.Event()
 
+    def write_until_stopped() -> None:
+        with httpx.Client(base_url=balancer.base_url, timeout=10, headers=bearer(tokens["access_token"])) as writer:
+            for number in itertools.count():
+                post = {"title": f"Kept {number}", "content": "Written while the suite stops."}
+                try:
+                    created = writer.post("/api/posts", json=post)
+                except httpx.HTTPError:
+                    created = None
+                if created is not None and created.status_code == 201:
+                    acknowledged.append(created.json()["id"])
+                    continue
+                # Refused while the suite stops: done once the stop is, else paced (no busy loop).
+                if stopping.wait(0.1):
+                    return
+
+    writer = threading.Thread(target=write_until_stopped)
+    writer.start()
+    wait_for(lambda: len(acknowledged) >= 5, 60, "the first posts written")
     compose.compose("stop", timeout=120)
+    stopping.set()
+    writer.join(30)
     for container in compose.containers():
         log = compose.engine.docker("logs", "--tail", "5", container.id).stdout
         # aiohttp services exit 0; uvicorn finishes its graceful shutdown, then re-raises SIGTERM (143).
@@ -393,9 +414,10 @@ def test_every_container_stops_cleanly_and_down_then_up_keeps_every_row(project,
     assert compose.containers() == []
     seconds = compose.up()
     record(capsys, "up -d --wait after down (images built, data kept) s", round(seconds, 1))
+    record(capsys, "posts acknowledged up to the stop, all kept", len(acknowledged))
 
-    kept = balancer.get(f"/api/posts/{post_id}")
-    assert kept.status_code == 200 and kept.json()["title"] == "Kept"
+    lost = [post_id for post_id in acknowledged if balancer.get(f"/api/posts/{post_id}").status_code != 200]
+    assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged posts lost"
     login = balancer.post("/api/auth/login", json={"username": tokens["username"], "password": tokens["password"]})
     assert login.status_code == 200
 
