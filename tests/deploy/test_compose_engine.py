@@ -64,12 +64,12 @@ def wait_for(check, timeout_s: float, what: str, every_s: float = 0.5):
         time.sleep(every_s)
 
 
-def require_the_rate_before_the_fault(result, fault_at_s: float, capsys, name: str, *services: str) -> None:
-    """Failures naming the faulted services before the fault are this machine's, not the fault's: the figures are
-    then not the suite's, and the test says so instead of judging them (2 shared cores can be too busy for the
-    suite to serve the rate at all)."""
+def require_the_rate_before_the_fault(result, fault_at_s: float, capsys, name: str) -> None:
+    """Failures before the fault are this machine's, not the fault's: a suite that does not serve the rate cannot
+    be judged on what one replica less does (a starved gateway's late answer is then the balancer's 504 naming
+    it), so the test says so and shows the figures instead (2 shared cores can be too busy for the rate at all)."""
     before = result.before(fault_at_s)
-    if before.failures_of(*services):
+    if before.failures():
         record(capsys, name, f"not measured, {len(before.failures())} of {before.sent} failed before the fault; "
                f"{result.summary()}")  # fmt: skip
         pytest.skip(f"the suite did not serve the rate before the fault on this machine now ({before.summary()})")
@@ -288,7 +288,7 @@ async def test_scaling_down_under_load_leaves_no_errors(project, balancer, capsy
     )
     name = "scale down (3->2 gateways, 2->1 user-service) at 50 req/s"
     removed = ("api-gateway", "user-service")
-    require_the_rate_before_the_fault(result, 3, capsys, name, *removed)
+    require_the_rate_before_the_fault(result, 3, capsys, name)
     record(capsys, name, failure_figures(result, *removed))
     assert result.failures_of(*removed) == [], result.failures_of(*removed)[:10]
     assert len(compose.running("api-gateway")) == 2 and len(compose.running("user-service")) == 1
@@ -306,7 +306,7 @@ async def test_a_gateway_replica_killed_under_100_rps_costs_at_most_a_tenth_of_a
         at_s=5,
     )
     name = "gateway replica SIGKILL at 100 req/s"
-    require_the_rate_before_the_fault(result, 5, capsys, name, "api-gateway")
+    require_the_rate_before_the_fault(result, 5, capsys, name)
     record(capsys, name, failure_figures(result, "api-gateway"))
     caused = result.failures_of("api-gateway")
     assert len(caused) <= ALLOWED_ERROR_SHARE * result.sent, caused[:10]
@@ -331,7 +331,7 @@ async def test_user_service_killed_gets_fast_errors_and_comes_back(project, bala
         at_s=5,
     )
     name = "user-service SIGKILL at 100 req/s"
-    require_the_rate_before_the_fault(result, 5, capsys, name, "user-service")
+    require_the_rate_before_the_fault(result, 5, capsys, name)
     record(capsys, name, failure_figures(result, "user-service"))
     # Nothing hangs: every request is answered, at worst with a proxy's own error naming the dependency, within
     # the balancer's response timeout.
@@ -367,7 +367,7 @@ async def test_a_gateway_replica_stopped_at_50_rps_drains_without_errors(project
     name = "gateway replica docker stop (SIGTERM) at 50 req/s"
     if exited.state != "running":
         compose.engine.docker("start", victim.id)
-    require_the_rate_before_the_fault(result, 3, capsys, name, "api-gateway")
+    require_the_rate_before_the_fault(result, 3, capsys, name)
     figures = failure_figures(result, "api-gateway")
     record(capsys, name, f"stopped in {stopped['s']:.1f} s, exit {exited.exit_code}; {figures}")
     assert result.failures_of("api-gateway") == [], result.failures_of("api-gateway")[:10]
