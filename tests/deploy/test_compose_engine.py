@@ -68,7 +68,8 @@ def require_the_rate_before_the_fault(result, fault_at_s: float, capsys, name: s
     """Failures before the fault are this machine's, not the fault's: a suite that does not serve the rate cannot
     be judged on what one replica less does (a starved gateway's late answer is then the balancer's 504 naming
     it), so the test says so and shows the figures instead (2 shared cores can be too busy for the rate at all)."""
-    before = result.before(fault_at_s)
+    # Sent a second before the fault: a request in flight when it struck is the fault's.
+    before = result.before(fault_at_s - 1)
     if before.failures():
         record(capsys, name, f"not measured, {len(before.failures())} of {before.sent} failed before the fault; "
                f"{result.summary()}")  # fmt: skip
