@@ -15,6 +15,8 @@ def docker_engine() -> Engine:
         pytest.fail("the docker CLI is needed (make test installs Debian's docker.io)")
     engine = ensure_engine()
     yield engine
+    # The images a rebuild replaced (the build cache that makes the next build quick stays).
+    engine.docker("image", "prune", "--force", check=False)
     engine.stop()
 
 
