@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean clean-images bench deploy-tools load load-knee images compose-check
+.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools load load-knee images compose-check
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -120,6 +120,12 @@ format: install
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
 	rm -rf .cache
+
+# The local suite's data (`make run`): SQLite files of users, posts and devices. The next `make run` starts empty.
+DATA_DIR ?= .data
+clean-data:
+	rm -rf -- "$(DATA_DIR)"
+	@echo "removed $(DATA_DIR)/: the next make run starts with no users, posts or devices"
 
 # The image store outside the checkout (tests/support/images.py): its containers, images and stand-in bases.
 IMAGE_CACHE = $(or $(TITANIUM_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/titanium/buildah)
