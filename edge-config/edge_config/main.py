@@ -115,7 +115,9 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         if settings.sync_interval_s:
             loops.append(asyncio.create_task(kube.run(lease), name="kubernetes sync"))
         try:
-            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+            async with token_verifier(
+                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
+            ) as app.state.verifier:
                 yield
         finally:
             await stop_tasks(loops)
