@@ -8,6 +8,7 @@ from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.revocations import RevocationFeed
 from titanium_common.runner import serve
+from titanium_common.throttling import RateLimiter
 
 from . import api
 from .cache import UserCache
@@ -29,6 +30,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         workers=settings.password_workers,
     )
     revocations = RevocationFeed(settings.redis_url, settings.revocation_channel)
+    registrations = RateLimiter(settings.redis_url, settings.redis_prefix)
     store = UserStore(
         db,
         cache,
@@ -52,6 +54,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
                 yield
         finally:
             await revocations.close()
+            await registrations.close()
             passwords.close()
             await cache.close()
             await db.close()
@@ -64,10 +67,12 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.registrations = registrations
     db.attach(app.state.kit)
 
     async def user_figures() -> dict:
-        return {"users": await store.count()} | await cache.stats() | passwords.figures()
+        figures = {"users": await store.count()} | await cache.stats() | passwords.figures()
+        return figures | {"registration_limit": registrations.figure()}
 
     app.state.kit.add_stats_provider(user_figures)
     return app
