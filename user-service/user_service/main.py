@@ -43,9 +43,9 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await db.start()
-        if settings.admin_username and settings.admin_password:
-            await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
-        try:
+        try:  # a start-up that fails (no admin) still closes what it opened, so the process ends at once
+            if settings.admin_username and settings.admin_password:
+                await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
             async with token_verifier(
                 settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
             ) as app.state.verifier:
