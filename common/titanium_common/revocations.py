@@ -31,7 +31,7 @@ Listener = Callable[[str | None], None]
 
 class RevocationSettings(ServiceSettings):
     """What a service that checks tokens reads to hear revocations at once (mix into its settings class); pass
-    both to `titanium_common.auth_client.token_verifier`. Without Redis, revocations take up to a second."""
+    it to `titanium_common.auth_client.settings_token_verifier`. Without Redis, revocations take up to a second."""
 
     redis_url: str = ""
     revocation_channel: str = DEFAULT_CHANNEL

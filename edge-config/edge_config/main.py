@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
@@ -70,9 +70,7 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         if settings.sync_interval_s:
             loops.append(asyncio.create_task(kube.run(lease), name="kubernetes sync"))
         try:
-            async with token_verifier(
-                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
-            ) as app.state.verifier:
+            async with settings_token_verifier(settings) as app.state.verifier:
                 yield
         finally:
             await stop_tasks(loops)

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from titanium_common.auth_client import TokenVerifier, token_verifier
+from titanium_common.auth_client import TokenVerifier, settings_token_verifier
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
@@ -62,11 +62,7 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
         sampling = asyncio.create_task(sampler.run(settings.sample_interval_s), name="suite sampler")
         try:
             async with (
-                token_verifier(
-                    settings.auth_service_url,
-                    redis_url=settings.redis_url,
-                    revocation_channel=settings.revocation_channel,
-                ) as app.state.verifier,
+                settings_token_verifier(settings) as app.state.verifier,
                 mcp.session_manager.run(),
             ):
                 yield

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.revocations import RevocationFeed
@@ -46,9 +46,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         try:  # a start-up that fails (no admin) still closes what it opened, so the process ends at once
             if settings.admin_username and settings.admin_password:
                 await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
-            async with token_verifier(
-                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
-            ) as app.state.verifier:
+            async with settings_token_verifier(settings) as app.state.verifier:
                 # This service's own verify cache forgets a user it revoked at once, before Redis says so.
                 revocations.add_listener(app.state.verifier.forget)
                 yield
