@@ -7,8 +7,8 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean clean-images bench deploy-tools load load-knee images compose-check \
-	docker-engine docker-engine-stop
+.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools load load-knee images \
+	compose-check docker-engine docker-engine-stop
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -128,6 +128,12 @@ format: install
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
 	rm -rf .cache
+
+# The local suite's data (`make run`): SQLite files of users, posts and devices. The next `make run` starts empty.
+DATA_DIR ?= .data
+clean-data:
+	rm -rf -- "$(DATA_DIR)"
+	@echo "removed $(DATA_DIR)/: the next make run starts with no users, posts or devices"
 
 # The private engine's data root (images, build cache, volumes), after stopping it.
 DOCKER_CACHE = $(or $(TITANIUM_DOCKER_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/titanium/docker)

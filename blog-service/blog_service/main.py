@@ -4,7 +4,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.runner import serve
@@ -33,9 +33,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await db.start()
         try:
-            async with token_verifier(
-                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
-            ) as app.state.verifier:
+            async with settings_token_verifier(settings) as app.state.verifier:
                 yield
         finally:
             await cache.close()

@@ -164,3 +164,11 @@ async def token_verifier(
     finally:
         await feed.close()
         await session.close()
+
+
+def settings_token_verifier(settings) -> contextlib.AbstractAsyncContextManager[TokenVerifier]:
+    """`token_verifier` from a service's settings: `auth_service_url`, and `redis_url` and `revocation_channel`
+    (`titanium_common.revocations.RevocationSettings`), so that every service hears revocations the same way."""
+    return token_verifier(
+        settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
+    )

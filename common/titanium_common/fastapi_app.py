@@ -15,6 +15,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api_docs import asset_path, swagger_page
+from .bodies import JsonBodies
 from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -186,13 +187,17 @@ def create_fastapi_app(
     distribution: str | None = None,
     routers: Iterable[APIRouter] = (),
     lifespan=None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
+    """A FastAPI app with the kit wired in; the kit is at `app.state.kit`. Bodies follow the suite's one rule
+    (titanium_common.bodies), and over `max_body_bytes` are 413."""
     kit = ServiceKit(settings, distribution)
     # The kit serves /docs itself, with Swagger UI from an installed package (FastAPI's own loads it from a CDN).
     app = FastAPI(title=title, version=kit.version, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.kit = kit
     app.state.settings = settings
+    app.add_middleware(JsonBodies, max_body_bytes=max_body_bytes)
+    # Added last, so outermost: a refused body still gets a request id and counts.
     app.add_middleware(ObservabilityMiddleware, kit=kit)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

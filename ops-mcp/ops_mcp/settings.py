@@ -2,6 +2,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
+from titanium_common.revocations import RevocationSettings
 
 
 def first_url(value: str) -> str:
@@ -9,8 +10,9 @@ def first_url(value: str) -> str:
     return next((u.strip() for u in value.split(",") if u.strip()), "").rstrip("/")
 
 
-class OpsSettings(ServiceAddresses):
-    """The service: streamable HTTP at /mcp and REST at /api/ops/*, reading every service directly."""
+class OpsSettings(ServiceAddresses, RevocationSettings):
+    """The service: streamable HTTP at /mcp and REST at /api/ops/*, reading every service directly. Admin tokens
+    are verified by auth-service; revocations are heard on REVOCATION_CHANNEL (REDIS_URL)."""
 
     service_name: str = "ops-mcp"
     port: int = DEFAULT_PORTS["ops-mcp"]
