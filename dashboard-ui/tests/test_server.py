@@ -1,5 +1,6 @@
 """The small static server: the page, Chart.js from node_modules, the config, the kit's endpoints, clean 404s."""
 
+import re
 from urllib.parse import quote_from_bytes
 
 import aiohttp
@@ -11,6 +12,7 @@ from yarl import URL
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
 from tests.support.servers import serving
+from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
 
 @pytest.fixture
@@ -113,3 +115,19 @@ async def test_every_percent_encoded_byte_is_a_file_or_a_json_404(client, place)
 async def test_any_bytes_in_a_path_are_a_file_or_a_json_404(client, segment, place):
     # Any bytes at all, percent-encoded (NUL, invalid UTF-8, slashes, dots, names too long for the file system).
     await _never_a_server_error(client, place.format(quote_from_bytes(segment, safe="")))
+
+
+@pytest.mark.parametrize("path", ["/", "/index.html", "/app.js", "/styles.css", "/missing.js"])
+async def test_every_answer_carries_the_browser_security_headers(client, path):
+    answer = await client.get(path)
+    for name, value in BROWSER_SECURITY_HEADERS.items():
+        assert answer.headers[name] == value, name
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
+
+
+async def test_the_page_has_no_inline_script_style_or_handler(client):
+    page = await (await client.get("/")).text()
+    assert "<style" not in page and " style=" not in page
+    assert all("src=" in tag for tag in page.split("<script")[1:])
+    assert not re.search(r"\son[a-z]+=", page)
