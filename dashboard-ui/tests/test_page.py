@@ -12,9 +12,9 @@ from aiohttp import web
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
 from tests.support.browser import screenshot
-from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 from tests.support.polling import eventually
 from tests.support.servers import serving
+from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
 POLL_S = 0.3
 
