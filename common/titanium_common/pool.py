@@ -26,6 +26,7 @@ from .aiohttp_app import CLIENT, json_error
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .settings import ProxyServerSettings
 from .upstream_client import UpstreamClient, UpstreamUnreachable
+from .websocket_quota import WebSocketQuota
 
 log = logging.getLogger("titanium.pool")
 
@@ -349,12 +350,24 @@ async def websocket_to_pool(
     pool: ReplicaPool,
     *,
     open_sockets: MutableSet[web.WebSocketResponse] | None = None,
+    quota: WebSocketQuota | None = None,
 ) -> web.StreamResponse:
-    """proxy_websocket to a healthy replica; 503 at once with none, as for plain requests."""
+    """proxy_websocket to a healthy replica; 503 at once with none, as for plain requests, and (with a `quota`) for
+    a client over its share of relayed sockets."""
+    if quota is None:
+        client = None
+    else:
+        client = quota.client_of(request)
+        refused = quota.refusal(client)
+        if refused is not None:
+            return refused
     replica = pool.pick()
     if replica is None:
         return _no_healthy_replica(pool)
-    return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
+    if client is None:
+        return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
+    with quota.held(client):
+        return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
 
 
 async def proxy_to_pool(

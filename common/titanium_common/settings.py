@@ -69,6 +69,14 @@ class ProxyServerSettings(ServiceSettings):
     # A pool member given by host name is resolved this often; each address is a replica (a pod of a headless
     # Service), balanced per request.
     dns_refresh_interval_s: float = Field(default=5.0, gt=0)
+    # Relayed WebSockets open at once (titanium_common.websocket_quota): per client address and in all; beyond
+    # either, an upgrade gets 503 with Retry-After. They have a connection pool of their own, so that they never
+    # take the connections that requests, health checks and /stats need.
+    websocket_max_per_client: int = Field(default=32, ge=1)
+    websocket_max_total: int = Field(default=1024, ge=1)
+    # Proxies in front of this one that append the client to X-Forwarded-For: the client address of the per-client
+    # limit is the entry they wrote (0: the peer itself, for the proxy at the edge).
+    trusted_proxy_hops: int = Field(default=0, ge=0)
 
 
 def package_version(distribution: str) -> str:

@@ -1,8 +1,11 @@
-"""The balancer as a proxy: routing, replicas coming and going, WebSocket relay, body limits."""
+"""The balancer as a proxy: routing, replicas coming and going, WebSocket relay and its per-client share, body
+limits."""
 
 import asyncio
+import contextlib
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.support.polling import eventually
@@ -123,6 +126,33 @@ async def test_websocket_relay_through_the_balancer(servers, start_lb, backend_a
             own = (await r.json())["load-balancer"]
         assert own["websockets"]["relayed"] == 1
         assert own["open_websockets"] == 1
+
+
+def client_at(address: str) -> aiohttp.ClientSession:
+    """A client whose connections come from `address` (any 127.x address is this host's loopback)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def test_one_client_gets_its_share_of_relayed_sockets_and_others_still_connect(
+    servers, start_lb, backend_app, lb_settings
+):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], websocket_max_per_client=3))
+    url = f"{lb.url}/ws/echo"
+    async with contextlib.AsyncExitStack() as stack:
+        stranger = await stack.enter_async_context(client_at("127.0.0.2"))
+        for n in range(3):
+            ws = await stack.enter_async_context(stranger.ws_connect(url))
+            await ws.send_str(f"s{n}")
+            assert await ws.receive_str(timeout=5) == f"gw:s{n}"
+        # At the edge the peer is the client: an X-Forwarded-For of its own choosing changes nothing.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await stranger.ws_connect(url, headers={"X-Forwarded-For": "192.0.2.1"})
+        assert refused.value.status == 503
+        assert refused.value.headers["Retry-After"] == "5"
+        async with client_at("127.0.0.3") as dashboard, dashboard.ws_connect(url) as feed:
+            await feed.send_str("feed")
+            assert await feed.receive_str(timeout=5) == "gw:feed"
 
 
 async def test_a_body_over_the_limit_is_413(servers, start_lb, backend_app, lb_settings):
