@@ -232,3 +232,27 @@ async def test_an_upstream_cookie_never_reaches_other_clients(servers, start_lb,
             assert (await r.json())["cookie"] is None
         async with bob.get(f"{lb.url}/api/profile", headers={"Cookie": "session=bob"}) as r:
             assert (await r.json())["cookie"] == "session=bob"
+
+
+async def test_the_gateways_503s_never_eject_it(servers, start_lb, lb_settings):
+    """A gateway's 503 names a service behind it: ejecting the gateway would take every other service away too."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "upstream blog-service has no healthy replica"}, status=503)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_route("*", "/{tail:.*}", unavailable)
+    gateway = await servers(app)
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url, f"http://127.0.0.1:{free_port()}"]))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(12):
+            async with http.get(f"{lb.url}/api/posts") as r:
+                assert r.status == 503
+                assert "blog-service" in (await r.json())["detail"]
+        async with http.get(f"{lb.url}/stats") as r:
+            members = (await r.json())["load-balancer"]["pools"]["api-gateway"]["members"]
+    assert members[0]["healthy"] is True
