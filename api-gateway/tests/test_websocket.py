@@ -63,15 +63,20 @@ def from_client(address: str) -> dict[str, str]:
     return {"X-Forwarded-For": address}
 
 
+async def hold_sockets(stack: contextlib.AsyncExitStack, http, url, clients: list[str]) -> None:
+    """One relayed socket open for each of `clients` until `stack` closes, each past its upstream's hello."""
+    for client in clients:
+        ws = await stack.enter_async_context(http.ws_connect(url, headers=from_client(client)))
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+
+
 async def test_one_client_cannot_take_every_relayed_socket_and_the_dashboard_feed_survives(start_gateway):
     # The request pool is as small as the stranger's share: relayed sockets no longer come out of it.
     gateway = await start_gateway(websocket_max_per_client=4, upstream_pool_size=4)
     url = gateway.make_url("/ws/clusters")
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(aiohttp.ClientSession())
-        for _ in range(4):
-            stranger = await stack.enter_async_context(http.ws_connect(url, headers=from_client("203.0.113.9")))
-            assert (await stranger.receive_json(timeout=5))["type"] == "hello"
+        await hold_sockets(stack, http, url, ["203.0.113.9"] * 4)
         # The stranger's next socket is refused at once, without an upstream connection, and says when to retry;
         # a forged X-Forwarded-For entry before the load balancer's does not make another client of it.
         for forged in ("203.0.113.9", "198.51.100.1, 203.0.113.9"):
@@ -97,9 +102,7 @@ async def test_the_total_of_relayed_sockets_is_bounded_too(start_gateway):
     url = gateway.make_url("/ws/clusters")
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(aiohttp.ClientSession())
-        for n in range(3):
-            ws = await stack.enter_async_context(http.ws_connect(url, headers=from_client(f"192.0.2.{n}")))
-            await ws.receive_json(timeout=5)
+        await hold_sockets(stack, http, url, [f"192.0.2.{n}" for n in range(3)])
         async with http.get(url, headers={**from_client("192.0.2.99"), **UPGRADE}) as refused:
             assert refused.status == 503 and "at most 3" in (await refused.json())["detail"]
     # Closed sockets give their places back.

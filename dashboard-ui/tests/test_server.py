@@ -1,7 +1,6 @@
 """The small static server: the page, Chart.js from node_modules, the config, the kit's endpoints, clean 404s."""
 
 import re
-from urllib.parse import quote_from_bytes
 
 import aiohttp
 import pytest
@@ -11,6 +10,7 @@ from yarl import URL
 
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
+from tests.support.probes import check_every_encoded_byte, check_no_server_error, encoded_segments
 from tests.support.servers import serving
 from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
@@ -97,24 +97,21 @@ def test_refuses_to_start_without_chartjs(tmp_path):
 BYTE_PLACES = ["/{}", "/{}x", "/app.js{}", "/vendor/chart.js/{}", "/vendor/chart.js/chart.umd.js{}"]
 
 
-async def _never_a_server_error(client, raw_path: str) -> None:
-    answer = await client.get(URL(raw_path, encoded=True))
-    assert answer.status in (200, 404), (raw_path, answer.status, await answer.text())
-    if answer.status == 404:
-        assert "detail" in await answer.json(), raw_path
+async def _fetch(client, raw_path: str) -> tuple[int, bytes]:
+    async with client.get(URL(raw_path, encoded=True)) as answer:
+        return answer.status, await answer.read()
 
 
 @pytest.mark.parametrize("place", BYTE_PLACES)
 async def test_every_percent_encoded_byte_is_a_file_or_a_json_404(client, place):
-    for byte in range(256):
-        await _never_a_server_error(client, place.format(f"%{byte:02X}"))
+    await check_every_encoded_byte(lambda raw_path: _fetch(client, raw_path), place)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(segment=st.binary(min_size=1, max_size=300), place=st.sampled_from(BYTE_PLACES))
+@given(segment=encoded_segments, place=st.sampled_from(BYTE_PLACES))
 async def test_any_bytes_in_a_path_are_a_file_or_a_json_404(client, segment, place):
-    # Any bytes at all, percent-encoded (NUL, invalid UTF-8, slashes, dots, names too long for the file system).
-    await _never_a_server_error(client, place.format(quote_from_bytes(segment, safe="")))
+    raw_path = place.format(segment)
+    check_no_server_error(raw_path, *await _fetch(client, raw_path))
 
 
 @pytest.mark.parametrize("path", ["/", "/index.html", "/app.js", "/styles.css", "/missing.js"])

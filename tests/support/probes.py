@@ -1,8 +1,24 @@
 """Requests an attacker sends that no HTTP client would, and what the suite's servers must answer to them: the
-aiohttp servers' parser refusals (the proxies, the dashboard) in the suite's JSON error shape."""
+aiohttp servers' parser refusals (the proxies, the dashboard) in the suite's JSON error shape; any bytes in a path
+(static files, routes, proxies) answered without a server error."""
 
 import json
 from dataclasses import dataclass
+from urllib.parse import quote_from_bytes
+
+from hypothesis import strategies as st
+
+# Every byte, percent-encoded, for a path segment.
+ENCODED_BYTES = [f"%{byte:02X}" for byte in range(256)]
+# Any bytes at all, percent-encoded: NUL, invalid UTF-8, slashes, dots, names too long for a file system.
+encoded_segments = st.binary(min_size=1, max_size=300).map(lambda raw: quote_from_bytes(raw, safe=""))
+
+
+def check_no_server_error(raw_path: str, status: int, body: bytes) -> None:
+    """An answer to any bytes in a path: a file, a redirect or a JSON 4xx in the suite's shape, never a 5xx."""
+    assert status < 500, (raw_path, status, body[:300])
+    if status >= 400:
+        assert "detail" in json.loads(body), (raw_path, body[:300])
 
 
 @dataclass(frozen=True)
@@ -52,3 +68,11 @@ def check_json_refusal(answer: bytes, probe: Malformed) -> dict:
     assert set(document) == {"detail", "request_id"} and document["detail"], document
     assert headers[b"x-request-id"].decode() == document["request_id"]
     return document
+
+
+async def check_every_encoded_byte(fetch, place: str) -> None:
+    """`place` (a path with one `{}`) with every byte percent-encoded in it: `await fetch(raw_path)` gives
+    `(status, body)`, never a server error."""
+    for byte in ENCODED_BYTES:
+        raw_path = place.format(byte)
+        check_no_server_error(raw_path, *await fetch(raw_path))
