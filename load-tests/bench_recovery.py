@@ -9,7 +9,8 @@ Scenarios:
           requests reached the replica again. `--replicas 2` runs two blog-service replicas (on PostgreSQL, a
           schema of its own, as two processes cannot share a SQLite file).
 
-Run: `.venv/bin/python load-tests/bench_recovery.py kill`, `... stall [--replicas 2]`.
+Run: `.venv/bin/python load-tests/bench_recovery.py kill`, `... stall [--replicas 2]`; without a scenario (as
+`make bench` runs it) both, the stall with one replica and, when PostgreSQL answers at BENCH_POSTGRES_URL, with two.
 """
 
 import argparse
@@ -184,16 +185,37 @@ async def _stall(suite: Suite, args: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=("kill", "stall"))
+    parser.add_argument("scenario", nargs="?", choices=("kill", "stall", "all"), default="all")
     parser.add_argument("--rate", type=float, default=40.0)
     parser.add_argument("--duration-s", type=float, default=20.0)
     parser.add_argument("--warm-up-s", type=float, default=4.0)
     parser.add_argument("--stall-s", type=float, default=10.0)
     parser.add_argument("--replicas", type=int, choices=(1, 2), default=1)
     args = parser.parse_args()
-    run = kill_scenario if args.scenario == "kill" else stall_scenario
-    print(json.dumps(asyncio.run(run(args)), indent=1))
+    if args.scenario == "kill":
+        runs = [(kill_scenario, args)]
+    elif args.scenario == "stall":
+        runs = [(stall_scenario, args)]
+    else:
+        runs = [(kill_scenario, args), (stall_scenario, argparse.Namespace(**{**vars(args), "replicas": 1}))]
+        if asyncio.run(_postgres_answers()):
+            runs.append((stall_scenario, argparse.Namespace(**{**vars(args), "replicas": 2})))
+        else:
+            print(f"no PostgreSQL at {POSTGRES_URL}: the two-replica stall is not run", file=sys.stderr)
+    for run, run_args in runs:
+        print(json.dumps(asyncio.run(run(run_args)), indent=1))
     return 0
+
+
+async def _postgres_answers() -> bool:
+    import asyncpg
+
+    try:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await connection.close()
+    return True
 
 
 if __name__ == "__main__":
