@@ -80,6 +80,18 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=app[SETTINGS].ws_heartbeat_s, autoping=False)
     if not ws.can_prepare(request).ok:
         return json_error(400, "a WebSocket upgrade is expected here")
+    # Held open like a relayed socket: counted in the same per-client share.
+    quota = app[WEBSOCKET_QUOTA]
+    client = quota.client_of(request)
+    refused = quota.refusal(client)
+    if refused is not None:
+        return refused
+    with quota.held(client):
+        return await _heartbeat(request, ws)
+
+
+async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    app = request.app
     echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]

@@ -150,9 +150,16 @@ async def test_one_client_gets_its_share_of_relayed_sockets_and_others_still_con
             await stranger.ws_connect(url, headers={"X-Forwarded-For": "192.0.2.1"})
         assert refused.value.status == 503
         assert refused.value.headers["Retry-After"] == "5"
+        # Its heartbeat sockets count in the same share.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await stranger.ws_connect(f"{lb.url}/api/ws-heartbeat")
+        assert refused.value.status == 503
         async with client_at("127.0.0.3") as dashboard, dashboard.ws_connect(url) as feed:
             await feed.send_str("feed")
             assert await feed.receive_str(timeout=5) == "gw:feed"
+            async with dashboard.ws_connect(f"{lb.url}/api/ws-heartbeat") as heartbeat:
+                await heartbeat.send_str("hb")
+                assert (await heartbeat.receive_json(timeout=5))["type"] == "hb"
 
 
 async def test_a_body_over_the_limit_is_413(servers, start_lb, backend_app, lb_settings):
