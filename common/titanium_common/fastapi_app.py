@@ -12,10 +12,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api_docs import asset_path, swagger_page
 from .bodies import JsonBodies
+from .browser_security import add_browser_security_headers
 from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -208,3 +210,12 @@ def create_fastapi_app(
         app.include_router(router)
     app.openapi = _openapi_with_error_bodies(app)
     return app
+
+
+class BrowserPageFiles(StaticFiles):
+    """StaticFiles for a browser page (a service's SPA): every file carries the suite's browser security headers."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        add_browser_security_headers(response.headers)
+        return response

@@ -18,13 +18,9 @@ from .upstream_client import (
     UpstreamClient,
     UpstreamResponse,
     UpstreamTimeout,
-    UpstreamUnreachable,
 )
 
 log = logging.getLogger("titanium.proxy")
-
-# Requests that change nothing, so that one lost before any answer may be sent again (RFC 9110, 9.2.1).
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 HOP_BY_HOP = frozenset(
     {
@@ -256,9 +252,10 @@ async def forward_http(
     base_url: str,
     body: LimitedBody | None,
 ) -> web.StreamResponse:
-    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect, or if a bodiless safe request
-    (GET, HEAD, OPTIONS) lost its connection before any answer; other failures are answered.
-    A small body with a declared length is read first, so that it can be sent again (see UpstreamClient)."""
+    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect, UpstreamTimeout or
+    UpstreamBroken if it gave no answer (the caller decides what follows); a failure on the client's side, or one
+    after the answer began, is answered here. A small body with a declared length is read first, so that it can be
+    sent again (see UpstreamClient)."""
     payload: bytes | LimitedBody | None = body
     try:
         if body is not None and request.content_length is not None and request.content_length <= SMALL_BODY_BYTES:
@@ -275,14 +272,10 @@ async def forward_http(
         if body is None or not (body.stalled or body.client_gone or body.exceeded):
             raise
         return _failed_before_answer(request, upstream_name, body, exc)
-    except UpstreamTimeout:
-        return json_error(504, f"upstream {upstream_name} timed out")
     except UpstreamBroken as exc:
-        if body is None and request.method in SAFE_METHODS:
-            # Dropped before any answer: a request that changes nothing may go to another replica (a replica
-            # killed with requests in flight then costs no GET), as nginx and Envoy retry idempotent requests.
-            raise UpstreamUnreachable(f"{exc}, before any answer") from exc
-        return _failed_before_answer(request, upstream_name, body, exc)
+        if body is not None and (body.exceeded or body.stalled or body.client_gone):
+            return _failed_before_answer(request, upstream_name, body, exc)
+        raise
     response: web.StreamResponse | None = None
     try:
         if upstream.bodyless:

@@ -5,12 +5,14 @@ import contextlib
 import gc
 import logging
 import signal
+import traceback
 
 import uvloop
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
-from .logs import configure_logging
+from .errors import error_body
+from .logs import REQUEST_ID_HEADER, configure_logging, new_request_id
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.runner")
@@ -66,6 +68,62 @@ class HeaderTimedRequestHandler(RequestHandler):
         self._head_timer = None
         if self.transport is not None and not self._request_in_progress:
             self.force_close()
+
+    def handle_error(
+        self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """aiohttp's answer to a request its parser refused (or that failed outside every handler): its plain text
+        repeats the request's bytes and its log is a traceback. Here it is the suite's JSON error shape, 414 or 431
+        where they apply, and one WARNING line that names the peer and the reason, never the bytes."""
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        status, reason = refusal_of(exc)
+        log.warning("refused a request from %s: %d %s", request.remote, status, reason)
+        rid = new_request_id()
+        response = web.json_response(error_body(reason, rid), status=status, headers={REQUEST_ID_HEADER: rid})
+        response.force_close()
+        return response
+
+
+# What a refusal says: a fixed text per kind, as aiohttp's own messages quote the refused bytes.
+_REFUSALS: tuple[tuple[type[http_exceptions.HttpProcessingError], str], ...] = (
+    (http_exceptions.BadHttpMethod, "invalid method in the request line"),
+    (http_exceptions.BadStatusLine, "invalid request line"),
+    (http_exceptions.InvalidURLError, "invalid character in the request target"),
+    (http_exceptions.InvalidHeader, "invalid header"),
+    (http_exceptions.TransferEncodingError, "invalid Transfer-Encoding"),
+    (http_exceptions.ContentLengthError, "invalid Content-Length"),
+)
+# aiohttp's parser limits (max_line_size, max_field_size, max_headers): what the 414 and 431 refusals say.
+_MAX_LINE_BYTES = 8190
+_MAX_HEADERS = 128
+
+
+def _raised_in(exc: BaseException, function: str) -> bool:
+    # Cython names its frames with the module: "aiohttp._http_parser.cb_on_url".
+    return any(frame.name.rpartition(".")[2] == function for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def refusal_of(exc: http_exceptions.HttpProcessingError) -> tuple[int, str]:
+    """Status and reason for a request the parser refused: 414 for a request target over the line limit, 431 for
+    a header over the field limit or too many headers, else 400."""
+    if isinstance(exc, http_exceptions.LineTooLong):
+        # aiohttp's parser raises the same error for the request target and for a header's name or value: where
+        # it was raised (the C parser's URL callback) or what it says (the pure-Python parser) tells which.
+        if _raised_in(exc, "cb_on_url") or exc.args[:1] == ("Status line is too long",):
+            return 414, f"request target over {_MAX_LINE_BYTES} bytes"
+        return 431, f"request header over {_MAX_LINE_BYTES} bytes"
+    text = exc.message if isinstance(exc.message, str) else ""
+    if text.startswith("Too many headers"):
+        return 431, f"more than {_MAX_HEADERS} request headers"
+    for kind, reason in _REFUSALS:
+        if isinstance(exc, kind):
+            return 400, reason
+    if text.startswith("Transfer-Encoding can't be present with Content-Length"):
+        return 400, "both Content-Length and Transfer-Encoding (a request smuggling pattern)"
+    if text.startswith("Duplicate"):
+        return 400, "a header that may appear once appears twice"
+    return 400, "malformed HTTP request"
 
 
 class _HeaderTimedServer(web.Server):

@@ -14,6 +14,7 @@ from dashboard_ui.settings import DashboardSettings
 from tests.support.browser import screenshot
 from tests.support.polling import eventually
 from tests.support.servers import serving
+from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
 POLL_S = 0.3
 
@@ -187,8 +188,14 @@ class StandInLoadBalancer:
             aiohttp.ClientSession() as session,
             session.get(self.dashboard_url + request.rel_url.raw_path_qs) as answer,
         ):
+            # The page runs under the dashboard server's own security headers (its CSP above all).
+            kept = {name: answer.headers[name] for name in BROWSER_SECURITY_HEADERS if name in answer.headers}
             return web.Response(
-                body=await answer.read(), status=answer.status, content_type=answer.content_type, charset=answer.charset
+                body=await answer.read(),
+                status=answer.status,
+                content_type=answer.content_type,
+                charset=answer.charset,
+                headers=kept,
             )
 
 
@@ -207,7 +214,7 @@ async def polls(page) -> int:
 
 async def wait_polls(page, n: int) -> None:
     start = await polls(page)
-    await page.wait_for_function(f"Number(document.body.dataset.polls || 0) >= {start + n}", timeout=10_000)
+    await page.wait_for_function(f"() => Number(document.body.dataset.polls || 0) >= {start + n}", timeout=10_000)
 
 
 async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, browser_page):
@@ -260,11 +267,11 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
 async def test_badge_follows_has_real_traffic_and_idle_stays(stand_in, browser_page):
     page, log = browser_page
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
     stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE", "requests_per_second": 4.2}
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
     stand_in.stats["load-balancer"] |= {"has_real_traffic": False, "state": "IDLE", "requests_per_second": 0.0}
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
     for _ in range(3):
         await wait_polls(page, 1)
         assert await page.inner_text("#traffic-badge") == "IDLE"
@@ -278,7 +285,7 @@ async def test_polls_never_overlap(stand_in, browser_page):
     page, _ = browser_page
     stand_in.stats_delay_s = 1.0
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("Number(document.body.dataset.polls || 0) >= 3", timeout=15_000)
+    await page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 3", timeout=15_000)
     assert stand_in.most_in_flight == 1
 
 
@@ -288,15 +295,15 @@ async def test_heartbeat_toggle_sends_hb_reconnects_and_stops(stand_in, browser_
     button = page.locator("#toggle-ws-heartbeat-btn")
     assert await button.get_attribute("aria-pressed") == "false"
     await button.click()
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
     await eventually(lambda: "hb" in stand_in.heartbeats, 5)
 
     await stand_in.heartbeat_sockets[0].close()  # a drop: the page reconnects about 2 s later
     await eventually(lambda: len(stand_in.heartbeat_sockets) == 2, 10)
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
 
     await button.click()
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat OFF'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat OFF'")
     await eventually(lambda: stand_in.heartbeat_sockets[1].closed, 5)
     await asyncio.sleep(2.5)
     assert len(stand_in.heartbeat_sockets) == 2  # OFF means no reconnect
@@ -310,8 +317,8 @@ async def test_panels_of_missing_services_say_so_and_the_rest_keeps_working(stan
     del stand_in.stats["user-service"]
     await page.goto(stand_in.url + "/")
     await page.wait_for_selector("#card-api-gateway")
-    await page.wait_for_function("document.querySelector('#edge-panel').textContent.includes('unavailable')")
-    await page.wait_for_function("document.querySelector('#clusters-panel').textContent.includes('unavailable')")
+    await page.wait_for_function("() => document.querySelector('#edge-panel').textContent.includes('unavailable')")
+    await page.wait_for_function("() => document.querySelector('#clusters-panel').textContent.includes('unavailable')")
     assert "HTTP 502" in await page.inner_text("#edge-panel")
     assert "not part of" in await page.inner_text("#data-panel")
 
@@ -342,3 +349,20 @@ async def test_chart_history_is_bounded(stand_in, browser_page):
     )
     assert lengths[0] == lengths[1] == 1000
     assert lengths[2] == lengths[3] == 151  # five minutes of 2 s points, both ends included
+
+
+async def test_the_page_runs_under_its_csp_and_an_inline_script_is_blocked(stand_in, browser_page):
+    page, log = browser_page
+    answer = await page.goto(stand_in.url + "/")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    await page.wait_for_selector("#card-api-gateway")
+    await page.wait_for_function("() => document.querySelector('#clusters-panel').textContent.includes('node-2')")
+    assert log.errors == []
+    # What an injected script would be: refused by the policy, and seen by the tests' violation collector.
+    await page.evaluate(
+        """() => { const s = document.createElement('script'); s.textContent = 'window.__injected = 1';
+                   document.body.append(s); }"""
+    )
+    await eventually(lambda: log.csp_violations, 5)
+    assert await page.evaluate("window.__injected") is None
+    assert "script-src" in log.csp_violations[0]

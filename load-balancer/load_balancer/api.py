@@ -5,11 +5,12 @@ import time
 import aiohttp
 from aiohttp import web
 
-from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, echo_request_id, json_error
+from titanium_common.aiohttp_app import CLIENT, KIT, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
+from titanium_common.websocket_quota import WebSocketQuota
 
 from .settings import LoadBalancerSettings
 from .traffic import SharedTraffic, TrafficMeter, traffic_figures
@@ -25,6 +26,7 @@ FANOUT = web.AppKey("stats_fanout", SharedFanout)
 STATS_POOLS = web.AppKey("stats_pools", list)
 # Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
 SOCKETS = web.AppKey("open_sockets", set)
+WEBSOCKET_QUOTA = web.AppKey("websocket_quota", WebSocketQuota)
 
 GATEWAY_PREFIXES = ("/api/", "/blog/", "/ws/")
 # /mcp: ops-mcp's streamable HTTP endpoint (one path, behind the gateway like the API).
@@ -48,7 +50,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         meter.count_request()
         meter.relayed_sockets += 1
         try:
-            return await websocket_to_pool(request, app[CLIENT], pool, open_sockets=app[SOCKETS])
+            return await websocket_to_pool(
+                request, app[WEBSOCKET_CLIENT], pool, open_sockets=app[SOCKETS], quota=app[WEBSOCKET_QUOTA]
+            )
         finally:
             meter.relayed_sockets -= 1
     started = time.perf_counter()
@@ -76,6 +80,18 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=app[SETTINGS].ws_heartbeat_s, autoping=False)
     if not ws.can_prepare(request).ok:
         return json_error(400, "a WebSocket upgrade is expected here")
+    # Held open like a relayed socket: counted in the same per-client share.
+    quota = app[WEBSOCKET_QUOTA]
+    client = quota.client_of(request)
+    refused = quota.refusal(client)
+    if refused is not None:
+        return refused
+    with quota.held(client):
+        return await _heartbeat(request, ws)
+
+
+async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    app = request.app
     echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]

@@ -21,6 +21,9 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     # STATS_TIMEOUT_S each.
     ops_mcp_url: str = local_url("ops-mcp")
     stats_timeout_s: float = 2.0
+    # The gateway's 502/503/504 name a service behind it, not the gateway: they never eject a gateway replica (its
+    # own failures, no answer at all, still do).
+    eject_after_5xx: int = Field(default=0, ge=0)
     max_body_bytes: int = 100 * 1024 * 1024
     # Forwarded requests: connect (with the wait for a free pooled connection), then each wait for data. The
     # response bound is above the gateway's own (2 s), so that a slow service gets the gateway's 504 naming it.

@@ -1,11 +1,15 @@
 """What only the real `python -m load_balancer` process shows: memory while 50 MB stream through it, and a
-graceful stop on SIGTERM."""
+graceful stop on SIGTERM, and what its log says about requests its parser refuses."""
 
 import asyncio
 import hashlib
 import signal
 
 import aiohttp
+
+from tests.support.polling import eventually
+from tests.support.probes import MALFORMED_REQUESTS, check_json_refusal
+from tests.support.servers import raw_exchange
 
 MB = 1024 * 1024
 BODY_BYTES = 50 * MB
@@ -88,3 +92,16 @@ async def test_sigterm_lets_in_flight_requests_finish_and_closes_sockets(servers
                 raise AssertionError("a stopped balancer must not answer")
         except aiohttp.ClientConnectorError:
             pass
+
+
+async def test_requests_the_parser_refuses_get_json_errors_and_one_warning_line_each(lb_process):
+    """The real process's log (LOG_LEVEL=WARNING): one line per refused request, no traceback, no request bytes."""
+    lb = await lb_process({})
+    for probe in MALFORMED_REQUESTS:
+        check_json_refusal(await raw_exchange(lb.port, probe.wire), probe)
+    output = await eventually(
+        lambda: (text := lb.output()).count("refused a request") == len(MALFORMED_REQUESTS) and text
+    )
+    assert "Traceback" not in output and "ERROR" not in output, output
+    for probe in MALFORMED_REQUESTS:
+        assert probe.marker.decode("latin-1") not in output

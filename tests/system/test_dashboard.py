@@ -14,7 +14,7 @@ WINDOW_WAIT_MS = 25_000
 
 async def badge_is(page, text: str, timeout_ms: int = WINDOW_WAIT_MS) -> None:
     await page.wait_for_function(
-        f"document.querySelector('#traffic-badge').textContent === '{text}'", timeout=timeout_ms
+        f"() => document.querySelector('#traffic-badge').textContent === '{text}'", timeout=timeout_ms
     )
 
 
@@ -43,7 +43,9 @@ async def test_cards_traffic_badge_and_rps_chart(suite, browser_page):
         for _ in range(60):
             await client.get("/api/posts")
     await badge_is(page, "ACTIVE", timeout_ms=10_000)
-    await page.wait_for_function("Math.max(...Chart.getChart('rps-chart').data.datasets[0].data) > 1", timeout=10_000)
+    await page.wait_for_function(
+        "() => Math.max(...Chart.getChart('rps-chart').data.datasets[0].data) > 1", timeout=10_000
+    )
     await screenshot(page, "dashboard-active")
 
     await badge_is(page, "IDLE")
