@@ -325,6 +325,7 @@ class StatsPoller {
     this.view = view;
     this.polls = 0;
     this.running = false;
+    this.generation = 0;
     this.timer = null;
     this.onPoll = () => {};
   }
@@ -333,7 +334,9 @@ class StatsPoller {
     this.onPoll = onPoll;
     if (this.running) return;
     this.running = true;
-    this.loop();
+    // A loop still awaiting an answer from before a stop() must not carry on beside the new one.
+    this.generation += 1;
+    this.loop(this.generation);
   }
 
   stop() {
@@ -341,12 +344,12 @@ class StatsPoller {
     clearTimeout(this.timer);
   }
 
-  async loop() {
+  async loop(generation) {
     // One poll at a time: the next one is scheduled only after this one has finished.
     await this.pollOnce();
-    if (!this.running) return;
+    if (!this.running || generation !== this.generation) return;
     this.onPoll(this.polls);
-    if (this.running) this.timer = setTimeout(() => this.loop(), this.config.poll_interval_s * 1000);
+    if (this.running) this.timer = setTimeout(() => this.loop(generation), this.config.poll_interval_s * 1000);
   }
 
   async pollOnce() {
