@@ -195,4 +195,4 @@ def attach_stats_stream(app: web.Application, broadcaster: StatsBroadcaster) -> 
         await broadcaster.close()
 
     app.on_shutdown.append(end_streams)
-    app.router.add_get("/stats/stream", stats_stream)
+    app.router.add_get("/stats/stream", stats_stream, allow_head=False)
