@@ -26,7 +26,9 @@ log = logging.getLogger("titanium.observability")
 access_log = logging.getLogger("titanium.access")
 
 # Probes and scrapes are not traffic: the load balancer asks every service for /stats every poll.
-KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"})
+# The load balancer's /stats/stream is /stats pushed: not traffic either, and open for as long as someone watches.
+STREAM_PATHS = frozenset({"/stats/stream"})
+KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"}) | STREAM_PATHS
 UNMATCHED_ROUTE = "<unmatched>"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 READINESS_TIMEOUT_S = 2.0
@@ -143,8 +145,8 @@ class ServiceKit:
         # Bounded label sets: routes are templates, and a client cannot invent methods (any token is valid HTTP).
         if method not in HTTP_METHODS:
             method = "OTHER"
-        # A WebSocket's duration is how long it stayed open, not a latency: it would swamp the percentiles.
-        upgraded = status == 101
+        # A WebSocket's or a stream's duration is how long it stayed open, not a latency: it would swamp percentiles.
+        upgraded = status == 101 or path in STREAM_PATHS
         self.request_metrics.observe(method, route, status, None if upgraded else seconds)
         if path in KIT_PATHS:
             return

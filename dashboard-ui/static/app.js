@@ -1,5 +1,5 @@
-// Titanium dashboard: polls the load balancer's /stats, draws the charts, keeps the heartbeat and the
-// cluster-monitor WebSocket, and lists edge devices. Everything is same-origin; nothing leaves the suite.
+// Titanium dashboard: shows the load balancer's /stats (pushed, see stats-stream.js), draws the charts, keeps the
+// heartbeat and the cluster-monitor WebSocket, and lists edge devices. Everything is same-origin; nothing leaves the suite.
 "use strict";
 
 const SERVICE_ORDER = [
@@ -172,7 +172,9 @@ function reasons(entry) {
 }
 
 function orderedServices(stats) {
-  const names = Object.keys(stats).filter((k) => stats[k] && typeof stats[k] === "object" && !Array.isArray(stats[k]));
+  // `alias_of` marks the original system's keys (auth, user_service, ...): the same services under their old names.
+  const names = Object.keys(stats).filter((k) => stats[k] && typeof stats[k] === "object" && !Array.isArray(stats[k])
+    && !stats[k].alias_of);
   const known = SERVICE_ORDER.filter((n) => names.includes(n));
   return known.concat(names.filter((n) => !SERVICE_ORDER.includes(n)).sort());
 }
@@ -285,23 +287,69 @@ function renderDataPanel(user) {
   panel.replaceChildren(dbBlock, cacheBlock);
 }
 
-// ---------- the /stats poll ----------
+// ---------- showing /stats, pushed (stats-stream.js) or polled ----------
 
-class StatsPoller {
+class StatsView {
   constructor(config, history) {
     this.config = config;
     this.history = history;
+    this.updates = 0;
+  }
+
+  // One answer from the load balancer (or `problem`, why there is none); `how` says how figures arrive.
+  show(stats, problem, when, how) {
+    this.updates += 1;
+    // Tests and people watching the page can tell how many answers it has drawn.
+    document.body.dataset.polls = String(this.updates);
+    const lb = stats && stats["load-balancer"];
+    const banner = byId("lb-banner");
+    banner.hidden = !problem;
+    banner.textContent = problem ? `${problem}. The figures below are the last ones seen.` : "";
+    byId("poll-status").textContent = problem ? `no answer at ${clockTime(when)}` : `updated ${clockTime(when)} · ${how}`;
+    renderBadge(lb);
+    if (!stats) return;
+    renderCards(stats, this.config);
+    renderDataPanel(stats["user-service"]);
+    if (lb) {
+      renderKpis(lb);
+      const latency = lbLatency(lb);
+      this.history.push(when, [[lb.requests_per_second], [latency.p50, latency.p95]]);
+    }
+  }
+}
+
+class StatsPoller {
+  // The fallback when the stream is refused: one poll at a time, `onPoll(count)` after each.
+  constructor(config, view) {
+    this.config = config;
+    this.view = view;
     this.polls = 0;
+    this.running = false;
+    this.generation = 0;
+    this.timer = null;
+    this.onPoll = () => {};
   }
 
-  start() {
-    this.loop();
+  start(onPoll = () => {}) {
+    this.onPoll = onPoll;
+    if (this.running) return;
+    this.running = true;
+    // A loop still awaiting an answer from before a stop() must not carry on beside the new one.
+    this.generation += 1;
+    this.loop(this.generation);
   }
 
-  async loop() {
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+  }
+
+  async loop(generation) {
     // One poll at a time: the next one is scheduled only after this one has finished.
     await this.pollOnce();
-    setTimeout(() => this.loop(), this.config.poll_interval_s * 1000);
+    if (!this.running || generation !== this.generation) return;
+    this.onPoll(this.polls);
+    if (this.running) this.timer = setTimeout(() => this.loop(generation), this.config.poll_interval_s * 1000);
   }
 
   async pollOnce() {
@@ -316,23 +364,9 @@ class StatsPoller {
       problem = error.name === "TimeoutError" ? "the load balancer did not answer /stats in time" : "the load balancer is unreachable";
     }
     this.polls += 1;
-    document.body.dataset.polls = String(this.polls);
-    const lb = stats && stats["load-balancer"];
-    const banner = byId("lb-banner");
-    banner.hidden = !problem;
-    banner.textContent = problem ? `${problem}; retrying every ${this.config.poll_interval_s} s. The figures below are the last ones seen.` : "";
-    byId("poll-status").textContent = problem
-      ? `no answer at ${clockTime(when)}`
-      : `updated ${clockTime(when)} · every ${this.config.poll_interval_s} s`;
-    renderBadge(lb);
-    if (!stats) return;
-    renderCards(stats, this.config);
-    renderDataPanel(stats["user-service"]);
-    if (lb) {
-      renderKpis(lb);
-      const latency = lbLatency(lb);
-      this.history.push(when, [[lb.requests_per_second], [latency.p50, latency.p95]]);
-    }
+    if (!this.running) return;
+    const every = `every ${this.config.poll_interval_s} s`;
+    this.view.show(stats, problem && `${problem}; retrying ${every}`, when, `${every} (polling)`);
   }
 }
 
@@ -575,7 +609,8 @@ async function main() {
     ], "ms"),
   ]);
   new Heartbeat(byId("toggle-ws-heartbeat-btn"), byId("heartbeat-label")).render();
-  new StatsPoller(config, history).start();
+  const view = new StatsView(config, history);
+  new StatsFeed(view, new StatsPoller(config, view)).start();
   new ClusterFeed().connect();
   pollEdgeDevices();
   pollDiagnosis();

@@ -3,6 +3,7 @@ each test controls; everything else is proxied to the real dashboard server. (Th
 
 import asyncio
 import copy
+import json
 from datetime import UTC, datetime
 
 import aiohttp
@@ -63,6 +64,9 @@ STATS = {
     "blog-service": {"service_status": "offline", "error": "connection refused: 127.0.0.1:8003"},
     "cluster-monitor": service("cluster-monitor", service_status="degraded", degraded_reasons=["metrics API down"]),
     "edge-config": {"service_status": "timeout", "error": "no answer within 2 s"},
+    # The original system's keys, which the balancer keeps beside Titanium's own: no cards of their own.
+    "auth": {"service_status": "online", "alias_of": "auth-service"},
+    "database": {"status": "healthy", "backend": "sqlite", "alias_of": "user-service.db"},
     "timestamp": "2026-11-23T02:00:00Z",
 }
 CLUSTERS = [
@@ -125,6 +129,10 @@ class StandInLoadBalancer:
         self.in_flight = 0
         self.most_in_flight = 0
         self.stats_requests = 0
+        # /stats/stream: served (an event every POLL_S) or refused with 503, as the balancer at its cap does.
+        self.stream = True
+        self.stream_requests = 0
+        self.stream_generation = 0
         self.edge_status = 200
         self.edge_headers: list[str | None] = []
         self.clusters_ws = True
@@ -132,6 +140,7 @@ class StandInLoadBalancer:
         self.heartbeat_sockets: list[web.WebSocketResponse] = []
         self.app = web.Application()
         self.app.router.add_get("/stats", self.get_stats)
+        self.app.router.add_get("/stats/stream", self.stats_stream)
         self.app.router.add_get("/api/ws-heartbeat", self.heartbeat)
         self.app.router.add_get("/ws/clusters", self.clusters)
         self.app.router.add_get("/api/edge/devices", self.devices)
@@ -149,6 +158,26 @@ class StandInLoadBalancer:
             return web.json_response(self.stats)
         finally:
             self.in_flight -= 1
+
+    async def stats_stream(self, request: web.Request) -> web.StreamResponse:
+        self.stream_requests += 1
+        if not self.stream:
+            return web.json_response({"detail": "too many open streams"}, status=503, headers={"Retry-After": "10"})
+        generation = self.stream_generation
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        await response.write(b"retry: 300\n\n")
+        try:
+            while generation == self.stream_generation:
+                await response.write(f"data: {json.dumps(self.stats)}\n\n".encode())
+                await asyncio.sleep(POLL_S)
+        except ConnectionError:
+            pass
+        return response
+
+    def end_streams(self) -> None:
+        """Every open stream ends (as when a balancer replica goes away)."""
+        self.stream_generation += 1
 
     async def heartbeat(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
@@ -226,7 +255,7 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
 
     cards = page.locator("#service-cards .card")
     names = await cards.evaluate_all("cards => cards.map(c => c.dataset.service)")
-    assert names == [n for n in STATS if n != "timestamp"]
+    assert names == [n for n in STATS if n != "timestamp" and "alias_of" not in STATS[n]]
     assert await page.get_attribute("#card-api-gateway", "data-status") == "online"
     assert await page.get_attribute("#card-blog-service", "data-status") == "offline"
     assert "connection refused" in await page.inner_text("#card-blog-service")
@@ -283,6 +312,7 @@ async def test_badge_follows_has_real_traffic_and_idle_stays(stand_in, browser_p
 
 async def test_polls_never_overlap(stand_in, browser_page):
     page, _ = browser_page
+    stand_in.stream = False
     stand_in.stats_delay_s = 1.0
     await page.goto(stand_in.url + "/")
     await page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 3", timeout=15_000)
@@ -312,6 +342,7 @@ async def test_heartbeat_toggle_sends_hb_reconnects_and_stops(stand_in, browser_
 
 async def test_panels_of_missing_services_say_so_and_the_rest_keeps_working(stand_in, browser_page):
     page, _ = browser_page
+    stand_in.stream = False
     stand_in.edge_status = 502
     stand_in.clusters_ws = False
     del stand_in.stats["user-service"]
@@ -366,3 +397,47 @@ async def test_the_page_runs_under_its_csp_and_an_inline_script_is_blocked(stand
     await eventually(lambda: log.csp_violations, 5)
     assert await page.evaluate("window.__injected") is None
     assert "script-src" in log.csp_violations[0]
+
+
+async def test_the_page_takes_the_pushed_stream_and_does_not_poll(stand_in, browser_page):
+    page, log = browser_page
+    await page.goto(stand_in.url + "/")
+    await page.wait_for_selector("#card-api-gateway")
+    assert await page.evaluate("document.body.dataset.statsSource") == "stream"
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE", "requests_per_second": 7.5}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    assert await page.inner_text("#kpi-rps") == "7.50"
+    assert "live" in await page.inner_text("#poll-status")
+    assert stand_in.stats_requests == 0
+    assert stand_in.stream_requests == 1
+
+    stand_in.end_streams()  # a drop: EventSource reconnects by itself after the server's retry delay
+    await eventually(lambda: stand_in.stream_requests == 2, 10)
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": False, "state": "IDLE", "requests_per_second": 0.0}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_selector("#lb-banner", state="hidden")
+    assert stand_in.stats_requests == 0
+    assert log.errors == []
+
+
+async def test_a_refused_stream_falls_back_to_polling_and_the_stream_is_tried_again(stand_in, browser_page):
+    page, _ = browser_page
+    stand_in.stream = False
+    await page.goto(stand_in.url + "/")
+    await page.wait_for_selector("#card-api-gateway")
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'polling'")
+    await eventually(lambda: stand_in.stats_requests >= 2, 10)
+    assert "(polling)" in await page.inner_text("#poll-status")
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE"}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    refused = stand_in.stream_requests
+    assert refused >= 1
+
+    # Every tenth poll tries the stream again; once it is served, polling stops.
+    stand_in.stream = True
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'stream'", timeout=15_000)
+    assert stand_in.stream_requests > refused
+    await wait_polls(page, 2)
+    polled = stand_in.stats_requests
+    await wait_polls(page, 3)
+    assert stand_in.stats_requests == polled

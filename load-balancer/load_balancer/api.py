@@ -12,7 +12,9 @@ from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
 from titanium_common.websocket_quota import WebSocketQuota
 
+from .original_keys import original_keys
 from .settings import LoadBalancerSettings
+from .stream import BROADCASTER
 from .traffic import SharedTraffic, TrafficMeter, traffic_figures
 
 SETTINGS = web.AppKey("settings", LoadBalancerSettings)
@@ -124,20 +126,31 @@ async def fan_out(app: web.Application) -> dict:
     return await fetch_all(app[CLIENT], targets, app[SETTINGS].stats_timeout_s)
 
 
-async def stats(request: web.Request) -> web.Response:
-    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats: one fan-out shared
-    by the callers of about one second (`stats_age_s` says how old it is)."""
-    app = request.app
+async def stats_document(app: web.Application) -> dict:
+    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats, then the original
+    system's keys: one fan-out shared by the callers of about one second (`stats_age_s` says how old it is)."""
     gateway, dashboard = app[GATEWAY], app[DASHBOARD]
     services, age_s = await app[FANOUT].get()
     own = await app[KIT].stats()
     own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"
     own["pools"] = {pool.name: pool.snapshot() for pool in (gateway, dashboard)}
+    own["stats_fanouts"] = app[FANOUT].fanouts
+    own["stats_stream"] = app[BROADCASTER].figures()
     if gateway.healthy_count == 0:
         own["status"] = own["service_status"] = "degraded"
         own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
-    return web.json_response({"load-balancer": own, **services, "stats_age_s": round(age_s, 3), "timestamp": utc_iso()})
+    return {
+        "load-balancer": own,
+        **services,
+        **original_keys(services),
+        "stats_age_s": round(age_s, 3),
+        "timestamp": utc_iso(),
+    }
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(await stats_document(request.app))
 
 
 async def lb_health(request: web.Request) -> web.Response:

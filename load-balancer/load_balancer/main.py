@@ -14,6 +14,7 @@ from titanium_common.websocket_quota import websocket_quota
 
 from . import api
 from .settings import LoadBalancerSettings
+from .stream import StatsBroadcaster, attach_stats_stream
 from .traffic import SharedTraffic, TrafficMeter
 
 
@@ -65,6 +66,14 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         await close_websockets(app[api.SOCKETS])
 
     app.on_shutdown.append(close_sockets)
+    broadcaster = StatsBroadcaster(
+        lambda: api.stats_document(app),
+        interval_s=settings.stats_push_interval_s,
+        heartbeat_s=settings.stats_stream_heartbeat_s,
+        max_streams=settings.stats_stream_max_clients,
+        backlog=settings.stats_stream_backlog,
+    )
+    attach_stats_stream(app, broadcaster)
     api.add_routes(app)
     return app
 

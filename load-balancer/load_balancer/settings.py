@@ -44,6 +44,13 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     replica_name: str = ""
     # /stats callers within this long share one fan-out to the services.
     stats_cache_ttl_s: float = Field(default=1.0, ge=0)
+    # /stats/stream: the /stats document pushed to every open stream every STATS_PUSH_INTERVAL_S (one build for all),
+    # a comment line after STATS_STREAM_HEARTBEAT_S without an event, at most STATS_STREAM_MAX_CLIENTS streams (503
+    # beyond), and a viewer with STATS_STREAM_BACKLOG events its connection has not taken is dropped.
+    stats_push_interval_s: float = Field(default=2.0, ge=0.05)
+    stats_stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    stats_stream_max_clients: int = Field(default=1000, ge=0)
+    stats_stream_backlog: int = Field(default=2, ge=1)
 
     @property
     def replica_id(self) -> str:

@@ -105,3 +105,17 @@ async def test_requests_the_parser_refuses_get_json_errors_and_one_warning_line_
     assert "Traceback" not in output and "ERROR" not in output, output
     for probe in MALFORMED_REQUESTS:
         assert probe.marker.decode("latin-1") not in output
+
+
+async def test_sigterm_ends_open_stats_streams_cleanly(lb_process):
+    lb = await lb_process({"STATS_PUSH_INTERVAL_S": "60", "SHUTDOWN_TIMEOUT_S": "30"})
+    async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats/stream") as stream:
+        assert stream.status == 200
+        first = await stream.content.readuntil(b"\n\n")
+        assert first.startswith(b"retry: 60000")
+        assert (await stream.content.readuntil(b"\n\n")).startswith(b"id: 1\ndata: {")
+        lb.proc.send_signal(signal.SIGTERM)
+        # The stream ends with its terminating chunk (a reset would raise here), and the process exits well before
+        # its 30 s drain bound would have cut the stream.
+        assert await asyncio.wait_for(stream.content.read(), 10) == b""
+        await asyncio.wait_for(lb.proc.wait(), 10)

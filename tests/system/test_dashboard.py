@@ -91,3 +91,18 @@ async def test_a_stopped_service_turns_red_within_two_polls_and_the_rest_stay_gr
     await gateway_routes_to_blog_again(suite)
     # The failed /stats fetch is a handled state on the page, not a console error.
     assert log.errors == []
+
+
+async def test_the_page_takes_the_balancers_pushed_stream(suite, browser_page):
+    page, log = browser_page
+    await page.goto(suite.url("load-balancer") + "/")
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'stream'", timeout=15_000)
+    await page.wait_for_selector("#card-api-gateway[data-status=online]")
+    updates = await polls_so_far(page)
+    await page.wait_for_function(f"Number(document.body.dataset.polls) >= {updates + 2}", timeout=15_000)
+    assert "live" in await page.inner_text("#poll-status")
+    async with httpx.AsyncClient() as client:
+        own = (await client.get(suite.url("load-balancer") + "/stats")).json()["load-balancer"]
+    assert own["stats_stream"]["open"] >= 1
+    assert own["stats_stream"]["events"] >= 3
+    assert log.errors == []
