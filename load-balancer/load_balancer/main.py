@@ -1,6 +1,6 @@
 from aiohttp import web
 
-from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
+from titanium_common.aiohttp_app import KIT, attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.fanout import SharedFanout
 from titanium_common.pool import attach_pools, replica_pool
 from titanium_common.proxy import close_websockets, normalise_dot_segments
@@ -34,6 +34,11 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
             await shared.stop()
 
         app.cleanup_ctx.append(flushing)
+
+        async def redis_answers() -> bool:
+            return shared.problem is None
+
+        app[KIT].add_dependency_check("redis", redis_answers)
     app[api.FANOUT] = SharedFanout(lambda: api.fan_out(app), settings.stats_cache_ttl_s)
     app[api.SOCKETS] = set()
     gateway = app[api.GATEWAY] = replica_pool("api-gateway", settings.gateway_urls, settings)
