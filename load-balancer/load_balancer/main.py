@@ -6,7 +6,7 @@ from titanium_common.pool import attach_pools, replica_pool
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 
-from . import api
+from . import api, history
 from .settings import LoadBalancerSettings
 from .traffic import SharedTraffic, TrafficMeter
 
@@ -60,6 +60,7 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         await close_websockets(app[api.SOCKETS])
 
     app.on_shutdown.append(close_sockets)
+    history.attach(app, meter, settings)
     api.add_routes(app)
     return app
 
