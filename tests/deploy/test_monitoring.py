@@ -7,11 +7,12 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.deploy import MANIFESTS, REPO_ROOT, SERVICES, of_kind, render
+from tests.support.deploy import MANIFESTS, REPO_ROOT, SERVICES, of_kind, render, run_compose
 from titanium_dev import monitoring
 
 PROMTOOL = shutil.which("promtool")
@@ -122,3 +123,45 @@ def test_alertmanager_configuration_passes_amtool():
         [AMTOOL, "check-config", str(monitoring.ALERTMANAGER_CONFIG)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_observability_profile_runs_the_official_images_on_the_one_source():
+    """The real Compose v2 resolves the profile (the images cannot be pulled here: this is what can be proven)."""
+    result = run_compose("--profile", "observability", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    images = {name: services[name]["image"].split(":")[0] for name in ("prometheus", "alertmanager", "grafana")}
+    assert images == {
+        "prometheus": "prom/prometheus",
+        "alertmanager": "prom/alertmanager",
+        "grafana": "grafana/grafana",
+    }
+    mounts = {
+        (name, Path(v["source"]).relative_to(REPO_ROOT).as_posix(), v["target"])
+        for name in images
+        for v in services[name]["volumes"]
+        if v["type"] == "bind"
+    }
+    assert {
+        ("prometheus", "monitoring/compose/prometheus.yml", "/etc/prometheus/prometheus.yml"),
+        ("prometheus", "monitoring/rules", "/etc/prometheus/rules"),
+        ("alertmanager", "monitoring/alertmanager.yml", "/etc/alertmanager/alertmanager.yml"),
+        ("grafana", "monitoring/grafana/datasources.yml", "/etc/grafana/provisioning/datasources/titanium.yml"),
+        ("grafana", "monitoring/dashboards", "/var/lib/grafana/dashboards/titanium"),
+    } <= mounts
+    # Grafana's provisioning reads the dashboards where they are mounted, from the data source Compose names.
+    provider = yaml.safe_load((monitoring.MONITORING / "grafana" / "dashboards.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/titanium"
+    source = yaml.safe_load((monitoring.MONITORING / "grafana" / "datasources.yml").read_text())["datasources"][0]
+    assert (source["type"], source["url"], source["isDefault"]) == ("prometheus", "http://prometheus:9090", True)
+    # The compose Prometheus configuration scrapes every service by its Compose name and alerts the profile's
+    # Alertmanager, which ops-mcp reads.
+    config = yaml.safe_load(monitoring.COMPOSE_PROMETHEUS.read_text())
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert {t.split(":")[0] for t in targets} <= set(services)
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert services["ops-mcp"]["environment"]["ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    # Published on loopback only; Grafana's admin password is the operator's.
+    for name in images:
+        assert all(p.get("host_ip") == "127.0.0.1" for p in services[name].get("ports", [])), name
+    assert "GRAFANA_ADMIN_PASSWORD" in (REPO_ROOT / ".env.example").read_text()
