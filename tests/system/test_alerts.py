@@ -6,7 +6,9 @@
 - a burn-rate alert from injected 5xx: a test double (the kit's own aiohttp app, so its metrics are the services'
   metrics) answers 503 to half its requests, and Prometheus evaluates the production rules with their windows and
   `for` durations scaled down (the expressions keep their shape);
-- every Grafana panel's query, run against that Prometheus scraping the suite under load, answers and is not empty.
+- every Grafana panel's query, run against that Prometheus scraping the suite under load, answers and is not empty;
+- the dashboard in Chromium opens with the balancer's history in its charts (again after a reload) and lists what
+  Alertmanager holds; the MCP tool `alerts` and diagnose() say the same.
 
 The measured times go to test-output/alert-timings.json.
 """
@@ -19,11 +21,16 @@ import re
 import shutil
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import httpx2
 import pytest
 from aiohttp import web
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
+from tests.support.browser import screenshot
 from tests.support.polling import eventually
 from tests.support.servers import free_port
 from tests.system.conftest import ADMIN, OUTPUT
@@ -231,3 +238,66 @@ async def test_every_dashboard_panel_query_answers_with_data(watched):
     finally:
         stop.set()
         await loader
+
+
+def alert_for(job: str) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "labels": {"alertname": "TitaniumErrorBudgetSlowBurn", "severity": "ticket", "job": job, "slo": "availability"},
+        "annotations": {
+            "summary": f"{job} is burning its error budget",
+            "description": "posted by the test",
+            "runbook_url": "docs/runbooks.md#titaniumerrorbudgetslowburn",
+        },
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(minutes=5)).isoformat(),
+    }
+
+
+async def test_the_dashboard_opens_with_history_and_shows_what_alertmanager_holds(watched, browser_page):
+    suite, watch = watched
+    page, log = browser_page
+    lb = suite.url("load-balancer")
+    async with httpx.AsyncClient(timeout=10) as client:
+        posted = await client.post(f"{watch.alertmanager_url}/api/v2/alerts", json=[alert_for("blog-service")])
+        assert posted.status_code == 200
+        stop = asyncio.Event()
+        loader = asyncio.create_task(load(lb, stop))
+
+        async def remembered() -> list:
+            body = (await client.get(f"{lb}/stats/history", params={"window": "300"})).json()
+            return [p for p in body["points"] if p["requests_per_second"] > 0]
+
+        try:
+            # A 10 s slot with traffic in it, closed and remembered.
+            await eventually(remembered, timeout_s=60, every_s=1)
+        finally:
+            stop.set()
+            await loader
+        await page.goto(lb + "/")
+        await page.wait_for_function("Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
+        await page.wait_for_selector("#alerts-panel[data-state='firing']", timeout=20_000)
+        assert "TitaniumErrorBudgetSlowBurn: blog-service is burning its error budget" in await page.inner_text(
+            "#alerts-panel"
+        )
+        # A reload: the charts hold the remembered points again at once, not one live point.
+        await page.reload()
+        await page.wait_for_function("Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
+        rps = await page.evaluate("Chart.getChart(document.getElementById('rps-chart')).data.datasets[0].data")
+        assert len(rps) > 1 and max(v for v in rps if v is not None) > 0
+        await screenshot(page, "dashboard-real-suite-history-and-alerts")
+        assert log.errors == []
+
+        token = (await client.post(f"{lb}/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(lb + "/mcp", http_client=http)) as mcp,
+        ):
+            result = await mcp.call_tool("alerts", {})
+        assert not result.is_error, result.content
+        listed = result.structured_content
+        assert listed["available"] is True
+        assert ("TitaniumErrorBudgetSlowBurn", "blog-service") in {(a["name"], a["service"]) for a in listed["alerts"]}
+        report = (await client.get(f"{lb}/api/ops/diagnosis")).json()
+        assert any(f["problem"].startswith("alert TitaniumErrorBudgetSlowBurn") for f in report["findings"])
