@@ -20,12 +20,14 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import httpx2
 import pytest
+import yaml
 from aiohttp import web
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -301,3 +303,17 @@ async def test_the_dashboard_opens_with_history_and_shows_what_alertmanager_hold
         assert ("TitaniumErrorBudgetSlowBurn", "blog-service") in {(a["name"], a["service"]) for a in listed["alerts"]}
         report = (await client.get(f"{lb}/api/ops/diagnosis")).json()
         assert any(f["problem"].startswith("alert TitaniumErrorBudgetSlowBurn") for f in report["findings"])
+
+
+def test_with_replicas_every_replica_is_a_target_and_the_configuration_passes_promtool(tmp_path):
+    suite = Suite(replicas=2, data_dir=tmp_path, echo=None)
+    watch = Observability(suite_targets(suite), prometheus_port=free_port(), alertmanager_port=free_port())
+    config = watch.config()
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert set(jobs) == {spec.name for spec in SERVICES}
+    assert jobs["load-balancer"] == ["127.0.0.1:7100", "127.0.0.1:7101"]
+    assert jobs["user-service"] == ["127.0.0.1:8002", "127.0.0.1:8012"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    checked = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
