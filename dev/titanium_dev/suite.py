@@ -111,6 +111,7 @@ POOLED_BY: dict[str, tuple[str, ...]] = {
         "BLOG_SERVICE_URL",
         "CLUSTER_MONITOR_URL",
         "EDGE_CONFIG_URL",
+        "OPS_MCP_URL",
     ),
 }
 
