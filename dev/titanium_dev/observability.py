@@ -21,7 +21,7 @@ from typing import TextIO
 import yaml
 
 from . import monitoring
-from .suite import ManagedProcess, StartupError, Suite, port_is_free
+from .suite import ManagedProcess, StartedInBlock, StartupError, Suite, port_is_free
 
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -55,7 +55,7 @@ def binary(name: str) -> str:
     return path
 
 
-class Observability:
+class Observability(StartedInBlock):
     """Prometheus and Alertmanager for `targets` (service → host:port of each replica); a context manager."""
 
     def __init__(
@@ -161,14 +161,3 @@ class Observability:
         """Alertmanager's active alerts (its API v2)."""
         with urllib.request.urlopen(f"{self.alertmanager_url}/api/v2/alerts?active=true", timeout=5) as answer:
             return json.load(answer)
-
-    def __enter__(self) -> "Observability":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

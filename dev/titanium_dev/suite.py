@@ -231,7 +231,28 @@ def start_redis_server(server: str, port: int, lock: "threading.Lock | None" = N
     raise StartupError(f"redis-server did not accept connections on port {port} within 10 s")
 
 
-class Suite:
+class StartedInBlock:
+    """`with thing:` starts it and stops it at the end; a start that fails half-way stops what it started."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Suite(StartedInBlock):
     """The whole suite as child processes on loopback; a context manager for tests."""
 
     def __init__(
@@ -453,17 +474,6 @@ class Suite:
 
     def exited(self) -> list[ManagedProcess]:
         return [p for p in self.processes.values() if p.proc is not None and not p.running]
-
-    def __enter__(self) -> "Suite":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def ports_from_env(services: tuple[ServiceSpec, ...] = SERVICES) -> dict[str, int]:

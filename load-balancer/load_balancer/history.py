@@ -16,7 +16,6 @@ serves its own, kept in memory; either way the history is at most one hour of sl
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import time
 from collections import deque
@@ -28,7 +27,7 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import json_error
 from titanium_common.clock import utc_iso
-from titanium_common.loops import raise_if_cancelling
+from titanium_common.loops import raise_if_cancelling, stop_tasks
 
 from .traffic import REDIS_TIMEOUT_S, TrafficMeter
 
@@ -235,9 +234,7 @@ class History:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         if self.client is not None:
             await self.client.aclose()
