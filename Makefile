@@ -7,8 +7,8 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools load load-knee images \
-	compose-check docker-engine docker-engine-stop
+.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools observability-tools load \
+	load-knee images compose-check docker-engine docker-engine-stop
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -25,7 +25,8 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-run: install $(DASHBOARD_MODULES)
+# OBSERVABILITY=1 make run: Debian's Prometheus and Alertmanager next to the suite (dev/titanium_dev/observability.py).
+run: install $(DASHBOARD_MODULES) $(if $(filter 1,$(OBSERVABILITY)),observability-tools)
 	$(PYTHON) -m titanium_dev.suite
 
 lint: install
@@ -40,15 +41,18 @@ $(REDIS_SERVER):
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq redis-server
 
 
-# What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool and PostgreSQL client for
-# the Prometheus and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
+# What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool, prometheus-alertmanager/amtool
+# and PostgreSQL client for the Prometheus, alert and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
 # python-dateutil than the workspace locks), so it lives in its own venv at a pinned version, not in uv.lock.
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
-DEPLOY_PACKAGES := /usr/bin/prometheus /usr/bin/pg_dump
+OBSERVABILITY_PACKAGES := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
+DEPLOY_PACKAGES := $(OBSERVABILITY_PACKAGES) /usr/bin/pg_dump
 $(DEPLOY_PACKAGES):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq prometheus postgresql-client
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq prometheus prometheus-alertmanager postgresql-client
+
+observability-tools: $(OBSERVABILITY_PACKAGES)
 
 $(CHECKOV): $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	$(UV) venv --quiet --allow-existing --python 3.11 .tools/checkov

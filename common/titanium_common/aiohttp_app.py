@@ -91,7 +91,7 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=request.app[KIT].metrics())
+    response = web.Response(body=await request.app[KIT].scrape())
     response.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return response
 

@@ -148,7 +148,7 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
 
     @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:
-        return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
+        return Response(await kit.scrape(), media_type=METRICS_CONTENT_TYPE)
 
     return router
 

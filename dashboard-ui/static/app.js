@@ -112,26 +112,48 @@ function lineChart(canvas, datasets, yTitle) {
 }
 
 class ChartHistory {
-  // Points of the last five minutes, one per poll, shared by both charts.
+  // What the charts show: one live point per poll for the last five minutes and, before them, the load
+  // balancer's remembered history (history.js), as far back as the chosen range (5 min or 1 h).
   constructor(charts) {
     this.charts = charts;
     this.times = [];
+    this.values = [];
+    this.past = [];
+    this.rangeMs = HISTORY_MS;
   }
 
   push(when, valuesPerChart) {
     this.times.push(when.getTime());
-    this.charts.forEach((chart, i) => {
-      chart.data.labels.push(clockTime(when));
-      chart.data.datasets.forEach((dataset, j) => dataset.data.push(valuesPerChart[i][j] ?? null));
-    });
+    this.values.push(valuesPerChart);
     while (this.times.length > MAX_POINTS || (this.times.length && when.getTime() - this.times[0] > HISTORY_MS)) {
       this.times.shift();
-      for (const chart of this.charts) {
-        chart.data.labels.shift();
-        chart.data.datasets.forEach((dataset) => dataset.data.shift());
-      }
+      this.values.shift();
     }
-    for (const chart of this.charts) chart.update("none");
+    this.draw(when.getTime());
+  }
+
+  // `points`: [{ t, values }] oldest first, values as push() takes them.
+  showPast(points, rangeMs) {
+    this.past = points;
+    this.rangeMs = rangeMs;
+    this.draw(Math.max(Date.now(), this.times.at(-1) ?? 0));
+  }
+
+  draw(now) {
+    const from = now - this.rangeMs;
+    const firstLive = this.times.length ? this.times[0] : Infinity;
+    const shown = this.past.filter((p) => p.t >= from && p.t < firstLive);
+    this.times.forEach((t, k) => {
+      if (t >= from) shown.push({ t, values: this.values[k] });
+    });
+    this.charts.forEach((chart, i) => {
+      chart.data.labels = shown.map((p) => clockTime(new Date(p.t)));
+      chart.data.datasets.forEach((dataset, j) => {
+        dataset.data = shown.map((p) => p.values[i][j] ?? null);
+      });
+      chart.update("none");
+    });
+    document.body.dataset.chartPoints = String(shown.length);
   }
 }
 
@@ -611,9 +633,11 @@ async function main() {
   new Heartbeat(byId("toggle-ws-heartbeat-btn"), byId("heartbeat-label")).render();
   const view = new StatsView(config, history);
   new StatsFeed(view, new StatsPoller(config, view)).start();
+  new SuiteHistory(history, document.querySelectorAll("#chart-ranges button")).start();
   new ClusterFeed().connect();
   pollEdgeDevices();
   pollDiagnosis();
+  pollAlerts();
 }
 
 document.addEventListener("DOMContentLoaded", main);

@@ -145,6 +145,13 @@ class StandInLoadBalancer:
         self.app.router.add_get("/ws/clusters", self.clusters)
         self.app.router.add_get("/api/edge/devices", self.devices)
         self.app.router.add_get("/api/ops/diagnosis", self.diagnosis)
+        # What ops-mcp and the balancer answer the history and alerts panels (test_history_and_alerts.py sets them).
+        self.history: dict = {"window_s": 3600, "resolution_s": 10.0, "scope": "suite", "points": []}
+        self.history_status = 200
+        self.alerts: dict = {"available": True, "source": "http://alertmanager", "error": None, "alerts": []}
+        self.alerts_status = 200
+        self.app.router.add_get("/stats/history", self.get_history)
+        self.app.router.add_get("/api/ops/alerts", self.get_alerts)
         self.app.router.add_get("/{tail:.*}", self.to_dashboard)
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -211,6 +218,16 @@ class StandInLoadBalancer:
 
     async def diagnosis(self, request: web.Request) -> web.Response:
         return web.json_response(DIAGNOSIS)
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        if self.history_status != 200:
+            return web.json_response({"detail": "stand-in failure"}, status=self.history_status)
+        return web.json_response(self.history)
+
+    async def get_alerts(self, request: web.Request) -> web.Response:
+        if self.alerts_status != 200:
+            return web.json_response({"detail": "ops-mcp: connection refused"}, status=self.alerts_status)
+        return web.json_response(self.alerts)
 
     async def to_dashboard(self, request: web.Request) -> web.Response:
         async with (

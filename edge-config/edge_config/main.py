@@ -18,6 +18,7 @@ from .addresses import LOOPBACK_CIDRS, AddressPolicy, parse_cidrs, suite_endpoin
 from .devices import DeviceClient
 from .health import STATUSES, HealthMonitor, SharedHealth
 from .kube import KubeSync
+from .metrics import DeviceMetrics
 from .reloads import Reloader
 from .settings import EdgeConfigSettings
 from .store import DeviceStore
@@ -64,6 +65,8 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             shared=shared,
         )
         kube.monitor = app.state.monitor = monitor
+        device_metrics.monitor = monitor
+        app.state.kit.add_dependency_check("lease", lease.store_answers)
         app.state.kube = kube
         app.state.reloader = Reloader(client, store, settings.reload_attempts, settings.reload_backoff_s)
         loops = [asyncio.create_task(monitor.run(), name="health probes")]
@@ -112,6 +115,8 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         }
 
     app.state.kit.add_stats_provider(edge_figures)
+    device_metrics = DeviceMetrics()
+    app.state.kit.registry.register(device_metrics)
     return app
 
 

@@ -1,6 +1,7 @@
 from aiohttp import web
 
 from titanium_common.aiohttp_app import (
+    KIT,
     WEBSOCKET_CLIENT,
     attach_client_session,
     attach_upstream_client,
@@ -12,7 +13,7 @@ from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
 from titanium_common.websocket_quota import websocket_quota
 
-from . import api
+from . import api, history
 from .settings import LoadBalancerSettings
 from .stream import StatsBroadcaster, attach_stats_stream
 from .traffic import SharedTraffic, TrafficMeter
@@ -41,6 +42,11 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
             await shared.stop()
 
         app.cleanup_ctx.append(flushing)
+
+        async def redis_answers() -> bool:
+            return shared.problem is None
+
+        app[KIT].add_dependency_check("redis", redis_answers)
     app[api.FANOUT] = SharedFanout(lambda: api.fan_out(app), settings.stats_cache_ttl_s)
     app[api.SOCKETS] = set()
     app[api.WEBSOCKET_QUOTA] = websocket_quota(settings)
@@ -74,6 +80,7 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         backlog=settings.stats_stream_backlog,
     )
     attach_stats_stream(app, broadcaster)
+    history.attach(app, meter, settings)
     api.add_routes(app)
     return app
 

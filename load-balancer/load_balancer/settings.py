@@ -40,6 +40,8 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     redis_url: str = ""
     redis_prefix: str = "titanium:load-balancer:"
     traffic_flush_interval_s: float = Field(default=0.2, ge=0.05, le=1.0)
+    # /stats/history: one point per this many seconds, an hour of them (in Redis with REDIS_URL, else in memory).
+    history_resolution_s: float = Field(default=10.0, ge=1.0, le=60.0)
     # This replica's name in /stats (empty: host name and port; a pod's host name is its name).
     replica_name: str = ""
     # /stats callers within this long share one fan-out to the services.

@@ -28,6 +28,9 @@ class OpsSettings(ServiceAddresses, RevocationSettings):
     sample_interval_s: float = Field(default=5.0, gt=0)
     samples_kept: int = Field(default=120, ge=2)
     lb_stats_timeout_s: float = Field(default=5.0, gt=0)
+    # Alertmanager's address (its API v2): the firing alerts /api/ops/alerts, the tool `alerts` and diagnose() show.
+    # Empty: "alerts unavailable".
+    alertmanager_url: str = ""
     # diagnose(): thresholds.
     error_rate_threshold: float = Field(default=0.01, gt=0, lt=1)
     min_requests_for_rates: int = Field(default=20, ge=1)

@@ -18,6 +18,8 @@ from titanium_common.addresses import DEFAULT_PORTS
 INFRASTRUCTURE = {"postgres", "redis"}
 # Each service listens on its default port in Compose too.
 PORTS = DEFAULT_PORTS
+# The observability profile's services (tests/deploy/test_monitoring.py checks the profile).
+OBSERVABILITY_PORTS = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000}
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +137,9 @@ def test_every_service_url_names_a_compose_service_on_its_port(model):
             for host, port in re.findall(
                 r"(?:https?|postgresql|redis)://(?:[^@/\s,]*@)?([a-z0-9-]+):(\d+)", value or ""
             ):
-                assert host in services, f"{name} {key} names unknown host {host}"
-                expected = {"postgres": 5432, "redis": 6379}.get(host) or PORTS[host]
+                # Alertmanager is in the observability profile: in the file, not in the default model.
+                assert host in services or host in OBSERVABILITY_PORTS, f"{name} {key} names unknown host {host}"
+                expected = {"postgres": 5432, "redis": 6379, **OBSERVABILITY_PORTS}.get(host) or PORTS[host]
                 assert int(port) == expected, f"{name} {key}: {host}:{port}"
 
 

@@ -230,7 +230,9 @@ async def test_a_page_with_the_original_dashboards_rules_shows_the_suite_whole(s
         await page.route(f"{origin}/original/{name}", serve_file(ORIGINAL_PAGE / name))
     await page.goto(f"{origin}/original/index.html")
 
-    await page.wait_for_function("() => document.querySelector('#overall').textContent === 'IDLE'", timeout=WINDOW_WAIT_MS)
+    await page.wait_for_function(
+        "() => document.querySelector('#overall').textContent === 'IDLE'", timeout=WINDOW_WAIT_MS
+    )
     services = await page.locator("#services li").evaluate_all("items => items.map(i => i.dataset.name)")
     assert services == [
         "Load Balancer",
@@ -254,5 +256,7 @@ async def test_a_page_with_the_original_dashboards_rules_shows_the_suite_whole(s
     await eventually(traffic, 20, every_s=0.5)
     assert float(await page.inner_text("#rps")) > 0
     await screenshot(page, "original-dashboard-rules")
-    await page.wait_for_function("() => document.querySelector('#overall').textContent === 'IDLE'", timeout=WINDOW_WAIT_MS)
+    await page.wait_for_function(
+        "() => document.querySelector('#overall').textContent === 'IDLE'", timeout=WINDOW_WAIT_MS
+    )
     assert log.errors == []
