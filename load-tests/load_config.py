@@ -22,6 +22,8 @@ BROWSE_PATHS = {
     "edge devices": "/api/edge/devices",
     "stats": "/stats",
 }
+# Browsed with the run's account token: user-service lists accounts to signed-in callers only.
+SIGNED_IN_BROWSE = {"users"}
 
 
 def duration_seconds(text: str) -> float:

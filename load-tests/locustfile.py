@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import gevent
 import requests
 import results
-from load_config import BROWSE_PATHS, LoadConfig
+from load_config import BROWSE_PATHS, SIGNED_IN_BROWSE, LoadConfig
 from load_data import LoadDataError, RunData
 from locust import LoadTestShape, events
 from locust.contrib.fasthttp import FastHttpUser
@@ -107,10 +107,11 @@ def _health(user: FastHttpUser) -> None:
 
 def _browse(name: str):
     template = BROWSE_PATHS[name]
+    signed_in = name in SIGNED_IN_BROWSE
 
     def browse(user: FastHttpUser) -> None:
         path = template.format(user_id=RUN.data.account.user_id or 1, post_id=random.choice(RUN.data.seed_ids))
-        user.client.get(path, name=name)
+        user.client.get(path, name=name, headers=RUN.data.account.headers if signed_in else None)
 
     return browse
 

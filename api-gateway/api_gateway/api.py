@@ -7,6 +7,7 @@ from aiohttp import web
 from titanium_common.aiohttp_app import KIT, json_error
 from titanium_common.pool import proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import CLIENT_CLOSED_REQUEST, is_websocket_upgrade
+from titanium_common.websocket_quota import WebSocketQuota
 
 from .routing import RouteTable
 from .settings import GatewaySettings
@@ -18,6 +19,7 @@ ROUTE_TIMEOUTS = web.AppKey("route_timeouts", RouteTable[float])
 SETTINGS = web.AppKey("settings", GatewaySettings)
 # Client sides of relayed WebSockets, closed with 1001 when the gateway shuts down.
 OPEN_WEBSOCKETS = web.AppKey("open_websockets", set)
+WEBSOCKET_QUOTA = web.AppKey("websocket_quota", WebSocketQuota)
 
 
 async def api_health(request: web.Request) -> web.Response:
@@ -59,7 +61,11 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
     started = time.perf_counter()
     try:
         response = await websocket_to_pool(
-            request, upstream.session, upstream.replicas, open_sockets=request.app[OPEN_WEBSOCKETS]
+            request,
+            upstream.websockets,
+            upstream.replicas,
+            open_sockets=request.app[OPEN_WEBSOCKETS],
+            quota=request.app[WEBSOCKET_QUOTA],
         )
     finally:
         stats.websockets_open -= 1

@@ -4,6 +4,7 @@ from titanium_common.aiohttp_app import KIT, attach_client_session, create_aioht
 from titanium_common.pool import attach_pools
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
+from titanium_common.websocket_quota import websocket_quota
 
 from . import api, docs
 from .cors import setup_cors
@@ -27,6 +28,12 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     app[api.ROUTE_TIMEOUTS] = RouteTable(route_timeouts)
     app[KIT].add_stats_provider(upstreams.stats)
     app[api.OPEN_WEBSOCKETS] = set()
+    quota = app[api.WEBSOCKET_QUOTA] = websocket_quota(settings)
+
+    async def websocket_figures() -> dict:
+        return {"websockets": quota.snapshot()}
+
+    app[KIT].add_stats_provider(websocket_figures)
     app.on_shutdown.append(close_relayed_websockets)
     setup_cors(app, settings.allowed_origins(), settings.cors_max_age_s)
 
@@ -36,6 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
             response_s=settings.upstream_response_timeout_s,
             pool_size=settings.upstream_pool_size,
             route_timeouts=route_timeouts.values(),
+            websocket_limit=settings.websocket_max_total,
         )
         yield
         await upstreams.close()

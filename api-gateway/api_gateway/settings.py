@@ -1,4 +1,4 @@
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
 from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
@@ -43,6 +43,8 @@ class GatewaySettings(ProxyServerSettings, ServiceAddresses):
     route_response_timeouts: str = "/api/auth/login=4,/api/login=4"
     # Connections kept per upstream: a slow upstream can exhaust only its own pool.
     upstream_pool_size: int = 128
+    # Behind the load balancer, which appends the client's address to X-Forwarded-For.
+    trusted_proxy_hops: int = Field(default=1, ge=0)
     # Browser origins allowed to call the API, comma-separated and explicit ("*" is refused); empty = CORS off.
     cors_origins: str = ""
     cors_max_age_s: int = 600

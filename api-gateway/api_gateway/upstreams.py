@@ -62,6 +62,7 @@ class Upstream:
         # Clients with a longer response timeout, for the routes that have one (same connect timeout and size).
         self._http_within: dict[float, UpstreamClient] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._websockets: aiohttp.ClientSession | None = None
 
     @property
     def http(self) -> UpstreamClient:
@@ -78,10 +79,17 @@ class Upstream:
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """Relayed WebSockets."""
+        """The gateway's own calls (its docs pages)."""
         if self._session is None:
             raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
         return self._session
+
+    @property
+    def websockets(self) -> aiohttp.ClientSession:
+        """Relayed WebSockets: a pool of their own, bounded by the WebSocket quota, not by `pool_size`."""
+        if self._websockets is None:
+            raise RuntimeError(f"the {self.name} pool is not open (the app is not running)")
+        return self._websockets
 
     def open(
         self,
@@ -90,6 +98,7 @@ class Upstream:
         response_s: float,
         pool_size: int,
         route_timeouts: Iterable[float] = (),
+        websocket_limit: int = 1024,
     ) -> None:
         # One pool per upstream: a hung service can hold at most its own connections, never another's.
         self._http = UpstreamClient(connect_s=connect_s, response_s=response_s, limit=pool_size)
@@ -97,13 +106,12 @@ class Upstream:
             seconds: UpstreamClient(connect_s=connect_s, response_s=seconds, limit=pool_size)
             for seconds in set(route_timeouts)
         }
-        # The proxy core sets X-Request-ID itself, so the session's request tracing would be pure cost.
-        self._session = create_client_session(
-            connect_s=connect_s,
-            response_s=response_s,
-            limit=pool_size,
-            auto_decompress=False,
-            pass_request_id=False,
+        # The proxy core sets X-Request-ID itself, so the sessions' request tracing would be pure cost.
+        self._session, self._websockets = (
+            create_client_session(
+                connect_s=connect_s, response_s=response_s, limit=limit, auto_decompress=False, pass_request_id=False
+            )
+            for limit in (pool_size, websocket_limit)
         )
 
     async def close(self) -> None:
@@ -113,9 +121,10 @@ class Upstream:
         for client in self._http_within.values():
             await client.close()
         self._http_within = {}
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._websockets):
+            if session is not None:
+                await session.close()
+        self._session = self._websockets = None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.stats.as_dict(), "replicas": self.replicas.snapshot()}

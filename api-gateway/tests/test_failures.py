@@ -7,7 +7,9 @@ import aiohttp
 import pytest
 
 from api_gateway.settings import GatewaySettings
-from tests.support.servers import free_port
+from tests.support.polling import eventually
+from tests.support.probes import MALFORMED_REQUESTS, check_json_refusal
+from tests.support.servers import ServiceProcess, free_port, raw_exchange
 
 HUNG = {"X-Test-Hang": "1"}
 # The response-header timeout is 2 s; a noisy 2-core machine gets generous slack, never a tight bound.
@@ -124,3 +126,13 @@ async def test_a_route_with_its_own_budget_waits_longer_than_the_rest(start_gate
 def test_route_budgets_must_be_prefix_equals_seconds(bad):
     with pytest.raises(ValueError, match="ROUTE_RESPONSE_TIMEOUTS"):
         GatewaySettings(env="test", route_response_timeouts=bad)
+
+
+async def test_requests_the_parser_refuses_get_json_errors_and_one_warning_line_each(upstreams):
+    async with ServiceProcess("api_gateway", upstreams.environment()) as gateway:
+        for probe in MALFORMED_REQUESTS:
+            check_json_refusal(await raw_exchange(gateway.port, probe.wire), probe)
+        output = await eventually(
+            lambda: (text := gateway.output()).count("refused a request") == len(MALFORMED_REQUESTS) and text
+        )
+    assert "Traceback" not in output and "ERROR" not in output, output

@@ -5,14 +5,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.contracts import errors
 from titanium_common.deps import from_state
 from titanium_common.logs import current_request_id
+from titanium_common.throttling import client_address
 
+from .devices import COOKIE_NAME, COOKIE_PATH, DeviceCookies
 from .sessions import RefreshTokens
 from .settings import AuthSettings
 from .throttle import Attempt, LoginThrottle
@@ -26,15 +28,18 @@ THROTTLED = "too many failed logins; try again later"
 
 
 class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     username: Annotated[str, Field(min_length=1, max_length=128)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class LogoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     refresh_token: Annotated[str | None, Field(min_length=1, max_length=256)] = None
 
 
@@ -75,18 +80,26 @@ TokensDep = Annotated[TokenIssuer, Depends(from_state("tokens"))]
 RefreshTokensDep = Annotated[RefreshTokens, Depends(from_state("refresh_tokens"))]
 ThrottleDep = Annotated[LoginThrottle, Depends(from_state("throttle"))]
 UsersDep = Annotated[UserDirectory, Depends(from_state("users"))]
+DevicesDep = Annotated[DeviceCookies, Depends(from_state("devices"))]
 
 
-async def client_address(request: Request, settings: SettingsDep) -> str:
-    """The client as seen by the first trusted proxy (entries before it can be forged by the client)."""
-    hops = settings.trusted_proxy_hops
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-    if hops and forwarded:
-        return forwarded[-min(hops, len(forwarded))]
-    return request.client.host if request.client else "unknown"
+@dataclass(frozen=True)
+class Client:
+    """Who is logging in: the address, the device cookie it sent (if any), and whether it came over HTTPS."""
+
+    address: str
+    device_cookie: str | None
+    secure: bool
 
 
-ClientAddress = Annotated[str, Depends(client_address)]
+async def _client(request: Request, settings: SettingsDep) -> Client:
+    scheme = request.headers.get("X-Forwarded-Proto", request.url.scheme)
+    return Client(
+        client_address(request, settings.trusted_proxy_hops), request.cookies.get(COOKIE_NAME), scheme == "https"
+    )
+
+
+ClientDep = Annotated[Client, Depends(_client)]
 
 
 def _token_answer(
@@ -104,16 +117,20 @@ def _token_answer(
 
 @dataclass(frozen=True)
 class Logins:
-    """A login: the throttle, the password check by user-service, and the tokens of the new session."""
+    """A login: the throttle, the password check by user-service, the tokens of the new session, and the device
+    cookie that keeps this client's own allowance at its next logins."""
 
     throttle: LoginThrottle
     users: UserDirectory
     tokens: TokenIssuer
     refresh_tokens: RefreshTokens
+    devices: DeviceCookies
 
-    async def log_in(self, body: Login, address: str) -> dict[str, Any]:
-        """The token answer; 401 for a wrong password, 429 with Retry-After when throttled."""
-        attempt = await self.throttle.admit(body.username, address)
+    async def log_in(self, body: Login, client: Client, response: Response) -> dict[str, Any]:
+        """The token answer (and the device cookie on `response`); 401 for a wrong password, 429 with Retry-After
+        when throttled."""
+        device = self.devices.device_of(client.device_cookie, body.username)
+        attempt = await self.throttle.admit(body.username, client.address, device)
         if not isinstance(attempt, Attempt):
             raise StarletteHTTPException(429, THROTTLED, headers={"Retry-After": str(attempt)})
         try:
@@ -126,13 +143,22 @@ class Logins:
             raise unauthorized(INVALID_LOGIN)
         await self.throttle.succeeded(attempt)
         refresh_token = await self.refresh_tokens.start(int(user["id"]), user["token_version"])
+        response.set_cookie(
+            COOKIE_NAME,
+            self.devices.issue(body.username, device),
+            max_age=self.devices.max_age_s,
+            path=COOKIE_PATH,
+            secure=client.secure,
+            httponly=True,
+            samesite="strict",
+        )
         return _token_answer(self.tokens, self.refresh_tokens, user, refresh_token)
 
 
 async def _logins(
-    throttle: ThrottleDep, users: UsersDep, tokens: TokensDep, refresh_tokens: RefreshTokensDep
+    throttle: ThrottleDep, users: UsersDep, tokens: TokensDep, refresh_tokens: RefreshTokensDep, devices: DevicesDep
 ) -> Logins:
-    return Logins(throttle, users, tokens, refresh_tokens)
+    return Logins(throttle, users, tokens, refresh_tokens, devices)
 
 
 LoginsDep = Annotated[Logins, Depends(_logins)]
@@ -140,8 +166,8 @@ LOGIN_ERRORS = errors(401, 429, 503)
 
 
 @router.post("/api/auth/login", responses=LOGIN_ERRORS)
-async def login(body: Login, address: ClientAddress, logins: LoginsDep) -> TokenAnswer:
-    return await logins.log_in(body, address)
+async def login(body: Login, client: ClientDep, logins: LoginsDep, response: Response) -> TokenAnswer:
+    return await logins.log_in(body, client, response)
 
 
 @router.post(
@@ -149,10 +175,10 @@ async def login(body: Login, address: ClientAddress, logins: LoginsDep) -> Token
     response_model=OriginalLoginAnswer,
     responses=LOGIN_ERRORS | {status: {"model": OriginalLoginFailure} for status in (401, 429, 503)},
 )
-async def login_original(body: Login, address: ClientAddress, logins: LoginsDep) -> Any:
+async def login_original(body: Login, client: ClientDep, logins: LoginsDep, response: Response) -> Any:
     """The original clients' path: they read `status` and `token`, and `message` on any failure."""
     try:
-        answer = await logins.log_in(body, address)
+        answer = await logins.log_in(body, client, response)
     except StarletteHTTPException as exc:
         failed = {"status": "failed", "message": exc.detail, "detail": exc.detail, "request_id": current_request_id()}
         return JSONResponse(failed, status_code=exc.status_code, headers=exc.headers)

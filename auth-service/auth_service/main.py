@@ -10,6 +10,7 @@ from titanium_common.revocations import RevocationFeed
 from titanium_common.runner import serve
 
 from . import api
+from .devices import DeviceCookies
 from .sessions import RefreshTokens
 from .settings import AuthSettings
 from .throttle import LoginThrottle
@@ -21,7 +22,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     settings = settings or AuthSettings()
-    tokens = TokenIssuer(signing_secret(settings), settings.jwt_issuer, settings.jwt_ttl_s)
+    secret = signing_secret(settings)
+    tokens = TokenIssuer(secret, settings.jwt_issuer, settings.jwt_ttl_s)
     db = Database.from_settings(settings, migrations=MIGRATIONS)
     throttle = LoginThrottle(
         settings.redis_url,
@@ -32,6 +34,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         window_s=settings.login_window_s,
         backoff_base_s=settings.login_backoff_base_s,
         backoff_max_s=settings.login_backoff_max_s,
+        account_interval_s=settings.login_account_interval_s,
+        known_client_ttl_s=settings.login_known_client_ttl_s,
     )
     feed = RevocationFeed(settings.redis_url, settings.revocation_channel)
 
@@ -60,6 +64,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     )
     app.state.tokens = tokens
     app.state.throttle = throttle
+    app.state.devices = DeviceCookies(secret, settings.login_known_client_ttl_s)
     app.state.refresh_tokens = RefreshTokens(db, settings.refresh_token_ttl_s)
     db.attach(app.state.kit)
 

@@ -19,6 +19,8 @@ MIN_SECRET_LENGTH = 32
 _REQUIRED = {"require_exp": True, "require_iat": True, "require_iss": True, "require_sub": True}
 # python-jose takes "123" for a time; a token is only valid with real numbers there.
 _NUMERIC_CLAIMS = ("exp", "iat", "nbf")
+# Clocks of the replicas that sign may differ by this much: a token issued "later" than now by more is forged.
+IAT_LEEWAY_S = 30
 
 
 class InvalidToken(Exception):
@@ -72,6 +74,12 @@ class TokenIssuer:
             raise InvalidToken("malformed or wrongly signed token") from exc
         if not all(_is_number(claims[name]) for name in _NUMERIC_CLAIMS if name in claims):
             raise InvalidToken("invalid claims: exp, iat and nbf must be numbers")
+        # A token is only as long-lived as this issuer makes them: one that says otherwise was not made here, or was
+        # made with a leaked key (python-jose checks neither).
+        if claims["iat"] > time.time() + IAT_LEEWAY_S:
+            raise InvalidToken("invalid claims: issued in the future")
+        if claims["exp"] - claims["iat"] > self.ttl_s:
+            raise InvalidToken(f"invalid claims: a lifetime longer than {self.ttl_s} s")
         if not isinstance(claims.get("username"), str) or not isinstance(claims.get("role"), str):
             raise InvalidToken("invalid claims: username and role are required")
         sub, version = claims.get("sub"), claims.get("ver")

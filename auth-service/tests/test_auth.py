@@ -94,6 +94,13 @@ ATTACKS = {
     "an older token version": lambda: jwt.encode(claims(ver=-1), SECRET),
     "a user who never was": lambda: jwt.encode(claims(sub="999999"), SECRET),
     "an id past any row": lambda: jwt.encode(claims(sub="9223372036854775808"), SECRET),
+    "issued in the future": lambda: jwt.encode(
+        claims(iat=int(time.time()) + 3600, exp=int(time.time()) + 3600 + 600), SECRET
+    ),
+    "a lifetime of 100 years": lambda: jwt.encode(claims(exp=int(time.time()) + 100 * 365 * 24 * 3600), SECRET),
+    "a lifetime just over the configured one": lambda: jwt.encode(
+        claims(iat=int(time.time()) - 10, exp=int(time.time()) - 10 + 900 + 1), SECRET
+    ),
     "undecodable payload": lambda: f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.gYE.{b64({})}",
 }
 
@@ -110,6 +117,10 @@ async def test_forged_tokens_are_401(identity, attack):
 
 async def test_a_well_formed_token_with_the_right_key_passes(identity):
     assert (await verify(identity, jwt.encode(claims(), SECRET))).status_code == 200
+    # The full configured lifetime (900 s), and an issuer's clock a little ahead of this one's, are fine.
+    now = int(time.time())
+    assert (await verify(identity, jwt.encode(claims(iat=now, exp=now + 900), SECRET))).status_code == 200
+    assert (await verify(identity, jwt.encode(claims(iat=now + 20, exp=now + 620), SECRET))).status_code == 200
 
 
 async def test_missing_or_malformed_authorization_is_401(identity):

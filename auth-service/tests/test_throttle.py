@@ -10,7 +10,8 @@ LIMITS = {"per_user": 5, "per_address": 20, "per_account": 100, "window_s": 60}
 
 
 def throttle_on(redis_url: str, prefix: str, **changes) -> LoginThrottle:
-    options = LIMITS | {"backoff_base_s": 1.0, "backoff_max_s": 300.0} | changes
+    options = LIMITS | {"backoff_base_s": 1.0, "backoff_max_s": 300.0, "account_interval_s": 2.0} | changes
+    options.setdefault("known_client_ttl_s", 3600)
     return LoginThrottle(redis_url, prefix, **options)
 
 

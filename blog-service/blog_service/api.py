@@ -80,22 +80,27 @@ def _json_response(body: bytes) -> Response:
 WRITE_ERRORS = errors(401, 403, 404, 503)
 
 
+# The original clients' bare list without parameters: as many as the original answered.
+ORIGINAL_LIST_LIMIT = 20
+
+
 # The reads answer the bytes kept by the cache (cache.py); `response_model` is what they are, for the docs.
-@router.get("/api/posts", response_model=PostPage | list[PostSummary])
+@router.get("/api/posts", response_model=list[PostSummary] | PostPage)
 async def list_posts(
     store: StoreDep,
     cache: CacheDep,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    size: Annotated[int, Query(ge=1, le=MAX_ROW_NUMBER)] = 10,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    size: Annotated[int | None, Query(ge=1, le=MAX_ROW_NUMBER)] = None,
     offset: Annotated[int | None, Query(ge=0, le=MAX_ROW_NUMBER)] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_ROW_NUMBER)] = None,
 ) -> Response:
-    """Newest first. `page`/`size` answer a page object; the original's `offset`/`limit` its bare list."""
-    if offset is not None or limit is not None:
-        first, count = offset or 0, min(limit or 10, MAX_PAGE_SIZE)
+    """Newest first. With `page` or `size`: a page object. Otherwise the original clients' bare list: the newest
+    20 with no parameters (what every original script and the original SPA read), or `offset`/`limit`."""
+    if page is None and size is None:
+        first, count = offset or 0, min(limit or ORIGINAL_LIST_LIMIT, MAX_PAGE_SIZE)
         body = await cache.answer(("newest", first, count), LISTS, lambda: _json(SUMMARIES, store.newest(first, count)))
         return _json_response(body)
-    size = min(size, MAX_PAGE_SIZE)
+    page, size = page or 1, min(size or 10, MAX_PAGE_SIZE)
 
     async def read_page() -> dict:
         items, total = await store.page((page - 1) * size, size)

@@ -2,11 +2,10 @@ import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
-from titanium_common.fastapi_app import create_fastapi_app
+from titanium_common.fastapi_app import BrowserPageFiles, create_fastapi_app
 from titanium_common.runner import serve
 
 from . import api
@@ -33,9 +32,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await db.start()
         try:
-            async with token_verifier(
-                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
-            ) as app.state.verifier:
+            async with settings_token_verifier(settings) as app.state.verifier:
                 yield
         finally:
             await cache.close()
@@ -45,7 +42,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
         settings, title="blog-service", distribution="blog-service", routers=[api.router], lifespan=lifespan
     )
     app.state.store = store
-    app.mount("/blog", StaticFiles(directory=HERE / "static", html=True), name="blog-spa")
+    app.mount("/blog", BrowserPageFiles(directory=HERE / "static", html=True), name="blog-spa")
     db.attach(app.state.kit)
 
     async def post_figures() -> dict:

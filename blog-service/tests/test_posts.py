@@ -94,6 +94,27 @@ async def test_pages_newest_first_and_the_original_offset_limit(identity, blog):
         assert (await identity.client.get(f"{blog}/api/posts", params=bad)).status_code == 422
 
 
+async def test_no_parameters_answer_the_original_bare_list_newest_first(identity, blog):
+    _, auth = await identity.account("bare")
+    assert (await identity.client.get(f"{blog}/api/posts")).json() == []
+    for i in range(23):
+        await publish(identity, blog, auth, f"bare {i}")
+    listing = (await identity.client.get(f"{blog}/api/posts")).json()
+    assert isinstance(listing, list)
+    assert [p["title"] for p in listing] == [f"bare {i}" for i in range(22, 2, -1)]
+    assert set(listing[0]) >= {"id", "title", "author", "created_at", "excerpt"}
+    assert (await identity.client.get(f"{blog}/api/posts", params={"limit": 3})).json() == listing[:3]
+    # Either page parameter alone still answers the page object.
+    assert (await identity.client.get(f"{blog}/api/posts", params={"size": 5})).json()["total"] == 23
+    assert [
+        p["title"] for p in (await identity.client.get(f"{blog}/api/posts", params={"page": 3})).json()["items"]
+    ] == [
+        "bare 2",
+        "bare 1",
+        "bare 0",
+    ]
+
+
 async def test_unknown_posts(identity, blog):
     assert (await identity.client.get(f"{blog}/api/posts/424242")).status_code == 404
     assert (await identity.client.get(f"{blog}/api/posts/abc")).status_code == 422

@@ -4,7 +4,7 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from titanium_common.auth_client import bearer_token, unauthorized
 from titanium_common.clock import utc_iso
@@ -57,11 +57,13 @@ Bytes = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=2**63 - 1
 
 
 class DiskIO(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     read_bytes: Bytes
     write_bytes: Bytes
 
 
 class NetworkIO(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     bytes_sent: Bytes
     bytes_recv: Bytes
 
@@ -69,6 +71,7 @@ class NetworkIO(BaseModel):
 class NodeSample(BaseModel):
     """A metric collector's push of one sample."""
 
+    model_config = ConfigDict(extra="forbid")
     cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
     memory_bytes: Bytes
     disk_io: DiskIO

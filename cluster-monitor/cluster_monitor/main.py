@@ -10,6 +10,7 @@ from titanium_common.runner import serve
 
 from . import api
 from .collector import Monitor
+from .metrics import ClusterMetrics
 from .queries import Catalog
 from .settings import ClusterMonitorSettings
 from .shared import SharedFeed
@@ -36,6 +37,9 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
             await lease.start()
         monitor = Monitor(settings, chosen, lease=lease, shared=shared)
         app.state.monitor = monitor
+        metrics.monitor = monitor
+        if lease is not None:
+            app.state.kit.add_dependency_check("lease", lease.store_answers)
         app.state.catalog = Catalog(monitor)
         tasks = [asyncio.create_task(monitor.heartbeat())]
         if shared is not None:
@@ -66,6 +70,8 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
         """Ready once a collection succeeded (a failing cluster still counts: it is reported, not hidden)."""
         return app.state.monitor.last_collection is not None
 
+    metrics = ClusterMetrics()
+    app.state.kit.registry.register(metrics)
     app.state.kit.add_stats_provider(figures)
     app.state.kit.add_readiness_check("collector", collected)
     return app

@@ -36,12 +36,15 @@ PUSH_BATCH = 500
 PUSH_ENTRIES_PER_COLLECTION = 10
 
 # KEYS: feed, collection ids, events. ARGV: max collections, event log size, event count, the events, the fields.
+# The stream is trimmed only once it holds `keep` collections: on a Redis that came back empty, trimming to the first
+# collection would drop the push batches written just before it, before a follower (retrying) had read them.
 _WRITE_COLLECTION = """
 local keep, log_size, n_events = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4 + n_events))
-redis.call('RPUSH', KEYS[2], id)
-redis.call('LTRIM', KEYS[2], -keep, -1)
-redis.call('XTRIM', KEYS[1], 'MINID', redis.call('LINDEX', KEYS[2], 0))
+if redis.call('RPUSH', KEYS[2], id) > keep then
+  redis.call('LTRIM', KEYS[2], -keep, -1)
+  redis.call('XTRIM', KEYS[1], 'MINID', redis.call('LINDEX', KEYS[2], 0))
+end
 if n_events > 0 then
   redis.call('RPUSH', KEYS[3], unpack(ARGV, 4, 3 + n_events))
   redis.call('LTRIM', KEYS[3], -log_size, -1)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cluster_monitor.model import Node, Usage
-from cluster_monitor.shared import Push, PushBatch, PushesRefused, SharedFeed
+from cluster_monitor.shared import Collection, Push, PushBatch, PushesRefused, SharedFeed
 from tests.support.servers import ServiceProcess
 
 LEASE_TTL_S = 1.5
@@ -246,3 +246,23 @@ async def test_a_batch_is_applied_by_one_drainer_only_and_the_queue_is_bounded(r
     finally:
         for feed in feeds:
             await feed.close()
+
+
+async def test_a_batch_written_on_an_emptied_redis_reaches_a_follower_that_reads_late(redis_target):
+    """Redis restarted empty: the holder's first writes are a push batch, then a collection. A follower still in
+    its retry pause reads both afterwards; the stream is trimmed only once it holds a full history of collections."""
+    keep = 3
+    holder, follower = (SharedFeed(redis_target.url, redis_target.prefix, keep, 10, max_pending=10) for _ in range(2))
+    try:
+        await holder.enqueue(node_push(1))
+        pending = await holder.pending_pushes()
+        assert await holder.apply_pushes([i for i, _ in pending], PushBatch([p for _, p in pending], "holder"))
+        await holder.write(Collection(time.time(), [], [], [], [], "holder"))
+        assert [type(entry) for entry in await follower.follow()] == [PushBatch, Collection]
+        for _ in range(keep):
+            await holder.write(Collection(time.time(), [], [], [], [], "holder"))
+        entries, _ = await follower.replay()
+        assert [type(entry) for entry in entries] == [Collection] * keep
+    finally:
+        await holder.close()
+        await follower.close()

@@ -126,3 +126,24 @@ async def test_head_is_get_without_the_body(client):
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     heads = [s for s in families["http_requests"].samples if s.labels.get("method") == "HEAD"]
     assert any(s.labels["route"] == "/api/items/{item_id}" and s.labels["status"] == "200" for s in heads)
+
+
+async def test_metrics_report_each_dependency_as_its_check_finds_it(client):
+    app = client._transport.app
+    answers = {"redis": True}
+
+    async def redis_check():
+        return answers["redis"]
+
+    app.state.kit.add_dependency_check("redis", redis_check)
+
+    async def dependencies() -> dict[str, float]:
+        text = (await client.get("/metrics")).text
+        (family,) = [f for f in text_string_to_metric_families(text) if f.name == "titanium_dependency_up"]
+        return {s.labels["dependency"]: s.value for s in family.samples}
+
+    assert await dependencies() == {"db": 0.0, "redis": 1.0}
+    answers["redis"] = False
+    assert await dependencies() == {"db": 0.0, "redis": 0.0}
+    # A dependency check is not a readiness check: only the database makes /ready fail.
+    assert (await client.get("/ready")).json()["checks"] == {"db": "error: db down"}

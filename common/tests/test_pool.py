@@ -5,6 +5,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.support.polling import eventually
 from tests.support.servers import AppServer, free_port
 from titanium_common.aiohttp_app import UPSTREAM, attach_client_session, attach_upstream_client, create_aiohttp_app
 from titanium_common.pool import ReplicaPool, attach_pools, proxy_to_pool
@@ -38,12 +39,13 @@ async def replicas(servers) -> list[AppServer]:
 
 @pytest.fixture
 def proxy_for(servers):
-    """`await proxy_for(pool)`: a proxy in front of `pool`, served on loopback; its base URL."""
+    """`await proxy_for(pool, **upstream client options)`: a proxy in front of `pool`, served on loopback; its base
+    URL."""
 
-    async def start(pool: ReplicaPool) -> str:
+    async def start(pool: ReplicaPool, **client_options) -> str:
         app = create_aiohttp_app(ServiceSettings(service_name="pool-proxy", env="test"))
         attach_client_session(app)
-        attach_upstream_client(app)
+        attach_upstream_client(app, **client_options)
         attach_pools(app, [pool])
 
         async def forward(request: web.Request) -> web.StreamResponse:
@@ -148,6 +150,31 @@ async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200, 502], answers
     assert {"replica": "b", "method": "POST", "size": 4} in [body for _, body in answers]
+
+
+async def test_a_get_dropped_before_any_answer_goes_to_another_replica(replicas, proxy_for):
+    """A replica killed with requests in flight: a GET (safe: it changes nothing) is sent to another replica."""
+    received = []
+
+    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.transport.abort()
+
+    dropping = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
+    dropping_url = f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}"
+    pool = ReplicaPool("demo", [dropping_url, replicas[1].url], strategy="round-robin", check_interval_s=60)
+    url = await proxy_for(pool)
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for _ in range(2):
+                async with http.get(f"{url}/x") as r:
+                    answers.append((r.status, await r.json()))
+    finally:
+        dropping.close()
+        await dropping.wait_closed()
+    assert received and all(r.startswith(b"GET /x ") for r in received)
+    assert answers == [(200, {"replica": "b", "method": "GET", "size": 0})] * 2
 
 
 async def test_no_healthy_replica_is_503_at_once(replicas, proxy_for):
@@ -279,3 +306,98 @@ async def test_the_real_resolver_and_address_literals():
     urls = [r.url for r in pool.replicas]
     assert "http://127.0.0.1:8000" in urls or "http://[::1]:8000" in urls
     assert urls[-2:] == ["http://127.0.0.1:9000", "http://[::1]:9001"]
+
+
+class Stallable:
+    """A replica that can stall as a SIGSTOPped process does: connections are accepted, nothing is answered (its
+    /health neither) until it resumes, and then every request it holds is answered."""
+
+    def __init__(self, name: str) -> None:
+        self.running = asyncio.Event()
+        self.running.set()
+        self.status = 200
+        self.app = replica_app(name)
+        self.app.middlewares.append(self.gate)
+
+    @web.middleware
+    async def gate(self, request: web.Request, handler) -> web.StreamResponse:
+        await self.running.wait()
+        if self.status != 200 and request.path != "/health":
+            return web.json_response({"detail": "unavailable"}, status=self.status)
+        return await handler(request)
+
+
+async def _get(http: aiohttp.ClientSession, url: str, method: str = "GET") -> tuple[int, str | None]:
+    async with http.request(method, url) as r:
+        body = await r.json()
+        return r.status, body.get("replica")
+
+
+# The proxy's response timeout in these tests: short, so that a stall is seen quickly.
+RESPONSE_S = 0.3
+
+
+async def test_a_stalled_only_replica_is_ejected_after_timeouts_then_fails_fast_and_is_back_when_it_answers(
+    servers, proxy_for
+):
+    stalled = Stallable("a")
+    a = await servers(stalled.app)
+    # The regular check would come only after a minute: re-admission here is the quick check of a replica that is out.
+    pool = ReplicaPool("demo", [a.url], eject_after_failures=3, check_interval_s=60, check_timeout_s=5)
+    url = await proxy_for(pool, response_s=RESPONSE_S)
+    stalled.running.clear()
+    async with aiohttp.ClientSession() as http:
+        waited = await asyncio.gather(*(_get(http, f"{url}/x") for _ in range(3)))
+        assert [status for status, _ in waited] == [504] * 3
+        assert not pool.replicas[0].healthy
+        # The stall is known: the next requests are refused at once instead of each waiting for the timeout.
+        for _ in range(5):
+            assert await _get(http, f"{url}/x") == (503, None)
+        stalled.running.set()
+        await eventually(lambda: pool.replicas[0].healthy)
+        assert await _get(http, f"{url}/x") == (200, "a")
+
+
+async def test_with_two_replicas_a_stalled_one_costs_no_get_and_is_ejected(servers, proxy_for):
+    stalled = Stallable("a")
+    a = await servers(stalled.app)
+    b = await servers(replica_app("b"))
+    pool = ReplicaPool("demo", [a.url, b.url], strategy="round-robin", check_interval_s=60, check_timeout_s=5)
+    url = await proxy_for(pool, response_s=RESPONSE_S)
+    stalled.running.clear()
+    async with aiohttp.ClientSession() as http:
+        answers = [await _get(http, f"{url}/x") for _ in range(8)]
+        # A GET that timed out on the stalled replica was answered by the other: none failed.
+        assert answers == [(200, "b")] * 8
+        assert not pool.replicas[0].healthy
+        # A POST that reached a stalled replica may have been acted on: never sent again.
+        pool.replicas[0].healthy = True
+        pool._next = 0
+        assert (await _get(http, f"{url}/x", "POST"))[0] == 504
+    stalled.running.set()
+
+
+async def test_replicas_answering_502_503_504_in_a_row_are_ejected_but_never_the_last(servers, proxy_for):
+    failing = Stallable("a")
+    failing.status = 503
+    a = await servers(failing.app)
+    b = await servers(replica_app("b"))
+    pool = ReplicaPool(
+        "demo", [a.url, b.url], strategy="round-robin", eject_after_5xx=3, ejection_s=60, check_interval_s=60
+    )
+    url = await proxy_for(pool)
+    async with aiohttp.ClientSession() as http:
+        answers = [await _get(http, f"{url}/x") for _ in range(12)]
+    # The failing replica's answers pass through until it has given three in a row; then only "b" answers, and
+    # its /health answering 200 does not bring it back before its ejection time.
+    assert answers.count((503, None)) == 3 and answers[-6:] == [(200, "b")] * 6
+    assert not pool.replicas[0].healthy and pool.replicas[0].ejections == 1
+    async with aiohttp.ClientSession() as checker:
+        await pool.check(checker, pool.replicas[0])
+    assert not pool.replicas[0].healthy
+
+    only = ReplicaPool("alone", [a.url], eject_after_5xx=3, check_interval_s=60)
+    url = await proxy_for(only)
+    async with aiohttp.ClientSession() as http:
+        assert [(await _get(http, f"{url}/x"))[0] for _ in range(6)] == [503] * 6
+    assert only.replicas[0].healthy  # its own answers are the best there is

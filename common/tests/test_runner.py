@@ -1,13 +1,17 @@
-"""The runner's collector settings: what start-up built is frozen once the app's own start-up is done."""
+"""The runner: what start-up built is frozen once the app's own start-up is done; a request its connection handler's
+parser refuses is answered in the suite's JSON error shape, with one log line and nothing of the request echoed."""
 
 import contextlib
 import gc
+import logging
 
 import pytest
 from aiohttp import web
 from fastapi import FastAPI
 
-from titanium_common.runner import freeze_after_start_up
+from tests.support.probes import MALFORMED_REQUESTS, check_json_refusal
+from tests.support.servers import free_port, raw_exchange
+from titanium_common.runner import HeaderTimedAppRunner, freeze_after_start_up
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +55,39 @@ async def test_an_aiohttp_app_is_frozen_after_its_other_start_up_hooks():
         assert gc.get_freeze_count() > 0
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def header_timed_server():
+    """A plain aiohttp app served by the runner's connection handler (as the proxies and the dashboard are)."""
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", hello)
+    runner = HeaderTimedAppRunner(app, header_timeout_s=5.0, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("probe", MALFORMED_REQUESTS, ids=lambda probe: probe.name)
+async def test_a_request_the_parser_refuses_gets_a_json_error_and_one_warning_line(header_timed_server, probe, caplog):
+    caplog.set_level(logging.DEBUG)
+    answer = await raw_exchange(header_timed_server, probe.wire)
+    check_json_refusal(answer, probe)
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], caplog.text
+    assert probe.marker.decode("latin-1") not in caplog.text
+    assert str(probe.status) in records[0].getMessage()
+
+
+async def test_a_good_request_after_a_refused_one_is_answered(header_timed_server):
+    await raw_exchange(header_timed_server, MALFORMED_REQUESTS[0].wire)
+    answer = await raw_exchange(header_timed_server, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")

@@ -24,6 +24,9 @@ from .upstream_client import UpstreamClient
 
 KIT = web.AppKey("titanium_kit", ServiceKit)
 CLIENT = web.AppKey("titanium_client", aiohttp.ClientSession)
+# The proxies' client for relayed WebSockets: a pool of its own, so that long-lived sockets never hold the
+# connections that health checks and the app's own calls need.
+WEBSOCKET_CLIENT = web.AppKey("titanium_websocket_client", aiohttp.ClientSession)
 # The proxies' client for forwarded HTTP requests (WebSocket relays and the app's own calls use CLIENT).
 UPSTREAM = web.AppKey("titanium_upstream_client", UpstreamClient)
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -131,7 +134,7 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=request.app[KIT].metrics())
+    response = web.Response(body=await request.app[KIT].scrape())
     response.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return response
 
@@ -175,12 +178,14 @@ def create_aiohttp_app(
     return app
 
 
-def attach_client_session(app: web.Application, **session_options) -> None:
-    """Give the app the kit's shared client session at `app[CLIENT]`, open while the app runs."""
+def attach_client_session(
+    app: web.Application, key: web.AppKey[aiohttp.ClientSession] = CLIENT, **session_options
+) -> None:
+    """Give the app the kit's shared client session at `app[key]` (`app[CLIENT]`), open while the app runs."""
 
     async def lifetime(app: web.Application):
         async for session in client_session_context(**session_options):
-            app[CLIENT] = session
+            app[key] = session
             yield
 
     app.cleanup_ctx.append(lifetime)

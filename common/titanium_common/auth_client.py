@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from .http_client import create_client_session, standard_timeout
 from .revocations import DEFAULT_CHANNEL, RevocationFeed
+from .settings import split_list
 
 AUTH_SERVICE = "auth-service"
 MAX_CACHE_TTL_S = 30.0
@@ -164,3 +165,13 @@ async def token_verifier(
     finally:
         await feed.close()
         await session.close()
+
+
+def settings_token_verifier(settings) -> contextlib.AbstractAsyncContextManager[TokenVerifier]:
+    """`token_verifier` from a service's settings: `auth_service_url`, and `redis_url` and `revocation_channel`
+    (`titanium_common.revocations.RevocationSettings`), so that every service hears revocations the same way."""
+    # The first address if the setting lists every replica (ops-mcp's does, to read each one's traces).
+    auth_service_url = split_list(settings.auth_service_url)[0]
+    return token_verifier(
+        auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
+    )

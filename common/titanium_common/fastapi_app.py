@@ -12,9 +12,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api_docs import asset_path, swagger_page
+from .bodies import JsonBodies
+from .browser_security import add_browser_security_headers
 from .contracts import ErrorBody, Health, Readiness, ServiceStats
 from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -187,7 +190,7 @@ def _kit_router(kit: ServiceKit) -> APIRouter:
 
     @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {METRICS_CONTENT_TYPE: {}}}})
     async def metrics() -> Response:
-        return Response(kit.metrics(), media_type=METRICS_CONTENT_TYPE)
+        return Response(await kit.scrape(), media_type=METRICS_CONTENT_TYPE)
 
     return router
 
@@ -228,8 +231,10 @@ def create_fastapi_app(
     distribution: str | None = None,
     routers: Iterable[APIRouter] = (),
     lifespan=None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the kit wired in; the kit is at `app.state.kit`."""
+    """A FastAPI app with the kit wired in; the kit is at `app.state.kit`. Bodies follow the suite's one rule
+    (titanium_common.bodies), and over `max_body_bytes` are 413."""
     kit = ServiceKit(settings, distribution)
     # The kit serves /docs itself, with Swagger UI from an installed package (FastAPI's own loads it from a CDN).
     # FastAPI's own telemetry (spans for each request, dependency, endpoint and serialisation, once a tracer
@@ -245,6 +250,8 @@ def create_fastapi_app(
     )
     app.state.kit = kit
     app.state.settings = settings
+    app.add_middleware(JsonBodies, max_body_bytes=max_body_bytes)
+    # Added last, so outermost: a refused body still gets a request id and counts.
     app.add_middleware(ObservabilityMiddleware, kit=kit)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -255,3 +262,12 @@ def create_fastapi_app(
         app.include_router(router)
     app.openapi = _openapi_with_error_bodies(app)
     return app
+
+
+class BrowserPageFiles(StaticFiles):
+    """StaticFiles for a browser page (a service's SPA): every file carries the suite's browser security headers."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        add_browser_security_headers(response.headers)
+        return response

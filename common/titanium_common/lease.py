@@ -241,6 +241,10 @@ class Lease:
                         await self.store.release(self.name, self.holder)
             await self.store.close()
 
+    async def store_answers(self) -> bool:
+        """False while the store could not be reached at the last attempt (no store: nothing to reach)."""
+        return self.store is None or self.problem is None
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -1,4 +1,9 @@
-"""What every service reports about itself: readiness, `/stats` and Prometheus `/metrics`."""
+"""What every service reports about itself: readiness, `/stats` and Prometheus `/metrics`.
+
+Besides the request metrics, `/metrics` carries `titanium_dependency_up{dependency}` (1 or 0), the answer of every
+readiness check and of every dependency check (what the service works without, degraded: Redis, a lease store),
+asked at scrape time, so that alerts can name the dependency that is down.
+"""
 
 import asyncio
 import bisect
@@ -17,6 +22,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from .settings import ServiceSettings, package_version
@@ -27,7 +33,9 @@ log = logging.getLogger("titanium.observability")
 access_log = logging.getLogger("titanium.access")
 
 # Probes and scrapes are not traffic: the load balancer asks every service for /stats every poll.
-KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"})
+# The load balancer's /stats/stream is /stats pushed: not traffic either, and open for as long as someone watches.
+STREAM_PATHS = frozenset({"/stats/stream"})
+KIT_PATHS = frozenset({"/health", "/ready", "/stats", "/metrics"}) | STREAM_PATHS
 UNMATCHED_ROUTE = "<unmatched>"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 READINESS_TIMEOUT_S = 2.0
@@ -104,6 +112,21 @@ class RequestMetrics:
         return [requests, latency]
 
 
+class DependencyMetrics:
+    """`titanium_dependency_up`, as the last scrape's checks found it."""
+
+    def __init__(self) -> None:
+        self.up: dict[str, bool] = {}
+
+    def collect(self) -> list[Metric]:
+        gauge = GaugeMetricFamily(
+            "titanium_dependency_up", "1 when the dependency answered at this scrape", labels=["dependency"]
+        )
+        for name, up in sorted(self.up.items()):
+            gauge.add_metric([name], 1.0 if up else 0.0)
+        return [gauge]
+
+
 def log_access(method: str, path: str, shown_path: object, status: int, seconds: float) -> None:
     """One access line per request; probes and scrapes (every few seconds from every pool) only at DEBUG.
     `shown_path` is rendered with str() only if the line is written (a URL object costs nothing when it is not)."""
@@ -121,6 +144,7 @@ class ServiceKit:
         self.version = package_version(distribution or settings.service_name)
         self.started_at = time.monotonic()
         self.readiness_checks: dict[str, ReadinessCheck] = {}
+        self.dependency_checks: dict[str, ReadinessCheck] = {}
         self.stats_providers: list[StatsProvider] = []
         self.total = 0
         self.errors = 0
@@ -132,10 +156,16 @@ class ServiceKit:
         self.request_metrics = RequestMetrics(self.service)
         self.registry.register(self.request_metrics)
         self.tracing = setup_tracing(settings)
+        self.dependency_metrics = DependencyMetrics()
+        self.registry.register(self.dependency_metrics)
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """`check` raises (or returns False) when the dependency does not answer."""
         self.readiness_checks[name] = check
+
+    def add_dependency_check(self, name: str, check: ReadinessCheck) -> None:
+        """A dependency the service works without (degraded): reported in /metrics, not in /ready."""
+        self.dependency_checks[name] = check
 
     def add_stats_provider(self, provider: StatsProvider) -> None:
         """`provider` returns fields merged into /stats; a `service_status` it returns wins."""
@@ -145,8 +175,8 @@ class ServiceKit:
         # Bounded label sets: routes are templates, and a client cannot invent methods (any token is valid HTTP).
         if method not in HTTP_METHODS:
             method = "OTHER"
-        # A WebSocket's duration is how long it stayed open, not a latency: it would swamp the percentiles.
-        upgraded = status == 101
+        # A WebSocket's or a stream's duration is how long it stayed open, not a latency: it would swamp percentiles.
+        upgraded = status == 101 or path in STREAM_PATHS
         self.request_metrics.observe(method, route, status, None if upgraded else seconds)
         if path in KIT_PATHS:
             return
@@ -157,7 +187,8 @@ class ServiceKit:
         if not upgraded:
             self.latencies.add(seconds * 1000.0)
 
-    async def ready(self) -> tuple[bool, dict[str, Any]]:
+    @staticmethod
+    async def _check_all(checks: dict[str, ReadinessCheck]) -> dict[str, str]:
         async def run(name: str, check: ReadinessCheck) -> tuple[str, str]:
             try:
                 async with asyncio.timeout(READINESS_TIMEOUT_S):
@@ -168,7 +199,10 @@ class ServiceKit:
                 return name, f"error: {exc}"
             return name, "ok" if result is not False else "failing"
 
-        results = dict(await asyncio.gather(*(run(n, c) for n, c in self.readiness_checks.items())))
+        return dict(await asyncio.gather(*(run(n, c) for n, c in checks.items())))
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        results = await self._check_all(self.readiness_checks)
         ok = all(v == "ok" for v in results.values())
         return ok, {"status": "ready" if ok else "not_ready", "service": self.service, "checks": results}
 
@@ -199,3 +233,9 @@ class ServiceKit:
 
     def metrics(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def scrape(self) -> bytes:
+        """/metrics: every readiness and dependency check asked now, then the exposition."""
+        results = await self._check_all(self.readiness_checks | self.dependency_checks)
+        self.dependency_metrics.up = {name: result == "ok" for name, result in results.items()}
+        return self.metrics()

@@ -1,6 +1,9 @@
-"""Replica pools for the proxy core: pick a healthy replica, eject it after connect failures, re-admit it when its
-/health answers again, send a request whose connect failed (so nothing of it was sent) once elsewhere. The load
-balancer and the gateway share it.
+"""Replica pools for the proxy core: pick a healthy replica; eject it when it fails (outlier detection, Envoy's is
+the model: connect failures, timeouts and connections dropped before an answer in a row, and, where the pool says
+so, 502/503/504 answers in a row); re-admit it as soon as its /health answers again (an unhealthy replica is checked
+every fraction of a second); send a request whose connect failed (so nothing of it was sent) once elsewhere, and a
+GET, HEAD or OPTIONS that timed out or was dropped before an answer too (as nginx's proxy_next_upstream does). The
+load balancer and the gateway share it.
 
 A member given by host name (a headless Service in Kubernetes, a scaled Compose service) is resolved every
 `resolve_interval_s`, and every address it resolves to is a replica with its own health and ejection (Envoy's
@@ -25,11 +28,14 @@ from aiohttp import web
 from .aiohttp_app import CLIENT, PROXIED_TO, json_error
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .settings import ProxyServerSettings
-from .upstream_client import UpstreamClient, UpstreamUnreachable
+from .upstream_client import UpstreamBroken, UpstreamClient, UpstreamTimeout, UpstreamUnreachable
+from .websocket_quota import WebSocketQuota
 
 log = logging.getLogger("titanium.pool")
 
 Strategy = Literal["least-outstanding", "round-robin"]
+# Requests that change nothing: sent again on another replica when the first gave no answer.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # (host, port) → the addresses it resolves to, in the resolver's order.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -51,8 +57,13 @@ def _is_ip(host: str) -> bool:
 class Replica:
     __slots__ = (
         "changed_at",
+        "check_started_at",
+        "checking",
         "connect_failures",
+        "consecutive_5xx",
         "consecutive_failures",
+        "ejected_until",
+        "ejections",
         "failed_checks",
         "healthy",
         "last_check_at",
@@ -72,8 +83,17 @@ class Replica:
         self.outstanding = 0
         self.requests = 0
         self.connect_failures = 0
+        # Connect failures, timeouts and connections dropped before an answer, in a row.
         self.consecutive_failures = 0
+        # 502/503/504 answers in a row.
+        self.consecutive_5xx = 0
+        # Ejections for 5xx answers since the replica last answered well; each holds it out twice as long.
+        self.ejections = 0
+        # An ejected replica is not re-admitted before this (time.monotonic()), whatever its checks say.
+        self.ejected_until = 0.0
         self.failed_checks = 0
+        self.checking = False
+        self.check_started_at = time.monotonic()
         self.last_error: str | None = None
         self.last_check_at: float | None = None
         self.changed_at = time.time()
@@ -86,6 +106,7 @@ class Replica:
             "outstanding": self.outstanding,
             "requests": self.requests,
             "connect_failures": self.connect_failures,
+            "ejections": self.ejections,
             "last_error": self.last_error,
             "last_check_at": self.last_check_at,
             "health_changed_at": self.changed_at,
@@ -125,11 +146,15 @@ class DnsMember:
 
 
 class ReplicaPool:
-    """Several URLs for one upstream. Health: active GET `health_path` every `check_interval_s` (unhealthy after
-    `unhealthy_after_checks` failed checks in a row, healthy again after one good one) and passive ejection after
-    `eject_after_failures` connect failures in a row. A plain-HTTP member whose host is a name is resolved every
-    `resolve_interval_s` by `resolver`, each address a replica (HTTPS members stay by name: certificates name
-    hosts, not addresses)."""
+    """Several URLs for one upstream. Health: active GET `health_path` every `check_interval_s`, every
+    `unhealthy_check_interval_s` while a replica is out (unhealthy after `unhealthy_after_checks` failed checks in a
+    row, healthy again after one good one); passive ejection (outlier detection) after `eject_after_failures`
+    connect failures, timeouts or connections dropped before an answer in a row, and after `eject_after_5xx`
+    502/503/504 answers in a row (0: never), which holds the replica out for `ejection_s` at least, doubled for each
+    such ejection in a row up to `max_ejection_s` (its /health may answer while its requests fail), and never
+    ejects the last healthy replica (its answers are then the best there is). A plain-HTTP member whose host is a
+    name is resolved every `resolve_interval_s` by `resolver`, each address a replica (HTTPS members stay by name:
+    certificates name hosts, not addresses)."""
 
     def __init__(
         self,
@@ -138,8 +163,12 @@ class ReplicaPool:
         *,
         strategy: Strategy = "least-outstanding",
         eject_after_failures: int = 3,
+        eject_after_5xx: int = 0,
+        ejection_s: float = 5.0,
+        max_ejection_s: float = 60.0,
         health_path: str = "/health",
         check_interval_s: float = 3.0,
+        unhealthy_check_interval_s: float = 0.25,
         check_timeout_s: float = 2.0,
         unhealthy_after_checks: int = 2,
         resolve_interval_s: float = 5.0,
@@ -161,12 +190,17 @@ class ReplicaPool:
         self._resolver_task: asyncio.Task | None = None
         self.strategy = strategy
         self.eject_after_failures = eject_after_failures
+        self.eject_after_5xx = eject_after_5xx
+        self.ejection_s = ejection_s
+        self.max_ejection_s = max_ejection_s
         self.health_path = health_path
         self.check_interval_s = check_interval_s
+        self.unhealthy_check_interval_s = unhealthy_check_interval_s
         self.check_timeout_s = check_timeout_s
         self.unhealthy_after_checks = unhealthy_after_checks
         self._next = 0
         self._checker: asyncio.Task | None = None
+        self._checks: set[asyncio.Task] = set()
 
     def _rebuild(self) -> None:
         replicas: list[Replica] = []
@@ -226,20 +260,44 @@ class ReplicaPool:
         return best
 
     def connect_failed(self, replica: Replica, error: str) -> None:
+        """Connecting to `replica` failed: nothing of the request was sent."""
         replica.connect_failures += 1
+        self.request_failed(replica, error)
+
+    def request_failed(self, replica: Replica, error: str) -> None:
+        """`replica` gave no answer: it could not be reached, timed out, or dropped the connection. Its /health says
+        when it is back, so it is re-admitted at its first good check."""
         replica.consecutive_failures += 1
         replica.last_error = error
         if replica.healthy and replica.consecutive_failures >= self.eject_after_failures:
-            self._set_health(replica, False, f"{replica.consecutive_failures} connect failures in a row: {error}")
+            self._set_health(replica, False, f"{replica.consecutive_failures} failures in a row: {error}")
 
-    def connected(self, replica: Replica) -> None:
+    def answered(self, replica: Replica, status: int) -> None:
+        """`replica` answered with `status`."""
         replica.consecutive_failures = 0
+        if status not in (502, 503, 504):
+            replica.consecutive_5xx = replica.ejections = 0
+            return
+        replica.consecutive_5xx += 1
+        replica.last_error = f"answered HTTP {status}"
+        if (
+            self.eject_after_5xx
+            and replica.healthy
+            and replica.consecutive_5xx >= self.eject_after_5xx
+            and self.healthy_count > 1
+        ):
+            hold_s = min(self.ejection_s * 2**replica.ejections, self.max_ejection_s)
+            replica.ejections += 1
+            replica.ejected_until = time.monotonic() + hold_s
+            self._set_health(
+                replica, False, f"{replica.consecutive_5xx} answers 502/503/504 in a row; out for {hold_s:g} s at least"
+            )
 
     def _set_health(self, replica: Replica, healthy: bool, why: str) -> None:
         replica.healthy = healthy
         replica.changed_at = time.time()
         if healthy:
-            replica.consecutive_failures = 0
+            replica.consecutive_failures = replica.consecutive_5xx = 0
             replica.failed_checks = 0
             log.info("%s replica %s re-admitted: %s", self.name, replica.url, why)
         else:
@@ -248,6 +306,8 @@ class ReplicaPool:
     async def check(self, session: aiohttp.ClientSession, replica: Replica) -> None:
         """One active health check of one replica."""
         error: str | None = None
+        replica.checking = True
+        replica.check_started_at = time.monotonic()
         try:
             timeout = aiohttp.ClientTimeout(total=self.check_timeout_s)
             async with session.get(replica.url + self.health_path, timeout=timeout) as answer:
@@ -258,9 +318,11 @@ class ReplicaPool:
             error = f"{self.health_path} timed out after {self.check_timeout_s} s"
         except aiohttp.ClientError as exc:
             error = f"{self.health_path} failed: {exc}"
+        finally:
+            replica.checking = False
         replica.last_check_at = time.time()
         if error is None:
-            if not replica.healthy:
+            if not replica.healthy and time.monotonic() >= replica.ejected_until:
                 self._set_health(replica, True, f"{self.health_path} answered 200")
             replica.failed_checks = 0
             return
@@ -272,13 +334,28 @@ class ReplicaPool:
     async def check_all(self, session: aiohttp.ClientSession) -> None:
         await asyncio.gather(*(self.check(session, r) for r in self.replicas))
 
+    def _due(self, replica: Replica, now: float) -> bool:
+        interval = self.check_interval_s if replica.healthy else self.unhealthy_check_interval_s
+        return not replica.checking and now - replica.check_started_at >= interval
+
+    async def _check_one(self, session: aiohttp.ClientSession, replica: Replica) -> None:
+        try:
+            await self.check(session, replica)
+        except Exception:  # the checker must outlive any surprise; the next round tries again
+            log.exception("health check of %s replica %s failed", self.name, replica.url)
+
     async def _check_forever(self, session: aiohttp.ClientSession) -> None:
+        """Each replica is checked when it is due, on its own (a check that waits for a stalled replica holds up no
+        other): a healthy one every `check_interval_s`, one that is out every `unhealthy_check_interval_s`."""
+        tick_s = min(self.check_interval_s, self.unhealthy_check_interval_s)
         while True:
-            await asyncio.sleep(self.check_interval_s)
-            try:
-                await self.check_all(session)
-            except Exception:  # the checker must outlive any surprise; the next round tries again
-                log.exception("health checks of %s failed", self.name)
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            for replica in self.replicas:
+                if self._due(replica, now):
+                    task = asyncio.create_task(self._check_one(session, replica))
+                    self._checks.add(task)
+                    task.add_done_callback(self._checks.discard)
 
     def start(self, session: aiohttp.ClientSession) -> None:
         if self._checker is None:
@@ -291,7 +368,7 @@ class ReplicaPool:
             self._resolver_task = asyncio.create_task(self._resolve_forever(), name=f"resolve-{self.name}")
 
     async def stop(self) -> None:
-        for task in (self._checker, self._resolver_task):
+        for task in (self._checker, self._resolver_task, *self._checks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -314,7 +391,11 @@ def replica_pool(name: str, urls: Iterable[str], settings: ProxyServerSettings) 
         urls,
         strategy=settings.balance_strategy,
         eject_after_failures=settings.eject_after_failures,
+        eject_after_5xx=settings.eject_after_5xx,
+        ejection_s=settings.ejection_s,
+        max_ejection_s=settings.max_ejection_s,
         check_interval_s=settings.health_check_interval_s,
+        unhealthy_check_interval_s=settings.unhealthy_check_interval_s,
         check_timeout_s=settings.health_check_timeout_s,
         unhealthy_after_checks=settings.unhealthy_after_checks,
         resolve_interval_s=settings.dns_refresh_interval_s,
@@ -349,12 +430,24 @@ async def websocket_to_pool(
     pool: ReplicaPool,
     *,
     open_sockets: MutableSet[web.WebSocketResponse] | None = None,
+    quota: WebSocketQuota | None = None,
 ) -> web.StreamResponse:
-    """proxy_websocket to a healthy replica; 503 at once with none, as for plain requests."""
+    """proxy_websocket to a healthy replica; 503 at once with none, as for plain requests, and (with a `quota`) for
+    a client over its share of relayed sockets."""
+    if quota is None:
+        client = None
+    else:
+        client = quota.client_of(request)
+        refused = quota.refusal(client)
+        if refused is not None:
+            return refused
     replica = pool.pick()
     if replica is None:
         return _no_healthy_replica(pool)
-    return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
+    if client is None:
+        return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
+    with quota.held(client):
+        return await proxy_websocket(request, session, pool.name, replica.url, open_sockets=open_sockets)
 
 
 async def proxy_to_pool(
@@ -366,9 +459,11 @@ async def proxy_to_pool(
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> web.StreamResponse:
     """Forward one HTTP request to a healthy replica and stream the answer back: 503 at once with none, 502 when
-    it cannot be reached. A request whose connect failed, so that nothing of it was sent, is tried once more on
-    another replica, whatever its method (as nginx's and Envoy's connect-failure retries): a replica that is dying
-    costs no POST. One that failed after it was sent is never sent again: the replica may have acted on it."""
+    it cannot be reached, 504 when it does not answer in time. A request whose connect failed, so that nothing of it
+    was sent, is tried once more on another replica, whatever its method (as nginx's and Envoy's connect-failure
+    retries): a replica that is dying costs no POST. A GET, HEAD or OPTIONS that timed out or was dropped before an
+    answer is tried once more elsewhere too (it changes nothing); any other request that was sent is never sent
+    again: the replica may have acted on it. Every outcome feeds the pool's outlier detection."""
     refused = body_too_large(request, max_body_bytes)
     if refused is not None:
         return refused
@@ -376,6 +471,7 @@ async def proxy_to_pool(
     if replica is None:
         return _no_healthy_replica(pool)
     body = LimitedBody(request, max_body_bytes, body_read_timeout_s) if request.body_exists else None
+    safe = request.method in SAFE_METHODS
     retried = False
     while True:
         replica.outstanding += 1
@@ -384,21 +480,25 @@ async def proxy_to_pool(
         try:
             response = await forward_http(request, client, pool.name, replica.url, body)
         except UpstreamUnreachable as exc:
-            error = str(exc)
+            pool.connect_failed(replica, str(exc))
+            failure, why, may_retry = json_error(502, f"upstream {pool.name} unavailable: {exc}"), "unreachable", True
+        except UpstreamTimeout as exc:
+            pool.request_failed(replica, str(exc))
+            failure, why, may_retry = json_error(504, f"upstream {pool.name} timed out"), "timed out", safe
+        except UpstreamBroken as exc:
+            pool.request_failed(replica, str(exc))
+            failure, why, may_retry = json_error(502, f"upstream {pool.name} failed: {exc}"), "failed", safe
         else:
-            pool.connected(replica)
+            pool.answered(replica, response.status)
             return response
         finally:
             replica.outstanding -= 1
-        pool.connect_failed(replica, error)
         retry = None
         replayable = body is None or not body.started or body.payload is not None
-        if not retried and replayable:
+        if may_retry and not retried and replayable:
             retry = pool.pick(exclude=replica)
         if retry is None:
-            return json_error(502, f"upstream {pool.name} unavailable: {error}")
-        log.info(
-            "%s: %s unreachable, %s %s retried on %s", pool.name, replica.url, request.method, request.path, retry.url
-        )
+            return failure
+        log.info("%s: %s %s, %s %s retried on %s", pool.name, replica.url, why, request.method, request.path, retry.url)
         retried = True
         replica = retry

@@ -12,7 +12,13 @@ from yarl import URL
 
 from .aiohttp_app import REQUEST_ID, TRACE, echo_request_id, json_error
 from .logs import REQUEST_ID_HEADER
-from .upstream_client import Header, UpstreamBroken, UpstreamClient, UpstreamResponse, UpstreamTimeout
+from .upstream_client import (
+    Header,
+    UpstreamBroken,
+    UpstreamClient,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 
 log = logging.getLogger("titanium.proxy")
 
@@ -251,8 +257,10 @@ async def forward_http(
     base_url: str,
     body: LimitedBody | None,
 ) -> web.StreamResponse:
-    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect; other failures are answered.
-    A small body with a declared length is read first, so that it can be sent again (see UpstreamClient)."""
+    """One attempt at one upstream. Raises UpstreamUnreachable if it cannot connect, UpstreamTimeout or
+    UpstreamBroken if it gave no answer (the caller decides what follows); a failure on the client's side, or one
+    after the answer began, is answered here. A small body with a declared length is read first, so that it can be
+    sent again (see UpstreamClient)."""
     payload: bytes | LimitedBody | None = body
     try:
         if body is not None and request.content_length is not None and request.content_length <= SMALL_BODY_BYTES:
@@ -269,10 +277,10 @@ async def forward_http(
         if body is None or not (body.stalled or body.client_gone or body.exceeded):
             raise
         return _failed_before_answer(request, upstream_name, body, exc)
-    except UpstreamTimeout:
-        return json_error(504, f"upstream {upstream_name} timed out")
     except UpstreamBroken as exc:
-        return _failed_before_answer(request, upstream_name, body, exc)
+        if body is not None and (body.exceeded or body.stalled or body.client_gone):
+            return _failed_before_answer(request, upstream_name, body, exc)
+        raise
     response: web.StreamResponse | None = None
     try:
         if upstream.bodyless:

@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from .settings import ServiceSettings
+
 log = logging.getLogger("titanium.revocations")
 
 DEFAULT_CHANNEL = "titanium:identity:revoked"
@@ -25,6 +27,14 @@ PUBLISH_RETRY_FOR_S = 35.0
 
 # Called with a user id (as the token's `sub`), or None for "forget everyone".
 Listener = Callable[[str | None], None]
+
+
+class RevocationSettings(ServiceSettings):
+    """What a service that checks tokens reads to hear revocations at once (mix into its settings class); pass
+    it to `titanium_common.auth_client.settings_token_verifier`. Without Redis, revocations take up to a second."""
+
+    redis_url: str = ""
+    revocation_channel: str = DEFAULT_CHANNEL
 
 
 def _redis_client(url: str):

@@ -5,12 +5,14 @@ import contextlib
 import gc
 import logging
 import signal
+import traceback
 
 import uvloop
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
-from .logs import configure_logging
+from .errors import error_body
+from .logs import REQUEST_ID_HEADER, configure_logging, new_request_id
 from .settings import ServiceSettings
 
 log = logging.getLogger("titanium.runner")
@@ -70,6 +72,62 @@ class HeaderTimedRequestHandler(RequestHandler):
         if self.transport is not None and not self._request_in_progress:
             self.force_close()
 
+    def handle_error(
+        self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """aiohttp's answer to a request its parser refused (or that failed outside every handler): its plain text
+        repeats the request's bytes and its log is a traceback. Here it is the suite's JSON error shape, 414 or 431
+        where they apply, and one WARNING line that names the peer and the reason, never the bytes."""
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        status, reason = refusal_of(exc)
+        log.warning("refused a request from %s: %d %s", request.remote, status, reason)
+        rid = new_request_id()
+        response = web.json_response(error_body(reason, rid), status=status, headers={REQUEST_ID_HEADER: rid})
+        response.force_close()
+        return response
+
+
+# What a refusal says: a fixed text per kind, as aiohttp's own messages quote the refused bytes.
+_REFUSALS: tuple[tuple[type[http_exceptions.HttpProcessingError], str], ...] = (
+    (http_exceptions.BadHttpMethod, "invalid method in the request line"),
+    (http_exceptions.BadStatusLine, "invalid request line"),
+    (http_exceptions.InvalidURLError, "invalid character in the request target"),
+    (http_exceptions.InvalidHeader, "invalid header"),
+    (http_exceptions.TransferEncodingError, "invalid Transfer-Encoding"),
+    (http_exceptions.ContentLengthError, "invalid Content-Length"),
+)
+# aiohttp's parser limits (max_line_size, max_field_size, max_headers): what the 414 and 431 refusals say.
+_MAX_LINE_BYTES = 8190
+_MAX_HEADERS = 128
+
+
+def _raised_in(exc: BaseException, function: str) -> bool:
+    # Cython names its frames with the module: "aiohttp._http_parser.cb_on_url".
+    return any(frame.name.rpartition(".")[2] == function for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def refusal_of(exc: http_exceptions.HttpProcessingError) -> tuple[int, str]:
+    """Status and reason for a request the parser refused: 414 for a request target over the line limit, 431 for
+    a header over the field limit or too many headers, else 400."""
+    if isinstance(exc, http_exceptions.LineTooLong):
+        # aiohttp's parser raises the same error for the request target and for a header's name or value: where
+        # it was raised (the C parser's URL callback) or what it says (the pure-Python parser) tells which.
+        if _raised_in(exc, "cb_on_url") or exc.args[:1] == ("Status line is too long",):
+            return 414, f"request target over {_MAX_LINE_BYTES} bytes"
+        return 431, f"request header over {_MAX_LINE_BYTES} bytes"
+    text = exc.message if isinstance(exc.message, str) else ""
+    if text.startswith("Too many headers"):
+        return 431, f"more than {_MAX_HEADERS} request headers"
+    for kind, reason in _REFUSALS:
+        if isinstance(exc, kind):
+            return 400, reason
+    if text.startswith("Transfer-Encoding can't be present with Content-Length"):
+        return 400, "both Content-Length and Transfer-Encoding (a request smuggling pattern)"
+    if text.startswith("Duplicate"):
+        return 400, "a header that may appear once appears twice"
+    return 400, "malformed HTTP request"
+
 
 class _HeaderTimedServer(web.Server):
     def __init__(self, *args, header_timeout_s: float, **kwargs) -> None:
@@ -122,10 +180,28 @@ async def _serve_aiohttp(app: web.Application, settings: ServiceSettings, header
         await runner.cleanup()
 
 
+# sysexits.h's EX_CONFIG: the configuration is wrong, not the program.
+EXIT_CONFIG = 78
+
+
+def refuse_placeholder_secrets(settings: ServiceSettings) -> None:
+    """`cp .env.example .env` without editing it must not give a running suite whose secrets everyone knows: outside
+    development, a placeholder secret is logged (naming the variable to change) and the process exits."""
+    problems = settings.placeholder_secrets()
+    for problem in problems:
+        if settings.is_development:
+            log.warning("%s (allowed in development only)", problem)
+        else:
+            log.critical("refusing to start: %s", problem)
+    if problems and not settings.is_development:
+        raise SystemExit(EXIT_CONFIG)
+
+
 def serve(app, settings: ServiceSettings) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting and let in-flight requests finish (bounded). Fewer
     young-generation collections, and what start-up built frozen out of the collector's way."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    refuse_placeholder_secrets(settings)
     log.info("%s starting on %s:%d (env=%s)", settings.service_name, settings.host, settings.port, settings.env)
     gc.set_threshold(*GC_THRESHOLDS)
     freeze_after_start_up(app)

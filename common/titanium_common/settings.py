@@ -1,7 +1,9 @@
 """Settings base: every service's configuration comes from the environment (a `.env` file is optional)."""
 
+import re
 from importlib import metadata
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +44,36 @@ class ServiceSettings(BaseSettings):
         """Only development may make up local secrets: a test or production process must be given them."""
         return self.env == "development"
 
+    def placeholder_secrets(self) -> list[str]:
+        """What to change, one line per secret setting that still holds an example's placeholder (none: [])."""
+        problems = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                continue
+            if _SECRET_NAME.search(name) and PLACEHOLDER_SECRET.search(value):
+                problems.append(f"{name.upper()} is still the example's placeholder: set a secret of your own")
+            elif name.endswith("_url") and PLACEHOLDER_SECRET.search(_url_password(value)):
+                where = f" ({_URL_PASSWORD_FROM[name]} in Compose's .env)" if name in _URL_PASSWORD_FROM else ""
+                problems.append(f"the password in {name.upper()} is still the example's placeholder: change it{where}")
+        return problems
+
+
+# What example files ship in place of a secret (.env.example's "change-me...", the FastAPI template's
+# "changethis"): a service outside development refuses to start with one (titanium_common.runner).
+PLACEHOLDER_SECRET = re.compile(r"change[\W_]*(?:me|this)", re.IGNORECASE)
+# Settings that hold a secret, by name; a URL's password is one too.
+_SECRET_NAME = re.compile(r"_(?:secret|password|token|tokens|key)$")
+# The variable docker-compose.yml builds a URL's password from.
+_URL_PASSWORD_FROM = {"database_url": "POSTGRES_PASSWORD"}
+
+
+def _url_password(value: str) -> str:
+    try:
+        return urlsplit(value).password or ""
+    except ValueError:
+        return ""
+
 
 def split_list(value: str) -> list[str]:
     """The items of a comma-separated setting, blanks dropped."""
@@ -75,16 +107,31 @@ class ProxyServerSettings(ServiceSettings):
     # A client that sends nothing of a body it announced for this long gets 408 and is closed.
     body_read_timeout_s: float = Field(default=10.0, gt=0)
     # The replica pools (titanium_common.pool.replica_pool): how a replica is chosen, its active GET /health checks
-    # (unhealthy after `unhealthy_after_checks` failed ones in a row, back after one good one) and its passive
-    # ejection after `eject_after_failures` connect failures in a row.
+    # (every `health_check_interval_s`, every `unhealthy_check_interval_s` while it is out; unhealthy after
+    # `unhealthy_after_checks` failed ones in a row, back after one good one) and its passive ejection (outlier
+    # detection): after `eject_after_failures` connect failures, timeouts or connections dropped before an answer
+    # in a row, and after `eject_after_5xx` answers 502/503/504 in a row (0: never), which hold it out for
+    # `ejection_s`, doubled for each such ejection in a row up to `max_ejection_s`.
     balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
     health_check_interval_s: float = Field(default=3.0, gt=0)
+    unhealthy_check_interval_s: float = Field(default=0.25, gt=0)
     health_check_timeout_s: float = Field(default=2.0, gt=0)
     unhealthy_after_checks: int = Field(default=2, ge=1)
     eject_after_failures: int = Field(default=3, ge=1)
+    eject_after_5xx: int = Field(default=5, ge=0)
+    ejection_s: float = Field(default=5.0, gt=0)
+    max_ejection_s: float = Field(default=60.0, gt=0)
     # A pool member given by host name is resolved this often; each address is a replica (a pod of a headless
     # Service), balanced per request.
     dns_refresh_interval_s: float = Field(default=5.0, gt=0)
+    # Relayed WebSockets open at once (titanium_common.websocket_quota): per client address and in all; beyond
+    # either, an upgrade gets 503 with Retry-After. They have a connection pool of their own, so that they never
+    # take the connections that requests, health checks and /stats need.
+    websocket_max_per_client: int = Field(default=32, ge=1)
+    websocket_max_total: int = Field(default=1024, ge=1)
+    # Proxies in front of this one that append the client to X-Forwarded-For: the client address of the per-client
+    # limit is the entry they wrote (0: the peer itself, for the proxy at the edge).
+    trusted_proxy_hops: int = Field(default=0, ge=0)
 
 
 def package_version(distribution: str) -> str:

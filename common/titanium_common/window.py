@@ -1,5 +1,6 @@
 """Bounded, time-windowed counters: memory does not grow with traffic."""
 
+import itertools
 import math
 import time
 from collections import deque
@@ -70,6 +71,11 @@ class LatencyReservoir:
 
     def add(self, value_ms: float) -> None:
         self._values.append(value_ms)
+
+    def newest(self, n: int) -> list[float]:
+        """The latest `n` values (all of them if fewer are kept), oldest first."""
+        kept = len(self._values)
+        return list(itertools.islice(self._values, max(0, kept - n), kept)) if n > 0 else []
 
     def percentiles(self, quantiles: Iterable[int] = (50, 95, 99)) -> dict[str, float]:
         ordered = sorted(self._values)

@@ -10,12 +10,17 @@ SETTINGS = web.AppKey("settings", DashboardSettings)
 
 
 def file_from(root: Path):
-    """A handler for the files under `root`; anything else (missing, a folder, `..`) is the kit's JSON 404."""
+    """A handler for the files under `root`; anything else (missing, a folder, `..`, a name no file can have: a NUL
+    byte, one too long for the file system) is the kit's JSON 404."""
     root = root.resolve()
 
     async def serve_file(request: web.Request) -> web.FileResponse:
-        path = (root / request.match_info["path"]).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        try:
+            path = (root / request.match_info["path"]).resolve()
+            found = path.is_relative_to(root) and path.is_file()
+        except (ValueError, OSError):
+            found = False
+        if not found:
             raise web.HTTPNotFound
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 

@@ -1,6 +1,7 @@
 from aiohttp import web
 
 from titanium_common.aiohttp_app import create_aiohttp_app
+from titanium_common.browser_security import secure_browser_pages
 from titanium_common.runner import serve
 
 from . import api
@@ -14,6 +15,7 @@ def create_app(settings: DashboardSettings | None = None) -> web.Application:
         raise RuntimeError(f"Chart.js not found in {settings.chartjs_dir}: run `npm ci` in dashboard-ui/")
     app = create_aiohttp_app(settings, distribution="dashboard-ui")
     app[api.SETTINGS] = settings
+    secure_browser_pages(app)
     api.add_routes(app, settings)
     return app
 

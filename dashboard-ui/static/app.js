@@ -1,5 +1,5 @@
-// Titanium dashboard: polls the load balancer's /stats, draws the charts, keeps the heartbeat and the
-// cluster-monitor WebSocket, and lists edge devices. Everything is same-origin; nothing leaves the suite.
+// Titanium dashboard: shows the load balancer's /stats (pushed, see stats-stream.js), draws the charts, keeps the
+// heartbeat and the cluster-monitor WebSocket, and lists edge devices. Everything is same-origin; nothing leaves the suite.
 "use strict";
 
 const SERVICE_ORDER = [
@@ -112,26 +112,48 @@ function lineChart(canvas, datasets, yTitle) {
 }
 
 class ChartHistory {
-  // Points of the last five minutes, one per poll, shared by both charts.
+  // What the charts show: one live point per poll for the last five minutes and, before them, the load
+  // balancer's remembered history (history.js), as far back as the chosen range (5 min or 1 h).
   constructor(charts) {
     this.charts = charts;
     this.times = [];
+    this.values = [];
+    this.past = [];
+    this.rangeMs = HISTORY_MS;
   }
 
   push(when, valuesPerChart) {
     this.times.push(when.getTime());
-    this.charts.forEach((chart, i) => {
-      chart.data.labels.push(clockTime(when));
-      chart.data.datasets.forEach((dataset, j) => dataset.data.push(valuesPerChart[i][j] ?? null));
-    });
+    this.values.push(valuesPerChart);
     while (this.times.length > MAX_POINTS || (this.times.length && when.getTime() - this.times[0] > HISTORY_MS)) {
       this.times.shift();
-      for (const chart of this.charts) {
-        chart.data.labels.shift();
-        chart.data.datasets.forEach((dataset) => dataset.data.shift());
-      }
+      this.values.shift();
     }
-    for (const chart of this.charts) chart.update("none");
+    this.draw(when.getTime());
+  }
+
+  // `points`: [{ t, values }] oldest first, values as push() takes them.
+  showPast(points, rangeMs) {
+    this.past = points;
+    this.rangeMs = rangeMs;
+    this.draw(Math.max(Date.now(), this.times.at(-1) ?? 0));
+  }
+
+  draw(now) {
+    const from = now - this.rangeMs;
+    const firstLive = this.times.length ? this.times[0] : Infinity;
+    const shown = this.past.filter((p) => p.t >= from && p.t < firstLive);
+    this.times.forEach((t, k) => {
+      if (t >= from) shown.push({ t, values: this.values[k] });
+    });
+    this.charts.forEach((chart, i) => {
+      chart.data.labels = shown.map((p) => clockTime(new Date(p.t)));
+      chart.data.datasets.forEach((dataset, j) => {
+        dataset.data = shown.map((p) => p.values[i][j] ?? null);
+      });
+      chart.update("none");
+    });
+    document.body.dataset.chartPoints = String(shown.length);
   }
 }
 
@@ -172,7 +194,9 @@ function reasons(entry) {
 }
 
 function orderedServices(stats) {
-  const names = Object.keys(stats).filter((k) => stats[k] && typeof stats[k] === "object" && !Array.isArray(stats[k]));
+  // `alias_of` marks the original system's keys (auth, user_service, ...): the same services under their old names.
+  const names = Object.keys(stats).filter((k) => stats[k] && typeof stats[k] === "object" && !Array.isArray(stats[k])
+    && !stats[k].alias_of);
   const known = SERVICE_ORDER.filter((n) => names.includes(n));
   return known.concat(names.filter((n) => !SERVICE_ORDER.includes(n)).sort());
 }
@@ -285,23 +309,69 @@ function renderDataPanel(user) {
   panel.replaceChildren(dbBlock, cacheBlock);
 }
 
-// ---------- the /stats poll ----------
+// ---------- showing /stats, pushed (stats-stream.js) or polled ----------
 
-class StatsPoller {
+class StatsView {
   constructor(config, history) {
     this.config = config;
     this.history = history;
+    this.updates = 0;
+  }
+
+  // One answer from the load balancer (or `problem`, why there is none); `how` says how figures arrive.
+  show(stats, problem, when, how) {
+    this.updates += 1;
+    // Tests and people watching the page can tell how many answers it has drawn.
+    document.body.dataset.polls = String(this.updates);
+    const lb = stats && stats["load-balancer"];
+    const banner = byId("lb-banner");
+    banner.hidden = !problem;
+    banner.textContent = problem ? `${problem}. The figures below are the last ones seen.` : "";
+    byId("poll-status").textContent = problem ? `no answer at ${clockTime(when)}` : `updated ${clockTime(when)} · ${how}`;
+    renderBadge(lb);
+    if (!stats) return;
+    renderCards(stats, this.config);
+    renderDataPanel(stats["user-service"]);
+    if (lb) {
+      renderKpis(lb);
+      const latency = lbLatency(lb);
+      this.history.push(when, [[lb.requests_per_second], [latency.p50, latency.p95]]);
+    }
+  }
+}
+
+class StatsPoller {
+  // The fallback when the stream is refused: one poll at a time, `onPoll(count)` after each.
+  constructor(config, view) {
+    this.config = config;
+    this.view = view;
     this.polls = 0;
+    this.running = false;
+    this.generation = 0;
+    this.timer = null;
+    this.onPoll = () => {};
   }
 
-  start() {
-    this.loop();
+  start(onPoll = () => {}) {
+    this.onPoll = onPoll;
+    if (this.running) return;
+    this.running = true;
+    // A loop still awaiting an answer from before a stop() must not carry on beside the new one.
+    this.generation += 1;
+    this.loop(this.generation);
   }
 
-  async loop() {
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+  }
+
+  async loop(generation) {
     // One poll at a time: the next one is scheduled only after this one has finished.
     await this.pollOnce();
-    setTimeout(() => this.loop(), this.config.poll_interval_s * 1000);
+    if (!this.running || generation !== this.generation) return;
+    this.onPoll(this.polls);
+    if (this.running) this.timer = setTimeout(() => this.loop(generation), this.config.poll_interval_s * 1000);
   }
 
   async pollOnce() {
@@ -316,23 +386,9 @@ class StatsPoller {
       problem = error.name === "TimeoutError" ? "the load balancer did not answer /stats in time" : "the load balancer is unreachable";
     }
     this.polls += 1;
-    document.body.dataset.polls = String(this.polls);
-    const lb = stats && stats["load-balancer"];
-    const banner = byId("lb-banner");
-    banner.hidden = !problem;
-    banner.textContent = problem ? `${problem}; retrying every ${this.config.poll_interval_s} s. The figures below are the last ones seen.` : "";
-    byId("poll-status").textContent = problem
-      ? `no answer at ${clockTime(when)}`
-      : `updated ${clockTime(when)} · every ${this.config.poll_interval_s} s`;
-    renderBadge(lb);
-    if (!stats) return;
-    renderCards(stats, this.config);
-    renderDataPanel(stats["user-service"]);
-    if (lb) {
-      renderKpis(lb);
-      const latency = lbLatency(lb);
-      this.history.push(when, [[lb.requests_per_second], [latency.p50, latency.p95]]);
-    }
+    if (!this.running) return;
+    const every = `every ${this.config.poll_interval_s} s`;
+    this.view.show(stats, problem && `${problem}; retrying ${every}`, when, `${every} (polling)`);
   }
 }
 
@@ -575,10 +631,13 @@ async function main() {
     ], "ms"),
   ]);
   new Heartbeat(byId("toggle-ws-heartbeat-btn"), byId("heartbeat-label")).render();
-  new StatsPoller(config, history).start();
+  const view = new StatsView(config, history);
+  new StatsFeed(view, new StatsPoller(config, view)).start();
+  new SuiteHistory(history, document.querySelectorAll("#chart-ranges button")).start();
   new ClusterFeed().connect();
   pollEdgeDevices();
   pollDiagnosis();
+  pollAlerts();
 }
 
 document.addEventListener("DOMContentLoaded", main);

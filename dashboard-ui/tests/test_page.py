@@ -3,6 +3,7 @@ each test controls; everything else is proxied to the real dashboard server. (Th
 
 import asyncio
 import copy
+import json
 from datetime import UTC, datetime
 
 import aiohttp
@@ -14,6 +15,7 @@ from dashboard_ui.settings import DashboardSettings
 from tests.support.browser import screenshot
 from tests.support.polling import eventually
 from tests.support.servers import serving
+from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
 POLL_S = 0.3
 
@@ -62,6 +64,9 @@ STATS = {
     "blog-service": {"service_status": "offline", "error": "connection refused: 127.0.0.1:8003"},
     "cluster-monitor": service("cluster-monitor", service_status="degraded", degraded_reasons=["metrics API down"]),
     "edge-config": {"service_status": "timeout", "error": "no answer within 2 s"},
+    # The original system's keys, which the balancer keeps beside Titanium's own: no cards of their own.
+    "auth": {"service_status": "online", "alias_of": "auth-service"},
+    "database": {"status": "healthy", "backend": "sqlite", "alias_of": "user-service.db"},
     "timestamp": "2026-11-23T02:00:00Z",
 }
 CLUSTERS = [
@@ -124,6 +129,10 @@ class StandInLoadBalancer:
         self.in_flight = 0
         self.most_in_flight = 0
         self.stats_requests = 0
+        # /stats/stream: served (an event every POLL_S) or refused with 503, as the balancer at its cap does.
+        self.stream = True
+        self.stream_requests = 0
+        self.stream_generation = 0
         self.edge_status = 200
         self.edge_headers: list[str | None] = []
         self.clusters_ws = True
@@ -131,10 +140,18 @@ class StandInLoadBalancer:
         self.heartbeat_sockets: list[web.WebSocketResponse] = []
         self.app = web.Application()
         self.app.router.add_get("/stats", self.get_stats)
+        self.app.router.add_get("/stats/stream", self.stats_stream)
         self.app.router.add_get("/api/ws-heartbeat", self.heartbeat)
         self.app.router.add_get("/ws/clusters", self.clusters)
         self.app.router.add_get("/api/edge/devices", self.devices)
         self.app.router.add_get("/api/ops/diagnosis", self.diagnosis)
+        # What ops-mcp and the balancer answer the history and alerts panels (test_history_and_alerts.py sets them).
+        self.history: dict = {"window_s": 3600, "resolution_s": 10.0, "scope": "suite", "points": []}
+        self.history_status = 200
+        self.alerts: dict = {"available": True, "source": "http://alertmanager", "error": None, "alerts": []}
+        self.alerts_status = 200
+        self.app.router.add_get("/stats/history", self.get_history)
+        self.app.router.add_get("/api/ops/alerts", self.get_alerts)
         self.app.router.add_get("/{tail:.*}", self.to_dashboard)
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -148,6 +165,26 @@ class StandInLoadBalancer:
             return web.json_response(self.stats)
         finally:
             self.in_flight -= 1
+
+    async def stats_stream(self, request: web.Request) -> web.StreamResponse:
+        self.stream_requests += 1
+        if not self.stream:
+            return web.json_response({"detail": "too many open streams"}, status=503, headers={"Retry-After": "10"})
+        generation = self.stream_generation
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        await response.write(b"retry: 300\n\n")
+        try:
+            while generation == self.stream_generation:
+                await response.write(f"data: {json.dumps(self.stats)}\n\n".encode())
+                await asyncio.sleep(POLL_S)
+        except ConnectionError:
+            pass
+        return response
+
+    def end_streams(self) -> None:
+        """Every open stream ends (as when a balancer replica goes away)."""
+        self.stream_generation += 1
 
     async def heartbeat(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
@@ -182,13 +219,29 @@ class StandInLoadBalancer:
     async def diagnosis(self, request: web.Request) -> web.Response:
         return web.json_response(DIAGNOSIS)
 
+    async def get_history(self, request: web.Request) -> web.Response:
+        if self.history_status != 200:
+            return web.json_response({"detail": "stand-in failure"}, status=self.history_status)
+        return web.json_response(self.history)
+
+    async def get_alerts(self, request: web.Request) -> web.Response:
+        if self.alerts_status != 200:
+            return web.json_response({"detail": "ops-mcp: connection refused"}, status=self.alerts_status)
+        return web.json_response(self.alerts)
+
     async def to_dashboard(self, request: web.Request) -> web.Response:
         async with (
             aiohttp.ClientSession() as session,
             session.get(self.dashboard_url + request.rel_url.raw_path_qs) as answer,
         ):
+            # The page runs under the dashboard server's own security headers (its CSP above all).
+            kept = {name: answer.headers[name] for name in BROWSER_SECURITY_HEADERS if name in answer.headers}
             return web.Response(
-                body=await answer.read(), status=answer.status, content_type=answer.content_type, charset=answer.charset
+                body=await answer.read(),
+                status=answer.status,
+                content_type=answer.content_type,
+                charset=answer.charset,
+                headers=kept,
             )
 
 
@@ -207,7 +260,7 @@ async def polls(page) -> int:
 
 async def wait_polls(page, n: int) -> None:
     start = await polls(page)
-    await page.wait_for_function(f"Number(document.body.dataset.polls || 0) >= {start + n}", timeout=10_000)
+    await page.wait_for_function(f"() => Number(document.body.dataset.polls || 0) >= {start + n}", timeout=10_000)
 
 
 async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, browser_page):
@@ -219,7 +272,7 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
 
     cards = page.locator("#service-cards .card")
     names = await cards.evaluate_all("cards => cards.map(c => c.dataset.service)")
-    assert names == [n for n in STATS if n != "timestamp"]
+    assert names == [n for n in STATS if n != "timestamp" and "alias_of" not in STATS[n]]
     assert await page.get_attribute("#card-api-gateway", "data-status") == "online"
     assert await page.get_attribute("#card-blog-service", "data-status") == "offline"
     assert "connection refused" in await page.inner_text("#card-blog-service")
@@ -260,11 +313,11 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
 async def test_badge_follows_has_real_traffic_and_idle_stays(stand_in, browser_page):
     page, log = browser_page
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
     stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE", "requests_per_second": 4.2}
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
     stand_in.stats["load-balancer"] |= {"has_real_traffic": False, "state": "IDLE", "requests_per_second": 0.0}
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
     for _ in range(3):
         await wait_polls(page, 1)
         assert await page.inner_text("#traffic-badge") == "IDLE"
@@ -276,9 +329,10 @@ async def test_badge_follows_has_real_traffic_and_idle_stays(stand_in, browser_p
 
 async def test_polls_never_overlap(stand_in, browser_page):
     page, _ = browser_page
+    stand_in.stream = False
     stand_in.stats_delay_s = 1.0
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("Number(document.body.dataset.polls || 0) >= 3", timeout=15_000)
+    await page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 3", timeout=15_000)
     assert stand_in.most_in_flight == 1
 
 
@@ -288,15 +342,15 @@ async def test_heartbeat_toggle_sends_hb_reconnects_and_stops(stand_in, browser_
     button = page.locator("#toggle-ws-heartbeat-btn")
     assert await button.get_attribute("aria-pressed") == "false"
     await button.click()
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
     await eventually(lambda: "hb" in stand_in.heartbeats, 5)
 
     await stand_in.heartbeat_sockets[0].close()  # a drop: the page reconnects about 2 s later
     await eventually(lambda: len(stand_in.heartbeat_sockets) == 2, 10)
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat ON'")
 
     await button.click()
-    await page.wait_for_function("document.querySelector('#heartbeat-label').textContent === 'Heartbeat OFF'")
+    await page.wait_for_function("() => document.querySelector('#heartbeat-label').textContent === 'Heartbeat OFF'")
     await eventually(lambda: stand_in.heartbeat_sockets[1].closed, 5)
     await asyncio.sleep(2.5)
     assert len(stand_in.heartbeat_sockets) == 2  # OFF means no reconnect
@@ -305,13 +359,14 @@ async def test_heartbeat_toggle_sends_hb_reconnects_and_stops(stand_in, browser_
 
 async def test_panels_of_missing_services_say_so_and_the_rest_keeps_working(stand_in, browser_page):
     page, _ = browser_page
+    stand_in.stream = False
     stand_in.edge_status = 502
     stand_in.clusters_ws = False
     del stand_in.stats["user-service"]
     await page.goto(stand_in.url + "/")
     await page.wait_for_selector("#card-api-gateway")
-    await page.wait_for_function("document.querySelector('#edge-panel').textContent.includes('unavailable')")
-    await page.wait_for_function("document.querySelector('#clusters-panel').textContent.includes('unavailable')")
+    await page.wait_for_function("() => document.querySelector('#edge-panel').textContent.includes('unavailable')")
+    await page.wait_for_function("() => document.querySelector('#clusters-panel').textContent.includes('unavailable')")
     assert "HTTP 502" in await page.inner_text("#edge-panel")
     assert "not part of" in await page.inner_text("#data-panel")
 
@@ -342,3 +397,64 @@ async def test_chart_history_is_bounded(stand_in, browser_page):
     )
     assert lengths[0] == lengths[1] == 1000
     assert lengths[2] == lengths[3] == 151  # five minutes of 2 s points, both ends included
+
+
+async def test_the_page_runs_under_its_csp_and_an_inline_script_is_blocked(stand_in, browser_page):
+    page, log = browser_page
+    answer = await page.goto(stand_in.url + "/")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    await page.wait_for_selector("#card-api-gateway")
+    await page.wait_for_function("() => document.querySelector('#clusters-panel').textContent.includes('node-2')")
+    assert log.errors == []
+    # What an injected script would be: refused by the policy, and seen by the tests' violation collector.
+    await page.evaluate(
+        """() => { const s = document.createElement('script'); s.textContent = 'window.__injected = 1';
+                   document.body.append(s); }"""
+    )
+    await eventually(lambda: log.csp_violations, 5)
+    assert await page.evaluate("window.__injected") is None
+    assert "script-src" in log.csp_violations[0]
+
+
+async def test_the_page_takes_the_pushed_stream_and_does_not_poll(stand_in, browser_page):
+    page, log = browser_page
+    await page.goto(stand_in.url + "/")
+    await page.wait_for_selector("#card-api-gateway")
+    assert await page.evaluate("document.body.dataset.statsSource") == "stream"
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE", "requests_per_second": 7.5}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    assert await page.inner_text("#kpi-rps") == "7.50"
+    assert "live" in await page.inner_text("#poll-status")
+    assert stand_in.stats_requests == 0
+    assert stand_in.stream_requests == 1
+
+    stand_in.end_streams()  # a drop: EventSource reconnects by itself after the server's retry delay
+    await eventually(lambda: stand_in.stream_requests == 2, 10)
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": False, "state": "IDLE", "requests_per_second": 0.0}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'IDLE'")
+    await page.wait_for_selector("#lb-banner", state="hidden")
+    assert stand_in.stats_requests == 0
+    assert log.errors == []
+
+
+async def test_a_refused_stream_falls_back_to_polling_and_the_stream_is_tried_again(stand_in, browser_page):
+    page, _ = browser_page
+    stand_in.stream = False
+    await page.goto(stand_in.url + "/")
+    await page.wait_for_selector("#card-api-gateway")
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'polling'")
+    await eventually(lambda: stand_in.stats_requests >= 2, 10)
+    assert "(polling)" in await page.inner_text("#poll-status")
+    stand_in.stats["load-balancer"] |= {"has_real_traffic": True, "state": "ACTIVE"}
+    await page.wait_for_function("() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'")
+    refused = stand_in.stream_requests
+    assert refused >= 1
+
+    # Every tenth poll tries the stream again; once it is served, polling stops.
+    stand_in.stream = True
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'stream'", timeout=15_000)
+    assert stand_in.stream_requests > refused
+    await wait_polls(page, 2)
+    polled = stand_in.stats_requests
+    await wait_polls(page, 3)
+    assert stand_in.stats_requests == polled

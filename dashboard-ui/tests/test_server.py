@@ -1,11 +1,18 @@
 """The small static server: the page, Chart.js from node_modules, the config, the kit's endpoints, clean 404s."""
 
+import re
+
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from yarl import URL
 
 from dashboard_ui.main import create_app
 from dashboard_ui.settings import DashboardSettings
+from tests.support.probes import check_every_encoded_byte, check_no_server_error, encoded_segments
 from tests.support.servers import serving
+from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
 
 
 @pytest.fixture
@@ -84,3 +91,40 @@ async def test_kit_endpoints(client):
 def test_refuses_to_start_without_chartjs(tmp_path):
     with pytest.raises(RuntimeError, match="npm ci"):
         create_app(DashboardSettings(chartjs_dir=tmp_path))
+
+
+# Where a path's bytes land: the page's folder, Chart.js's folder, and after a real file's name.
+BYTE_PLACES = ["/{}", "/{}x", "/app.js{}", "/vendor/chart.js/{}", "/vendor/chart.js/chart.umd.js{}"]
+
+
+async def _fetch(client, raw_path: str) -> tuple[int, bytes]:
+    async with client.get(URL(raw_path, encoded=True)) as answer:
+        return answer.status, await answer.read()
+
+
+@pytest.mark.parametrize("place", BYTE_PLACES)
+async def test_every_percent_encoded_byte_is_a_file_or_a_json_404(client, place):
+    await check_every_encoded_byte(lambda raw_path: _fetch(client, raw_path), place)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(segment=encoded_segments, place=st.sampled_from(BYTE_PLACES))
+async def test_any_bytes_in_a_path_are_a_file_or_a_json_404(client, segment, place):
+    raw_path = place.format(segment)
+    check_no_server_error(raw_path, *await _fetch(client, raw_path))
+
+
+@pytest.mark.parametrize("path", ["/", "/index.html", "/app.js", "/styles.css", "/missing.js"])
+async def test_every_answer_carries_the_browser_security_headers(client, path):
+    answer = await client.get(path)
+    for name, value in BROWSER_SECURITY_HEADERS.items():
+        assert answer.headers[name] == value, name
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
+
+
+async def test_the_page_has_no_inline_script_style_or_handler(client):
+    page = await (await client.get("/")).text()
+    assert "<style" not in page and " style=" not in page
+    assert all("src=" in tag for tag in page.split("<script")[1:])
+    assert not re.search(r"\son[a-z]+=", page)

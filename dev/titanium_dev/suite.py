@@ -111,6 +111,7 @@ POOLED_BY: dict[str, tuple[str, ...]] = {
         "BLOG_SERVICE_URL",
         "CLUSTER_MONITOR_URL",
         "EDGE_CONFIG_URL",
+        "OPS_MCP_URL",
     ),
     # ops-mcp assembles traces from every replica's span buffer.
     "ops-mcp": (
@@ -241,7 +242,28 @@ def start_redis_server(server: str, port: int, lock: "threading.Lock | None" = N
     raise StartupError(f"redis-server did not accept connections on port {port} within 10 s")
 
 
-class Suite:
+class StartedInBlock:
+    """`with thing:` starts it and stops it at the end; a start that fails half-way stops what it started."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Suite(StartedInBlock):
     """The whole suite as child processes on loopback; a context manager for tests."""
 
     def __init__(
@@ -464,17 +486,6 @@ class Suite:
     def exited(self) -> list[ManagedProcess]:
         return [p for p in self.processes.values() if p.proc is not None and not p.running]
 
-    def __enter__(self) -> "Suite":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
 
 def ports_from_env(services: tuple[ServiceSpec, ...] = SERVICES) -> dict[str, int]:
     """`USER_SERVICE_PORT=9002` and the like move one service off its default port."""
@@ -490,6 +501,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Start the whole Titanium suite locally.")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO_ROOT / ".data")))
     args = parser.parse_args()
+    observe = os.environ.get("OBSERVABILITY") == "1"
     try:
         replicas = int(os.environ.get("REPLICAS") or "1")
         suite = Suite(
@@ -498,6 +510,7 @@ def main() -> int:
             redis_url=os.environ.get("REDIS_URL") or None,
             replicas=replicas,
             restart=RestartPolicy(),
+            extra_env=observability_env() if observe else None,
         )
     except (ValueError, StartupError) as exc:
         print(f"titanium: REPLICAS={os.environ.get('REPLICAS')}: {exc}", file=sys.stderr)
@@ -505,18 +518,36 @@ def main() -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    watch = None
     try:
+        if observe:
+            from .observability import from_env
+
+            watch = from_env(suite, suite.echo)
+            watch.start()
+            suite.say(f"Prometheus on {watch.prometheus_url}, Alertmanager on {watch.alertmanager_url}")
         suite.start()
     except StartupError as exc:
         suite.say(f"start-up failed: {exc}")
         suite.stop()
+        if watch is not None:
+            watch.stop()
         return 1
     suite.say(f"all services ready: dashboard at http://localhost:{suite.ports['load-balancer']} (Ctrl-C stops)")
     # A service that dies later is restarted by the suite's supervisor (RestartPolicy), which logs each step.
     stopping.wait()
     suite.say("stopping")
     suite.stop()
+    if watch is not None:
+        watch.stop()
     return 0
+
+
+def observability_env() -> dict[str, str]:
+    """What the services read when Alertmanager runs next to them (ops-mcp's alerts)."""
+    from .observability import alertmanager_port_from_env
+
+    return {"ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager_port_from_env()}"}
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def _checked_namespace(namespace: str) -> str:
 
 
 class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     namespace: str | None = None
 
     _namespace = field_validator("namespace")(lambda value: value if value is None else _checked_namespace(value))

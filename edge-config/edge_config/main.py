@@ -3,14 +3,10 @@ import contextlib
 from collections import Counter
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
-from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
 from titanium_common.lease import open_lease
@@ -22,6 +18,7 @@ from .addresses import LOOPBACK_CIDRS, AddressPolicy, parse_cidrs, suite_endpoin
 from .devices import DeviceClient
 from .health import STATUSES, HealthMonitor, SharedHealth
 from .kube import KubeSync
+from .metrics import DeviceMetrics
 from .reloads import Reloader
 from .settings import EdgeConfigSettings
 from .store import DeviceStore
@@ -29,47 +26,6 @@ from .store import DeviceStore
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Configs are small; a bigger body is refused before it is read (the gateway allows 10 MiB).
 MAX_BODY_BYTES = 1024 * 1024
-
-
-# curl -d sends this Content-Type by default (the original server's documented examples do); edge-config takes no
-# forms.
-_FORM = b"application/x-www-form-urlencoded"
-
-
-class RequestBodies:
-    """Bodies: over MAX_BODY_BYTES is 413, declared or not (a chunked body is counted as it arrives), and a body
-    without a Content-Type, or with curl's default form type, is read as the JSON it is."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response = JSONResponse(error_body(f"request body over {MAX_BODY_BYTES} bytes"), status_code=413)
-            await response(scope, receive, send)
-            return
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type in (b"", _FORM) and scope["method"] in ("PUT", "POST", "PATCH"):
-            kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
-                    # An HTTPException: FastAPI passes it on from a body read (anything else becomes its 400).
-                    raise HTTPException(413, f"request body over {MAX_BODY_BYTES} bytes")
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
@@ -109,13 +65,15 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             shared=shared,
         )
         kube.monitor = app.state.monitor = monitor
+        device_metrics.monitor = monitor
+        app.state.kit.add_dependency_check("lease", lease.store_answers)
         app.state.kube = kube
         app.state.reloader = Reloader(client, store, settings.reload_attempts, settings.reload_backoff_s)
         loops = [asyncio.create_task(monitor.run(), name="health probes")]
         if settings.sync_interval_s:
             loops.append(asyncio.create_task(kube.run(lease), name="kubernetes sync"))
         try:
-            async with token_verifier(settings.auth_service_url) as app.state.verifier:
+            async with settings_token_verifier(settings) as app.state.verifier:
                 yield
         finally:
             await stop_tasks(loops)
@@ -128,12 +86,15 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             await db.close()
 
     app = create_fastapi_app(
-        settings, title="edge-config", distribution="edge-config", routers=[api.router], lifespan=lifespan
+        settings,
+        title="edge-config",
+        distribution="edge-config",
+        routers=[api.router],
+        lifespan=lifespan,
+        max_body_bytes=MAX_BODY_BYTES,
     )
     # One router, mounted twice: the device-facing paths at the root (devices, scripts) and under /api/edge (gateway).
     app.include_router(api.router, prefix="/api/edge")
-    # Inside the kit's middleware (appended, not prepended), so a refused body still gets a request id and counts.
-    app.user_middleware.append(Middleware(RequestBodies))
     app.state.store = store
     app.state.settings = settings
     db.attach(app.state.kit)
@@ -154,6 +115,8 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         }
 
     app.state.kit.add_stats_provider(edge_figures)
+    device_metrics = DeviceMetrics()
+    app.state.kit.registry.register(device_metrics)
     return app
 
 

@@ -5,16 +5,17 @@ from pydantic import Field
 from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.lease import LeaseSettings
+from titanium_common.revocations import RevocationSettings
 
 
-class EdgeConfigSettings(DatabaseSettings, LeaseSettings):
+class EdgeConfigSettings(DatabaseSettings, LeaseSettings, RevocationSettings):
     service_name: str = "edge-config"
     port: int = DEFAULT_PORTS["edge-config"]
     # With several replicas: the lease (LEASE_*, REDIS_URL) makes probes and the periodic sync run on one of them,
     # and the probe results reach the others through Redis under this prefix.
     redis_prefix: str = "titanium:edge-config:"
 
-    # Admin tokens are verified by auth-service.
+    # Admin tokens are verified by auth-service; revocations are heard on REVOCATION_CHANNEL (REDIS_URL).
     auth_service_url: str = local_url("auth-service")
 
     # Outbound address policy for device addresses: loopback, link-local (cloud metadata included) and the suite's

@@ -6,13 +6,16 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, echo_request_id, json_error
+from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
+from titanium_common.websocket_quota import WebSocketQuota
 
+from .original_keys import original_keys
 from .settings import LoadBalancerSettings
+from .stream import BROADCASTER
 from .traffic import SharedTraffic, TrafficMeter, traffic_figures
 
 SETTINGS = web.AppKey("settings", LoadBalancerSettings)
@@ -26,6 +29,7 @@ FANOUT = web.AppKey("stats_fanout", SharedFanout)
 STATS_POOLS = web.AppKey("stats_pools", list)
 # Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
 SOCKETS = web.AppKey("open_sockets", set)
+WEBSOCKET_QUOTA = web.AppKey("websocket_quota", WebSocketQuota)
 
 GATEWAY_PREFIXES = ("/api/", "/blog/", "/ws/")
 # /mcp: ops-mcp's streamable HTTP endpoint (one path, behind the gateway like the API).
@@ -49,7 +53,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         meter.count_request()
         meter.relayed_sockets += 1
         try:
-            return await websocket_to_pool(request, app[CLIENT], pool, open_sockets=app[SOCKETS])
+            return await websocket_to_pool(
+                request, app[WEBSOCKET_CLIENT], pool, open_sockets=app[SOCKETS], quota=app[WEBSOCKET_QUOTA]
+            )
         finally:
             meter.relayed_sockets -= 1
     started = time.perf_counter()
@@ -77,6 +83,18 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=app[SETTINGS].ws_heartbeat_s, autoping=False)
     if not ws.can_prepare(request).ok:
         return json_error(400, "a WebSocket upgrade is expected here")
+    # Held open like a relayed socket: counted in the same per-client share.
+    quota = app[WEBSOCKET_QUOTA]
+    client = quota.client_of(request)
+    refused = quota.refusal(client)
+    if refused is not None:
+        return refused
+    with quota.held(client):
+        return await _heartbeat(request, ws)
+
+
+async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    app = request.app
     echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]
@@ -109,10 +127,9 @@ async def fan_out(app: web.Application) -> dict:
     return await fetch_all(app[CLIENT], targets, app[SETTINGS].stats_timeout_s)
 
 
-async def stats(request: web.Request) -> web.Response:
-    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats: one fan-out shared
-    by the callers of about one second (`stats_age_s` says how old it is)."""
-    app = request.app
+async def stats_document(app: web.Application) -> dict:
+    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats, then the original
+    system's keys: one fan-out shared by the callers of about one second (`stats_age_s` says how old it is)."""
     gateway, dashboard = app[GATEWAY], app[DASHBOARD]
     # The fan-out's calls are children of this request's span.
     token = app[KIT].tracing.use_proxy_span(request[TRACE])
@@ -124,10 +141,22 @@ async def stats(request: web.Request) -> web.Response:
     own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"
     own["pools"] = {pool.name: pool.snapshot() for pool in (gateway, dashboard)}
+    own["stats_fanouts"] = app[FANOUT].fanouts
+    own["stats_stream"] = app[BROADCASTER].figures()
     if gateway.healthy_count == 0:
         own["status"] = own["service_status"] = "degraded"
         own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
-    return web.json_response({"load-balancer": own, **services, "stats_age_s": round(age_s, 3), "timestamp": utc_iso()})
+    return {
+        "load-balancer": own,
+        **services,
+        **original_keys(services),
+        "stats_age_s": round(age_s, 3),
+        "timestamp": utc_iso(),
+    }
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(await stats_document(request.app))
 
 
 async def lb_health(request: web.Request) -> web.Response:

@@ -1,13 +1,21 @@
 from aiohttp import web
 
-from titanium_common.aiohttp_app import attach_client_session, attach_upstream_client, create_aiohttp_app
+from titanium_common.aiohttp_app import (
+    KIT,
+    WEBSOCKET_CLIENT,
+    attach_client_session,
+    attach_upstream_client,
+    create_aiohttp_app,
+)
 from titanium_common.fanout import SharedFanout
 from titanium_common.pool import attach_pools, replica_pool
 from titanium_common.proxy import close_websockets, normalise_dot_segments
 from titanium_common.runner import serve_proxy
+from titanium_common.websocket_quota import websocket_quota
 
-from . import api
+from . import api, history
 from .settings import LoadBalancerSettings
+from .stream import StatsBroadcaster, attach_stats_stream
 from .traces import admin_only
 from .traffic import SharedTraffic, TrafficMeter
 
@@ -39,14 +47,20 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
             await shared.stop()
 
         app.cleanup_ctx.append(flushing)
+
+        async def redis_answers() -> bool:
+            return shared.problem is None
+
+        app[KIT].add_dependency_check("redis", redis_answers)
     app[api.FANOUT] = SharedFanout(lambda: api.fan_out(app), settings.stats_cache_ttl_s)
     app[api.SOCKETS] = set()
+    app[api.WEBSOCKET_QUOTA] = websocket_quota(settings)
     gateway = app[api.GATEWAY] = replica_pool("api-gateway", settings.gateway_urls, settings)
     app[api.DASHBOARD] = replica_pool("dashboard-ui", settings.dashboard_urls, settings)
     # Read by /stats only: their named members are resolved like a pool's, nothing is balanced or health-checked.
     app[api.STATS_POOLS] = [replica_pool(name, urls, settings) for name, urls in settings.service_replicas().items()]
-    # Proxied requests go through the upstream client; the session serves WebSocket relays, health checks and the
-    # /stats fan-out (the proxy sets X-Request-ID itself).
+    # Proxied requests go through the upstream client; the kit session serves health checks and the /stats fan-out,
+    # a session of its own the relayed WebSockets (the proxy sets X-Request-ID itself).
     attach_upstream_client(
         app,
         connect_s=settings.upstream_connect_timeout_s,
@@ -54,12 +68,24 @@ def create_app(settings: LoadBalancerSettings | None = None, meter: TrafficMeter
         limit=settings.upstream_pool_size,
     )
     attach_client_session(app, auto_decompress=False, pass_request_id=False)
+    attach_client_session(
+        app, WEBSOCKET_CLIENT, limit=settings.websocket_max_total, auto_decompress=False, pass_request_id=False
+    )
     attach_pools(app, (gateway, app[api.DASHBOARD]), resolve_only=app[api.STATS_POOLS])
 
     async def close_sockets(app: web.Application) -> None:
         await close_websockets(app[api.SOCKETS])
 
     app.on_shutdown.append(close_sockets)
+    broadcaster = StatsBroadcaster(
+        lambda: api.stats_document(app),
+        interval_s=settings.stats_push_interval_s,
+        heartbeat_s=settings.stats_stream_heartbeat_s,
+        max_streams=settings.stats_stream_max_clients,
+        backlog=settings.stats_stream_backlog,
+    )
+    attach_stats_stream(app, broadcaster)
+    history.attach(app, meter, settings)
     api.add_routes(app)
     return app
 

@@ -21,6 +21,9 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     # STATS_TIMEOUT_S each.
     ops_mcp_url: str = local_url("ops-mcp")
     stats_timeout_s: float = 2.0
+    # The gateway's 502/503/504 name a service behind it, not the gateway: they never eject a gateway replica (its
+    # own failures, no answer at all, still do).
+    eject_after_5xx: int = Field(default=0, ge=0)
     max_body_bytes: int = 100 * 1024 * 1024
     # Forwarded requests: connect (with the wait for a free pooled connection), then each wait for data. The
     # response bound is above the gateway's own (2 s), so that a slow service gets the gateway's 504 naming it.
@@ -37,10 +40,19 @@ class LoadBalancerSettings(ProxyServerSettings, ServiceAddresses):
     redis_url: str = ""
     redis_prefix: str = "titanium:load-balancer:"
     traffic_flush_interval_s: float = Field(default=0.2, ge=0.05, le=1.0)
+    # /stats/history: one point per this many seconds, an hour of them (in Redis with REDIS_URL, else in memory).
+    history_resolution_s: float = Field(default=10.0, ge=1.0, le=60.0)
     # This replica's name in /stats (empty: host name and port; a pod's host name is its name).
     replica_name: str = ""
     # /stats callers within this long share one fan-out to the services.
     stats_cache_ttl_s: float = Field(default=1.0, ge=0)
+    # /stats/stream: the /stats document pushed to every open stream every STATS_PUSH_INTERVAL_S (one build for all),
+    # a comment line after STATS_STREAM_HEARTBEAT_S without an event, at most STATS_STREAM_MAX_CLIENTS streams (503
+    # beyond), and a viewer with STATS_STREAM_BACKLOG events its connection has not taken is dropped.
+    stats_push_interval_s: float = Field(default=2.0, ge=0.05)
+    stats_stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    stats_stream_max_clients: int = Field(default=1000, ge=0)
+    stats_stream_backlog: int = Field(default=2, ge=1)
 
     @property
     def replica_id(self) -> str:

@@ -1,11 +1,15 @@
 """What only the real `python -m load_balancer` process shows: memory while 50 MB stream through it, and a
-graceful stop on SIGTERM."""
+graceful stop on SIGTERM, and what its log says about requests its parser refuses."""
 
 import asyncio
 import hashlib
 import signal
 
 import aiohttp
+
+from tests.support.polling import eventually
+from tests.support.probes import MALFORMED_REQUESTS, check_json_refusal
+from tests.support.servers import raw_exchange
 
 MB = 1024 * 1024
 BODY_BYTES = 50 * MB
@@ -88,3 +92,30 @@ async def test_sigterm_lets_in_flight_requests_finish_and_closes_sockets(servers
                 raise AssertionError("a stopped balancer must not answer")
         except aiohttp.ClientConnectorError:
             pass
+
+
+async def test_requests_the_parser_refuses_get_json_errors_and_one_warning_line_each(lb_process):
+    """The real process's log (LOG_LEVEL=WARNING): one line per refused request, no traceback, no request bytes."""
+    lb = await lb_process({})
+    for probe in MALFORMED_REQUESTS:
+        check_json_refusal(await raw_exchange(lb.port, probe.wire), probe)
+    output = await eventually(
+        lambda: (text := lb.output()).count("refused a request") == len(MALFORMED_REQUESTS) and text
+    )
+    assert "Traceback" not in output and "ERROR" not in output, output
+    for probe in MALFORMED_REQUESTS:
+        assert probe.marker.decode("latin-1") not in output
+
+
+async def test_sigterm_ends_open_stats_streams_cleanly(lb_process):
+    lb = await lb_process({"STATS_PUSH_INTERVAL_S": "60", "SHUTDOWN_TIMEOUT_S": "30"})
+    async with aiohttp.ClientSession() as http, http.get(f"{lb.url}/stats/stream") as stream:
+        assert stream.status == 200
+        first = await stream.content.readuntil(b"\n\n")
+        assert first.startswith(b"retry: 60000")
+        assert (await stream.content.readuntil(b"\n\n")).startswith(b"id: 1\ndata: {")
+        lb.proc.send_signal(signal.SIGTERM)
+        # The stream ends with its terminating chunk (a reset would raise here), and the process exits well before
+        # its 30 s drain bound would have cut the stream.
+        assert await asyncio.wait_for(stream.content.read(), 10) == b""
+        await asyncio.wait_for(lb.proc.wait(), 10)

@@ -1,8 +1,11 @@
-"""The balancer as a proxy: routing, replicas coming and going, WebSocket relay, body limits."""
+"""The balancer as a proxy: routing, replicas coming and going, WebSocket relay and its per-client share, body
+limits."""
 
 import asyncio
+import contextlib
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.support.polling import eventually
@@ -129,6 +132,40 @@ async def test_websocket_relay_through_the_balancer(servers, start_lb, backend_a
         assert own["open_websockets"] == 1
 
 
+def client_at(address: str) -> aiohttp.ClientSession:
+    """A client whose connections come from `address` (any 127.x address is this host's loopback)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def test_one_client_gets_its_share_of_relayed_sockets_and_others_still_connect(
+    servers, start_lb, backend_app, lb_settings
+):
+    gateway = await servers(backend_app("gw"))
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], websocket_max_per_client=3))
+    url = f"{lb.url}/ws/echo"
+    async with contextlib.AsyncExitStack() as stack:
+        stranger = await stack.enter_async_context(client_at("127.0.0.2"))
+        for n in range(3):
+            ws = await stack.enter_async_context(stranger.ws_connect(url))
+            await ws.send_str(f"s{n}")
+            assert await ws.receive_str(timeout=5) == f"gw:s{n}"
+        # At the edge the peer is the client: an X-Forwarded-For of its own choosing changes nothing.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await stranger.ws_connect(url, headers={"X-Forwarded-For": "192.0.2.1"})
+        assert refused.value.status == 503
+        assert refused.value.headers["Retry-After"] == "5"
+        # Its heartbeat sockets count in the same share.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await stranger.ws_connect(f"{lb.url}/api/ws-heartbeat")
+        assert refused.value.status == 503
+        async with client_at("127.0.0.3") as dashboard, dashboard.ws_connect(url) as feed:
+            await feed.send_str("feed")
+            assert await feed.receive_str(timeout=5) == "gw:feed"
+            async with dashboard.ws_connect(f"{lb.url}/api/ws-heartbeat") as heartbeat:
+                await heartbeat.send_str("hb")
+                assert (await heartbeat.receive_json(timeout=5))["type"] == "hb"
+
+
 async def test_a_body_over_the_limit_is_413(servers, start_lb, backend_app, lb_settings):
     gateway = await servers(backend_app("gw"))
     lb = await start_lb(lb_settings(gateway_urls=[gateway.url], max_body_bytes=1000))
@@ -206,3 +243,27 @@ async def test_an_upstream_cookie_never_reaches_other_clients(servers, start_lb,
             assert (await r.json())["cookie"] is None
         async with bob.get(f"{lb.url}/api/profile", headers={"Cookie": "session=bob"}) as r:
             assert (await r.json())["cookie"] == "session=bob"
+
+
+async def test_the_gateways_503s_never_eject_it(servers, start_lb, lb_settings):
+    """A gateway's 503 names a service behind it: ejecting the gateway would take every other service away too."""
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "upstream blog-service has no healthy replica"}, status=503)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_route("*", "/{tail:.*}", unavailable)
+    gateway = await servers(app)
+    lb = await start_lb(lb_settings(gateway_urls=[gateway.url, f"http://127.0.0.1:{free_port()}"]))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(12):
+            async with http.get(f"{lb.url}/api/posts") as r:
+                assert r.status == 503
+                assert "blog-service" in (await r.json())["detail"]
+        async with http.get(f"{lb.url}/stats") as r:
+            members = (await r.json())["load-balancer"]["pools"]["api-gateway"]["members"]
+    assert members[0]["healthy"] is True

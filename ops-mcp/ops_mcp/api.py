@@ -1,5 +1,5 @@
 """ops-mcp's REST routes: the tools' answers as JSON under /api/ops (the dashboard and the stdio server read
-them). Admin only, except the diagnosis, which shows what /stats already shows anyone."""
+them). Admin only, except the diagnosis and the alerts, which show what /stats already shows anyone."""
 
 from typing import Annotated
 
@@ -10,6 +10,7 @@ from titanium_common.contracts import errors
 from titanium_common.deps import VerifierDep, from_state
 
 from .models import (
+    AlertList,
     DeviceListing,
     DeviceStatus,
     Diagnosis,
@@ -65,6 +66,13 @@ LOOKUPS = errors(401, 403, 404, 409, 502, 503, 504)
 @router.get("/diagnosis", dependencies=[Depends(_pass_token_on)])
 async def diagnosis(ops: Ops) -> Diagnosis:
     return await ops.diagnose()
+
+
+@router.get("/alerts")
+async def alerts(ops: Ops) -> AlertList:
+    """The alerts firing in Alertmanager. Like the diagnosis, readable without a token: the dashboard's alerts panel
+    shows them to whoever sees the dashboard. Alertmanager unset or down: `available` false, "alerts unavailable"."""
+    return await ops.alerts()
 
 
 @router.get("/status", dependencies=admin_only, responses=ADMIN)

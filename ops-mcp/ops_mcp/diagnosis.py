@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import Finding
+from .models import AlertList, Finding
 from .sampler import Sample, pod_key
 
 UNHEALTHY_DEVICE_STATES = ("unhealthy", "unreachable")
@@ -39,6 +39,8 @@ class Facts:
     # Each pod's restarts in the oldest sample that has them, and that sample's age.
     restarts_before: dict[tuple[str, str, str], int] | None = None
     restarts_window_s: float | None = None
+    # The alerts firing in Alertmanager (None: not set or not answering; diagnose() says so in what it checked).
+    alerts: AlertList | None = None
 
 
 def _requests(stats: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +261,20 @@ def _devices(devices: list[dict[str, Any]]) -> list[Finding]:
     ]
 
 
+def _alerts(alerts: AlertList) -> list[Finding]:
+    """Every firing alert, as the finding Prometheus' rules made it: a page is critical, a ticket a warning."""
+    return [
+        Finding(
+            severity="critical" if alert.severity == "page" else "warning",
+            subject=alert.service or alert.name,
+            problem=f"alert {alert.name} is firing: {alert.summary}",
+            evidence={"labels": alert.labels, "description": alert.description, "since": alert.starts_at},
+            next_step=f"Follow its runbook ({alert.runbook_url})." if alert.runbook_url else alert.description,
+        )
+        for alert in alerts.alerts
+    ]
+
+
 def _missing(source: str, why: str) -> Finding:
     return Finding(
         severity="warning",
@@ -291,6 +307,8 @@ def findings(facts: Facts, limits: Thresholds) -> list[Finding]:
         found.append(_missing("edge-config", "the edge devices"))
     else:
         found.extend(_devices(facts.devices))
+    if facts.alerts is not None:
+        found.extend(_alerts(facts.alerts))
     return sorted(found, key=lambda f: f.severity != "critical")
 
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from titanium_common.auth_client import TokenVerifier
+from titanium_common.auth_client import TokenVerifier, settings_token_verifier
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
@@ -59,10 +59,12 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
         sampler = Sampler(reader, SERVICES_READ, keep=settings.samples_kept, lb_timeout_s=settings.lb_stats_timeout_s)
         app.state.sampler = sampler
         app.state.operations = LiveOperations(reader, sampler, settings)
-        app.state.verifier = TokenVerifier(session, settings.service_urls()["auth-service"])
         sampling = asyncio.create_task(sampler.run(settings.sample_interval_s), name="suite sampler")
         try:
-            async with mcp.session_manager.run():
+            async with (
+                settings_token_verifier(settings) as app.state.verifier,
+                mcp.session_manager.run(),
+            ):
                 yield
         finally:
             sampling.cancel()

@@ -101,6 +101,25 @@ class Finding(BaseModel):
     next_step: str
 
 
+class Alert(BaseModel):
+    name: str = Field(description="the alert's name (its rule in monitoring/rules)")
+    severity: str = Field(description="page (act now) or ticket (within the working day)")
+    service: str = Field(description="the service it is about (the `job` label)")
+    instance: str | None = Field(default=None, description="the replica, for alerts about one")
+    summary: str
+    description: str
+    runbook_url: str | None = None
+    starts_at: str = Field(description="when it started firing (RFC 3339)")
+    labels: dict[str, str]
+
+
+class AlertList(BaseModel):
+    available: bool = Field(description="false: Alertmanager is not set or did not answer (`error` says which)")
+    source: str | None = Field(default=None, description="the Alertmanager read")
+    error: str | None = None
+    alerts: list[Alert] = Field(default_factory=list, description="firing, not silenced: pages first, oldest first")
+
+
 class Diagnosis(BaseModel):
     healthy: bool
     summary: str

@@ -9,8 +9,10 @@ from typing import Any, Protocol
 from titanium_common.clock import utc_iso
 
 from . import diagnosis
+from .alerts import AlertsReader
 from .models import (
     SERVICE_NAMES,
+    AlertList,
     BalancerState,
     DeviceListing,
     DeviceStatus,
@@ -60,6 +62,7 @@ class Operations(Protocol):
     async def edge_devices(self, status: DeviceStatus | None) -> DeviceListing: ...
     async def reload_edge_device(self, device_id: str) -> ReloadOutcome: ...
     async def diagnose(self) -> Diagnosis: ...
+    async def alerts(self) -> AlertList: ...
     async def stats_aggregate(self) -> dict[str, Any]: ...
     async def events_feed(self) -> dict[str, Any]: ...
     async def slow_requests(self, slowest: int, since_s: float) -> SlowRequests: ...
@@ -86,9 +89,15 @@ def service_status(name: str, stats: dict[str, Any]) -> ServiceStatus:
 
 class LiveOperations:
     def __init__(
-        self, reader: SuiteReader, sampler: Sampler, settings: OpsSettings, traces: TraceReader | None = None
+        self,
+        reader: SuiteReader,
+        sampler: Sampler,
+        settings: OpsSettings,
+        alerts: AlertsReader | None = None,
+        traces: TraceReader | None = None,
     ) -> None:
         self.reader = reader
+        self.alerts_reader = alerts or AlertsReader(reader.session, settings.alertmanager_url, settings.read_timeout_s)
         self.traces = traces or TraceReader(reader.session, settings.replica_urls(), settings.read_timeout_s)
         self.sampler = sampler
         self.settings = settings
@@ -211,11 +220,12 @@ class LiveOperations:
             return None, f"{service} {path} (no answer: {exc.detail})"
 
     async def diagnose(self) -> Diagnosis:
-        stats, (nodes, nodes_read), (pods, pods_read), (devices, devices_read) = await asyncio.gather(
+        stats, (nodes, nodes_read), (pods, pods_read), (devices, devices_read), alerts = await asyncio.gather(
             self.reader.all_stats(self.services),
             self._optional("cluster-monitor", "/api/nodes", "nodes"),
             self._optional("cluster-monitor", "/api/pods", "pods"),
             self._optional("edge-config", "/api/edge/devices", "devices"),
+            self.alerts_reader.read(),
         )
         since = self.sampler.oldest()
         balancer, _ = self.sampler.latest_balancer()
@@ -234,12 +244,14 @@ class LiveOperations:
             p95_history={name: self.sampler.p95_history(name) for name in self.services},
             restarts_before=restarts_before,
             restarts_window_s=restarts_window_s,
+            alerts=alerts if alerts.available else None,
         )
         found = diagnosis.findings(facts, self.limits)
         await cite_traces(found, self.traces, time.time())
         sampled = "background sample" if self.sampler.history else "not sampled yet"
         checked = [f"/stats of {', '.join(self.services)}", f"load-balancer /stats ({sampled})"]
         checked += [nodes_read, pods_read, devices_read]
+        checked.append(f"Alertmanager {alerts.source}" if alerts.available else (alerts.error or "alerts unavailable"))
         return Diagnosis(
             healthy=not found,
             summary=diagnosis.summary(found),
@@ -247,6 +259,9 @@ class LiveOperations:
             checked=checked,
             timestamp=utc_iso(),
         )
+
+    async def alerts(self) -> AlertList:
+        return await self.alerts_reader.read()
 
     async def stats_aggregate(self) -> dict[str, Any]:
         _, age = self.sampler.latest_balancer()

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from titanium_common.http_client import create_client_session
 
 from .models import (
+    AlertList,
     DeviceListing,
     DeviceStatus,
     Diagnosis,
@@ -129,6 +130,9 @@ class RemoteOperations:
 
     async def diagnose(self) -> Diagnosis:
         return await self._get(Diagnosis, "/diagnosis")
+
+    async def alerts(self) -> AlertList:
+        return await self._get(AlertList, "/alerts")
 
     async def stats_aggregate(self) -> dict[str, Any]:
         return await self._json("GET", f"{self.base}/api/ops/aggregate")

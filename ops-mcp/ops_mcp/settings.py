@@ -2,6 +2,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
+from titanium_common.revocations import RevocationSettings
 from titanium_common.settings import split_list
 
 
@@ -10,8 +11,9 @@ def first_url(value: str) -> str:
     return next((u.strip() for u in value.split(",") if u.strip()), "").rstrip("/")
 
 
-class OpsSettings(ServiceAddresses):
-    """The service: streamable HTTP at /mcp and REST at /api/ops/*, reading every service directly."""
+class OpsSettings(ServiceAddresses, RevocationSettings):
+    """The service: streamable HTTP at /mcp and REST at /api/ops/*, reading every service directly. Admin tokens
+    are verified by auth-service; revocations are heard on REVOCATION_CHANNEL (REDIS_URL)."""
 
     service_name: str = "ops-mcp"
     port: int = DEFAULT_PORTS["ops-mcp"]
@@ -27,6 +29,9 @@ class OpsSettings(ServiceAddresses):
     sample_interval_s: float = Field(default=5.0, gt=0)
     samples_kept: int = Field(default=120, ge=2)
     lb_stats_timeout_s: float = Field(default=5.0, gt=0)
+    # Alertmanager's address (its API v2): the firing alerts /api/ops/alerts, the tool `alerts` and diagnose() show.
+    # Empty: "alerts unavailable".
+    alertmanager_url: str = ""
     # diagnose(): thresholds.
     error_rate_threshold: float = Field(default=0.01, gt=0, lt=1)
     min_requests_for_rates: int = Field(default=20, ge=1)

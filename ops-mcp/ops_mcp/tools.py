@@ -12,6 +12,7 @@ from pydantic import Field
 from titanium_common.errors import ServiceError
 
 from .models import (
+    AlertList,
     DeviceListing,
     DeviceStatus,
     Diagnosis,
@@ -147,8 +148,16 @@ def build_server(operations: Callable[[], Operations], *, version: str = "", lif
     async def diagnose() -> Diagnosis:
         """A rule-based report of what is wrong now and why: services offline or timing out, error rates above
         1 %, p95 above its usual range, upstreams the gateway reports failing, NotReady nodes, restarting pods,
-        unhealthy devices, a database or Redis down. Each finding has its evidence and a next step."""
+        unhealthy devices, a database or Redis down, and every alert firing in Alertmanager. Each finding has its
+        evidence and a next step."""
         return await answered(operations().diagnose())
+
+    @server.tool(annotations=READ_ONLY)
+    async def alerts() -> AlertList:
+        """The alerts Prometheus' rules raised and Alertmanager holds now (firing, not silenced): each with its
+        service, severity (page or ticket), summary, description and runbook. `available` false with the reason
+        when Alertmanager is not set or does not answer ("alerts unavailable")."""
+        return await answered(operations().alerts())
 
     @server.resource("titanium://stats", name="stats", mime_type="application/json")
     async def stats_resource() -> str:

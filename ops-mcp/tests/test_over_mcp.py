@@ -40,6 +40,7 @@ TOOLS = {
     "edge_devices",
     "reload_edge_device",
     "diagnose",
+    "alerts",
     "slow_requests",
     "trace",
 }

@@ -154,3 +154,30 @@ def test_a_plain_def_dependency_is_caught():
 
     (route,) = [r for r in _api_routes(app.routes) if r.path == "/mixed"]
     assert _run_on_threads(route.dependant, set()) == {"test_a_plain_def_dependency_is_caught.<locals>.lookup"}
+
+
+def _schema_of(document: dict, operation: str, status: str = "200") -> dict:
+    method, path = operation.split(" ", 1)
+    return document["paths"][path][method.lower()]["responses"][status]["content"]["application/json"]["schema"]
+
+
+def _model(document: dict, ref: str) -> dict:
+    return document["components"]["schemas"][ref.rpartition("/")[2]]
+
+
+def test_the_original_clients_shapes_are_in_the_documents(monkeypatch):
+    """What the original system's scripts and pages read stays declared: the bare post list (no parameters, or
+    offset/limit) beside the page object, and the original login answer's `status` and `token`."""
+    blog = _document("blog-service", monkeypatch)
+    shapes = _schema_of(blog, "GET /api/posts")["anyOf"]
+    listing = next(s for s in shapes if s.get("type") == "array")
+    assert set(_model(blog, listing["items"]["$ref"])["required"]) >= {"id", "title", "author", "created_at", "excerpt"}
+    assert any(set(_model(blog, s["$ref"])["properties"]) >= {"items", "total", "page"} for s in shapes if "$ref" in s)
+    parameters = {p["name"] for p in blog["paths"]["/api/posts"]["get"]["parameters"]}
+    assert parameters == {"page", "size", "offset", "limit"}
+    assert all(not p.get("required") for p in blog["paths"]["/api/posts"]["get"]["parameters"])
+
+    auth = _document("auth-service", monkeypatch)
+    login = _model(auth, _schema_of(auth, "POST /api/login")["$ref"])
+    assert {"status", "token"} <= set(login["required"])
+    assert login["properties"]["status"].get("const", login["properties"]["status"].get("enum", [None])[0]) == "success"

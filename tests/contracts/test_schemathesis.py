@@ -97,6 +97,8 @@ def services(tmp_path_factory, postgres_schema):
         "LOCAL_CONFIG_TIMEOUT_S": "0.5",
         # Generated logins fail from one address; the accounts this test makes must still log in.
         "LOGIN_FAILURES_PER_ADDRESS": "1000000",
+        # Generated registrations come from one address too (the limit itself: user-service's own tests).
+        "REGISTRATION_BURST": "1000000",
     }
     suite = Suite(
         ports={spec.name: free_port() for spec in specs},

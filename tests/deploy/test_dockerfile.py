@@ -109,7 +109,7 @@ def test_installed_packages_find_their_static_files_and_migrations(installed):
     )
     for what, entry in found.items():
         assert "site-packages" in entry["path"], f"{what} is read from {entry['path']}, not the installed package"
-    assert {"index.html", "app.js", "styles.css"} <= set(found["dashboard_static"]["files"])
+    assert {"index.html", "app.js", "stats-stream.js", "styles.css"} <= set(found["dashboard_static"]["files"])
     assert found["chartjs"]["files"] == ["chart.umd.js"]
     assert {"index.html", "app.js", "style.css"} <= set(found["blog_static"]["files"])
     for what in ("user_migrations", "edge_migrations", "blog_migrations"):

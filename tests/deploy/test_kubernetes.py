@@ -33,7 +33,11 @@ TREE_IDS = [str(p.relative_to(MANIFESTS)) for p in TREES]
 # The oldest Kubernetes version the manifests promise, and the newest schema kubernetes-validate ships.
 SCHEMA_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Custom resources: no schema ships for them; test_custom_resources checks what matters in them instead.
-CUSTOM_KINDS = {("monitoring.coreos.com", "ServiceMonitor"), ("policy.karmada.io", "PropagationPolicy")}
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "PrometheusRule"),
+    ("policy.karmada.io", "PropagationPolicy"),
+}
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
 CHECKOV_ARGS = (str(CHECKOV), "--framework", "kubernetes", "--output", "json", "--skip-download")
 # Checks skipped for every object, and why. Per-object skips sit next to the object as checkov.io/skip

@@ -90,7 +90,7 @@ def test_every_address_in_the_manifests_names_a_service_and_its_port(tree):
         env = service_env(docs, service, prefix_of(docs))
         assert int(env["PORT"]) == ports[service] == SETTINGS[service].model_fields["port"].default
         for name, value in env.items():
-            for address in value.split(",") if _ADDRESS.match(value) else []:
+            for address in value.split(",") if _ADDRESS.match(value) and name not in OUTSIDE_ADDRESSES else []:
                 url = urlsplit(address)
                 target = services.get(url.hostname)
                 assert target is not None, f"{service} {name}={address}: no Service {url.hostname}"
@@ -118,7 +118,8 @@ def test_the_balancing_pools_name_headless_services_and_everyone_else_a_cluster_
     for service in SERVICES:
         env = service_env(docs, service, prefix)
         for name, value in env.items():
-            for address in value.split(",") if _ADDRESS.match(value) and name not in REFUSED_ADDRESSES else []:
+            skipped = REFUSED_ADDRESSES | OUTSIDE_ADDRESSES
+            for address in value.split(",") if _ADDRESS.match(value) and name not in skipped else []:
                 target = services[urlsplit(address).hostname]["spec"]
                 pooled = name in POOLS.get(service, ())
                 assert (target.get("clusterIP") == "None") == pooled, f"{service} {name}={address}: {target}"
@@ -207,6 +208,8 @@ LINKS_ONLY = {"dashboard-ui"}
 CALLED_BY_EVERY_SERVICE = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 # Addresses a service is given to refuse, not to call: edge-config never takes one of the suite's own for a device.
 REFUSED_ADDRESSES = {"SUITE_URLS"}
+# Addresses outside the suite (the monitoring stack's Alertmanager, in its own namespace): no Service of ours.
+OUTSIDE_ADDRESSES = {"ALERTMANAGER_URL"}
 
 
 def request_graph(docs) -> set[tuple[str, str, int]]:
@@ -220,7 +223,7 @@ def request_graph(docs) -> set[tuple[str, str, int]]:
             env = container_env(docs, workload, container)
             if caller in LINKS_ONLY:
                 env = {k: v for k, v in env.items() if k in CALLED_BY_EVERY_SERVICE}
-            calls = [v for k, v in env.items() if k not in REFUSED_ADDRESSES and _ADDRESS.match(v)]
+            calls = [v for k, v in env.items() if k not in REFUSED_ADDRESSES | OUTSIDE_ADDRESSES and _ADDRESS.match(v)]
             addresses = [a for v in calls for a in v.split(",")]
             if "PGHOST" in env:
                 addresses.append(f"postgresql://{env['PGHOST']}:{env['PGPORT']}")

@@ -18,6 +18,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+# Every Content-Security-Policy violation the page causes becomes a console error (so the "no console errors"
+# checks also mean "nothing the policy blocked"), prefixed so that a test can pick them out.
+CSP_VIOLATION = "CSP violation"
+_REPORT_CSP_VIOLATIONS = f"""
+document.addEventListener("securitypolicyviolation", (event) => {{
+  console.error(`{CSP_VIOLATION}: ${{event.effectiveDirective}} blocked ${{event.blockedURI || "inline"}}`);
+}});
+"""
 
 
 @dataclass
@@ -34,6 +42,10 @@ class BrowserLog:
     @property
     def errors(self) -> list[str]:
         return self.console_errors + self.page_errors
+
+    @property
+    def csp_violations(self) -> list[str]:
+        return [error for error in self.console_errors if error.startswith(CSP_VIOLATION)]
 
 
 def require_chromium() -> None:
@@ -55,8 +67,9 @@ async def chromium() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def browser_page(chromium: Browser) -> AsyncIterator[tuple[Page, BrowserLog]]:
-    """A fresh page (desktop size) and the log of its console errors."""
+    """A fresh page (desktop size) and the log of its console errors, CSP violations included."""
     context = await chromium.new_context(viewport={"width": 1440, "height": 1000})
+    await context.add_init_script(_REPORT_CSP_VIOLATIONS)
     page = await context.new_page()
     log = BrowserLog()
     page.on("console", log.on_console)

@@ -27,6 +27,7 @@ __all__ = [
     "body_digest",
     "free_port",
     "host_address",
+    "raw_exchange",
     "servers",
     "service_processes",
     "serving",
@@ -214,6 +215,23 @@ async def body_digest(request: web.Request) -> dict[str, object]:
         digest.update(chunk)
         size += len(chunk)
     return {"size": size, "sha256": digest.hexdigest()}
+
+
+async def raw_exchange(port: int, request: bytes, host: str = "127.0.0.1", timeout_s: float = 10.0) -> bytes:
+    """Send `request` as raw bytes (what no HTTP client would send) and read the answer until the server closes
+    the connection or `timeout_s` passes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(timeout_s):
+                while chunk := await reader.read(65536):
+                    answer += chunk
+        return answer
+    finally:
+        writer.close()
 
 
 def _bindable(family: int, address: str) -> bool:

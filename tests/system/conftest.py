@@ -23,7 +23,14 @@ def suite(tmp_path_factory):
             ports=ports,
             data_dir=tmp_path_factory.mktemp("data"),
             echo=log,
-            extra_env={"ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1], "COLLECTOR_TOKENS": COLLECTOR_TOKEN},
+            extra_env={
+                "ADMIN_USERNAME": ADMIN[0],
+                "ADMIN_PASSWORD": ADMIN[1],
+                "COLLECTOR_TOKENS": COLLECTOR_TOKEN,
+                # Every system test registers its accounts from this machine's one address (the limit itself is
+                # proven by user-service's own tests).
+                "REGISTRATION_BURST": "100000",
+            },
         ) as running,
     ):
         yield running

@@ -49,7 +49,7 @@ async def test_a_wrong_password_is_said_on_the_form(suite, browser_page):
     await page.click("button[type=submit]")
     alert = page.locator("form [role=alert]")
     await alert.wait_for()
-    await page.wait_for_function("document.querySelector('form [role=alert]').textContent.length > 0")
+    await page.wait_for_function("() => document.querySelector('form [role=alert]').textContent.length > 0")
     assert "invalid" in (await alert.text_content()).lower()
 
 

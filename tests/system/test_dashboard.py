@@ -14,7 +14,7 @@ WINDOW_WAIT_MS = 25_000
 
 async def badge_is(page, text: str, timeout_ms: int = WINDOW_WAIT_MS) -> None:
     await page.wait_for_function(
-        f"document.querySelector('#traffic-badge').textContent === '{text}'", timeout=timeout_ms
+        f"() => document.querySelector('#traffic-badge').textContent === '{text}'", timeout=timeout_ms
     )
 
 
@@ -43,7 +43,9 @@ async def test_cards_traffic_badge_and_rps_chart(suite, browser_page):
         for _ in range(60):
             await client.get("/api/posts")
     await badge_is(page, "ACTIVE", timeout_ms=10_000)
-    await page.wait_for_function("Math.max(...Chart.getChart('rps-chart').data.datasets[0].data) > 1", timeout=10_000)
+    await page.wait_for_function(
+        "() => Math.max(...Chart.getChart('rps-chart').data.datasets[0].data) > 1", timeout=10_000
+    )
     await screenshot(page, "dashboard-active")
 
     await badge_is(page, "IDLE")
@@ -88,4 +90,19 @@ async def test_a_stopped_service_turns_red_within_two_polls_and_the_rest_stay_gr
     await page.wait_for_selector("#card-blog-service[data-status=online]", timeout=15_000)
     await gateway_routes_to_blog_again(suite)
     # The failed /stats fetch is a handled state on the page, not a console error.
+    assert log.errors == []
+
+
+async def test_the_page_takes_the_balancers_pushed_stream(suite, browser_page):
+    page, log = browser_page
+    await page.goto(suite.url("load-balancer") + "/")
+    await page.wait_for_function("() => document.body.dataset.statsSource === 'stream'", timeout=15_000)
+    await page.wait_for_selector("#card-api-gateway[data-status=online]")
+    updates = await polls_so_far(page)
+    await page.wait_for_function(f"Number(document.body.dataset.polls) >= {updates + 2}", timeout=15_000)
+    assert "live" in await page.inner_text("#poll-status")
+    async with httpx.AsyncClient() as client:
+        own = (await client.get(suite.url("load-balancer") + "/stats")).json()["load-balancer"]
+    assert own["stats_stream"]["open"] >= 1
+    assert own["stats_stream"]["events"] >= 3
     assert log.errors == []

@@ -11,6 +11,7 @@ import socket
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
@@ -192,3 +193,31 @@ def test_a_killed_gateway_is_restarted_by_the_launcher(tmp_path):
         print(f"gateway relaunched {relaunched_after:.2f} s and answering {answered:.2f} s after SIGKILL")
     text = log.read_text()
     assert "api-gateway exited with code -9" in text and "api-gateway restarted (1 of 5" in text
+
+
+# More relayed sockets than the gateway's request pool holds (128): the flood that once took every one.
+WEBSOCKET_FLOOD = 140
+
+
+async def test_a_strangers_websocket_flood_leaves_the_dashboard_its_live_cluster_feed(suite, browser_page):
+    url = suite.url("load-balancer") + "/ws/clusters"
+    statuses: dict[int, int] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        # The stranger's connections come from another loopback address than the browser's: another client.
+        stranger = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), limit=0))
+        )
+        for _ in range(WEBSOCKET_FLOOD):
+            try:
+                await stack.enter_async_context(stranger.ws_connect(url))
+                status = 101
+            except aiohttp.WSServerHandshakeError as refused:
+                status = refused.status
+                assert refused.headers.get("Retry-After"), refused.headers
+            statuses[status] = statuses.get(status, 0) + 1
+        assert set(statuses) == {101, 503} and statuses[503] >= WEBSOCKET_FLOOD - 32, statuses
+        page, log = browser_page
+        await page.goto(suite.url("load-balancer") + "/")
+        await page.wait_for_selector("#clusters-panel [data-cluster=member1]", timeout=15_000)
+        assert await page.inner_text("#clusters-status") == "cluster-monitor · live"
+        assert log.errors == []

@@ -191,7 +191,9 @@ async def test_diag_delete_names_the_step_when_a_post_cannot_be_deleted(lb_url, 
 async def test_a_locust_run_moves_the_dashboards_rps_chart(lb_url, browser_page, tmp_path):
     page, log = browser_page
     await page.goto(lb_url + "/")
-    await page.wait_for_function("document.querySelector('#traffic-badge').textContent === 'IDLE'", timeout=25_000)
+    await page.wait_for_function(
+        "() => document.querySelector('#traffic-badge').textContent === 'IDLE'", timeout=25_000
+    )
     process = await asyncio.create_subprocess_exec(
         *RUN_PY, "load", "--url", lb_url, "--scenario", "health", "--rate", "30", "--duration", "14s",
         "--max-p95-ms", "off", "--rate-tolerance-pct", "10", "--results-dir", str(tmp_path),
@@ -199,11 +201,11 @@ async def test_a_locust_run_moves_the_dashboards_rps_chart(lb_url, browser_page,
     )  # fmt: skip
     try:
         await page.wait_for_function(
-            "document.querySelector('#traffic-badge').textContent === 'ACTIVE'", timeout=20_000
+            "() => document.querySelector('#traffic-badge').textContent === 'ACTIVE'", timeout=20_000
         )
         # The balancer's 10 s window fills up: the chart's newest points climb towards locust's 30/s.
         await page.wait_for_function(
-            "Math.max(...Chart.getChart('rps-chart').data.datasets[0].data.slice(-3)) >= 15", timeout=20_000
+            "() => Math.max(...Chart.getChart('rps-chart').data.datasets[0].data.slice(-3)) >= 15", timeout=20_000
         )
         await screenshot(page, "dashboard-under-locust")
     finally:

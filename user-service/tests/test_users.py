@@ -14,16 +14,38 @@ async def stats(identity) -> dict:
 
 
 async def test_register_read_and_list(identity):
-    user = await identity.register("alice")
+    user, auth = await identity.account("alice")
     assert user["username"] == "alice" and user["role"] == "user"
     assert "password" not in json.dumps(user) and "argon2" not in json.dumps(user)
     answer = await identity.client.get(f"{identity.user_url}/api/users/{user['id']}")
     assert answer.status_code == 200
-    assert "email" not in answer.json()
-    listing = (await identity.client.get(f"{identity.user_url}/api/users", params={"page": 1, "size": 1})).json()
-    assert listing["total"] == 2  # the admin from ADMIN_USERNAME and alice
-    assert len(listing["items"]) == 1 and listing["size"] == 1
-    assert all("email" not in item for item in listing["items"])
+    assert answer.json()["username"] == "alice" and "email" not in answer.json() and "role" not in answer.json()
+    listing = await identity.client.get(f"{identity.user_url}/api/users", params={"page": 1, "size": 1}, headers=auth)
+    body = listing.json()
+    assert body["total"] == 2  # the admin from ADMIN_USERNAME and alice
+    assert len(body["items"]) == 1 and body["size"] == 1
+    assert all("email" not in item for item in body["items"])
+
+
+async def test_nobody_anonymous_enumerates_accounts_or_finds_the_admins(identity):
+    alice, alice_auth = await identity.account("alice")
+    admin_auth = {"Authorization": f"Bearer {await identity.token(*ADMIN)}"}
+    url = f"{identity.user_url}/api/users"
+    anonymous = await identity.client.get(url)
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+    # A signed-in user sees names, but the role and e-mail only of themself.
+    seen = {item["username"]: item for item in (await identity.client.get(url, headers=alice_auth)).json()["items"]}
+    assert set(seen) == {ADMIN[0], "alice"}
+    assert "role" not in seen[ADMIN[0]] and "email" not in seen[ADMIN[0]]
+    assert seen["alice"]["role"] == "user" and seen["alice"]["email"] == "alice@example.com"
+    # One user by id, anonymously: no role either (the admin's id is no secret: 1).
+    admin_id = seen[ADMIN[0]]["id"]
+    assert "role" not in (await identity.client.get(f"{url}/{admin_id}")).json()
+    assert "role" not in (await identity.client.get(f"{url}/{admin_id}", headers=alice_auth)).json()
+    # An admin sees everyone's.
+    everyone = (await identity.client.get(url, headers=admin_auth)).json()["items"]
+    assert {item["username"]: item["role"] for item in everyone} == {ADMIN[0]: "admin", "alice": "user"}
+    assert (await identity.client.get(f"{url}/{alice['id']}", headers=admin_auth)).json()["role"] == "user"
 
 
 async def test_original_register_path_answers_status(identity):

@@ -10,7 +10,9 @@ from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
 from titanium_common.deps import CurrentUser, VerifierDep, from_state
 from titanium_common.fastapi_app import RowId
+from titanium_common.throttling import RateLimiter, client_address, retry_after
 
+from .settings import UserSettings
 from .store import UserStore
 
 router = APIRouter()
@@ -35,23 +37,26 @@ class UserChange(BaseModel):
 
 
 class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     username: Annotated[str, Field(max_length=128)]
     password: Annotated[str, Field(max_length=1024)]
 
 
 class UserPublic(BaseModel):
-    """A user as others see it: `email` only for the user themself and admins."""
+    """A user as others see it: `email` and `role` only for the user themself and admins (nobody else can pick
+    out the admins to aim at)."""
 
     id: int
     username: str
     email: str | None = None
-    role: str
+    role: str | None = None
     created_at: str
     updated_at: str
 
 
 class UserCreated(UserPublic):
     email: str
+    role: str
 
 
 class OriginalRegistration(UserCreated):
@@ -88,13 +93,33 @@ class TokensRevoked(BaseModel):
 
 
 StoreDep = Annotated[UserStore, Depends(from_state("store"))]
+SettingsDep = Annotated[UserSettings, Depends(from_state("settings"))]
+RegistrationsDep = Annotated[RateLimiter, Depends(from_state("registrations"))]
+
+
+async def _registration_allowed(request: Request, settings: SettingsDep, registrations: RegistrationsDep) -> None:
+    """Each client address registers REGISTRATION_BURST accounts at once, then one per REGISTRATION_INTERVAL_S."""
+    address = client_address(request, settings.trusted_proxy_hops)
+    wait = await registrations.acquire(
+        f"register:{address}", burst=settings.registration_burst, interval_s=settings.registration_interval_s
+    )
+    if wait > 0:
+        raise HTTPException(
+            429, "too many registrations from this address; try again later", headers={"Retry-After": retry_after(wait)}
+        )
+
+
+RegistrationAllowed = [Depends(_registration_allowed)]
+
+
+PRIVATE_FIELDS = ("email", "role")
 
 
 def _shown_to(viewer: Identity | None, record: dict[str, Any]) -> dict[str, Any]:
-    """Email only for the user themself and admins."""
+    """Email and role only for the user themself and admins."""
     if viewer is not None and (viewer.is_admin or viewer.user_id == record["id"]):
         return record
-    return {k: v for k, v in record.items() if k != "email"}
+    return {k: v for k, v in record.items() if k not in PRIVATE_FIELDS}
 
 
 async def _viewer(request: Request, verifier: VerifierDep) -> Identity | None:
@@ -115,24 +140,25 @@ def _may_change(identity: Identity, user_id: int) -> None:
 Viewer = Annotated[Identity | None, Depends(_viewer)]
 
 
-@router.post("/api/users", status_code=201, responses=errors(409, 503))
+@router.post("/api/users", status_code=201, dependencies=RegistrationAllowed, responses=errors(409, 429, 503))
 async def register(body: Registration, store: StoreDep) -> UserCreated:
     return await store.create(body.username, body.email, body.password)
 
 
-@router.post("/api/register", status_code=201, responses=errors(409, 503))
+@router.post("/api/register", status_code=201, dependencies=RegistrationAllowed, responses=errors(409, 429, 503))
 async def register_original(body: Registration, store: StoreDep) -> OriginalRegistration:
     """The original clients' path; they read `status`."""
     return {"status": "success", **await store.create(body.username, body.email, body.password)}
 
 
-@router.get("/api/users", response_model_exclude_none=True, responses=errors(401))
+@router.get("/api/users", response_model_exclude_none=True, responses=errors(401, 503))
 async def list_users(
     store: StoreDep,
-    viewer: Viewer,
+    viewer: CurrentUser,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:
+    """Signed-in callers only: anonymous callers cannot enumerate the accounts."""
     users, total = await store.page(page, size)
     return {"items": [_shown_to(viewer, u) for u in users], "total": total, "page": page, "size": size}
 

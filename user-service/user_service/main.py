@@ -3,11 +3,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from titanium_common.auth_client import token_verifier
+from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.revocations import RevocationFeed
 from titanium_common.runner import serve
+from titanium_common.throttling import RateLimiter
 
 from . import api
 from .cache import UserCache
@@ -29,6 +30,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         workers=settings.password_workers,
     )
     revocations = RevocationFeed(settings.redis_url, settings.revocation_channel)
+    registrations = RateLimiter(settings.redis_url, settings.redis_prefix)
     store = UserStore(
         db,
         cache,
@@ -41,17 +43,16 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await db.start()
-        if settings.admin_username and settings.admin_password:
-            await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
-        try:
-            async with token_verifier(
-                settings.auth_service_url, redis_url=settings.redis_url, revocation_channel=settings.revocation_channel
-            ) as app.state.verifier:
+        try:  # a start-up that fails (no admin) still closes what it opened, so the process ends at once
+            if settings.admin_username and settings.admin_password:
+                await store.ensure_admin(settings.admin_username, settings.admin_password, settings.admin_email)
+            async with settings_token_verifier(settings) as app.state.verifier:
                 # This service's own verify cache forgets a user it revoked at once, before Redis says so.
                 revocations.add_listener(app.state.verifier.forget)
                 yield
         finally:
             await revocations.close()
+            await registrations.close()
             passwords.close()
             await cache.close()
             await db.close()
@@ -64,10 +65,12 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.registrations = registrations
     db.attach(app.state.kit)
 
     async def user_figures() -> dict:
-        return {"users": await store.count()} | await cache.stats() | passwords.figures()
+        figures = {"users": await store.count()} | await cache.stats() | passwords.figures()
+        return figures | {"registration_limit": registrations.figure()}
 
     app.state.kit.add_stats_provider(user_figures)
     return app

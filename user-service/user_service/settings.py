@@ -3,9 +3,10 @@ from pydantic import Field
 from titanium_common.addresses import DEFAULT_PORTS, local_url
 from titanium_common.db import DatabaseSettings
 from titanium_common.revocations import DEFAULT_CHANNEL
+from titanium_common.throttling import ClientAddressSettings
 
 
-class UserSettings(DatabaseSettings):
+class UserSettings(DatabaseSettings, ClientAddressSettings):
     service_name: str = "user-service"
     port: int = DEFAULT_PORTS["user-service"]
     auth_service_url: str = local_url("auth-service")
@@ -18,6 +19,10 @@ class UserSettings(DatabaseSettings):
     admin_username: str = ""
     admin_password: str = ""
     admin_email: str = "admin@localhost.localdomain"
+    # Registrations per client address: REGISTRATION_BURST at once, then one per REGISTRATION_INTERVAL_S (shared by
+    # the replicas through REDIS_URL; without it each replica counts on its own). Past it: 429 with Retry-After.
+    registration_burst: int = Field(default=20, ge=1)
+    registration_interval_s: float = Field(default=30.0, gt=0)
     # Argon2id cost: about 50 ms per check on the development machine (2 cores); hashes made with other
     # parameters are re-hashed at the next successful login.
     argon2_time_cost: int = Field(default=2, ge=1)

@@ -18,6 +18,10 @@ log = logging.getLogger("user_service.store")
 TAKEN = "username or email already registered"
 
 
+class AdminNotCreated(RuntimeError):
+    """The admin of ADMIN_USERNAME does not exist and cannot be created: the service must not start without it."""
+
+
 class UserStore:
     def __init__(
         self,
@@ -141,13 +145,22 @@ class UserStore:
                 user.password_hash = password_hash
 
     async def ensure_admin(self, username: str, password: str, email: str) -> None:
-        """The first admin, from the environment; an existing account of that name is left as it is."""
-        async with self.db.sessions() as session:
-            exists = await session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
-        if exists is not None:
+        """The first admin, from the environment; an existing account of that name is left as it is. An e-mail
+        that another account already has stops the start-up (AdminNotCreated), rather than leaving no admin."""
+        if await self._user_id_named(username) is not None:
             return
         try:
             await self.create(username, email, password, role="admin")
-        except ConflictError:  # another replica created it at the same moment
-            return
+        except ConflictError:
+            if await self._user_id_named(username) is not None:  # another replica created it at the same moment
+                return
+            raise AdminNotCreated(
+                f"cannot create the admin {username!r} from ADMIN_USERNAME: its e-mail {email!r} (ADMIN_EMAIL) "
+                "belongs to another account; set ADMIN_EMAIL to a free address, or start from empty data "
+                "(make clean-data removes .data/)"
+            ) from None
         log.info("created the first admin %r from ADMIN_USERNAME", username)
+
+    async def _user_id_named(self, username: str) -> int | None:
+        async with self.db.sessions() as session:
+            return await session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))

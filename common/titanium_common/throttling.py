@@ -1,0 +1,106 @@
+"""Rate limits shared by every replica: who the client is behind the suite's proxies, and a GCRA limiter (a token
+bucket of `burst` requests refilled one per `interval_s`) kept in Redis, or in this process without it.
+
+GCRA keeps one number per key (the "theoretical arrival time"), updated in one atomic step (a Lua script in Redis,
+plain code between two awaits in memory): any number of concurrent requests get exactly the allowance, and a
+refused one learns how long to wait (Retry-After). Without Redis (or while it fails) each replica limits on its
+own, which still bounds one client per replica; `problem` says so for `/stats`.
+"""
+
+import logging
+import math
+import time
+
+import redis.asyncio as redis
+from pydantic import Field
+from starlette.requests import HTTPConnection
+
+from .settings import ServiceSettings
+
+log = logging.getLogger("titanium.throttling")
+
+REDIS_TIMEOUT_S = 0.5
+MAX_LOCAL_KEYS = 100_000
+
+# KEYS[1]: the bucket. ARGV: now (ms), interval (ms), burst. Returns 0 (admitted) or the milliseconds to wait.
+_GCRA = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local wait = tat - now - (burst - 1) * interval
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now))
+return 0
+"""
+
+
+class ClientAddressSettings(ServiceSettings):
+    """Mix into a service's settings when it limits per client address."""
+
+    # Proxies in front of the service that append to X-Forwarded-For (load balancer + gateway).
+    trusted_proxy_hops: int = Field(default=2, ge=0)
+
+
+def client_address(connection: HTTPConnection, trusted_proxy_hops: int) -> str:
+    """The client as seen by the first trusted proxy (entries before it can be forged by the client)."""
+    forwarded = [part.strip() for part in connection.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    if trusted_proxy_hops and forwarded:
+        return forwarded[-min(trusted_proxy_hops, len(forwarded))]
+    return connection.client.host if connection.client else "unknown"
+
+
+class RateLimiter:
+    """`await limiter.acquire(key, burst=, interval_s=)`: 0.0 when admitted, else the seconds to wait."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.client = (
+            redis.Redis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+            if redis_url
+            else None
+        )
+        self._script = self.client.register_script(_GCRA) if self.client is not None else None
+        self.prefix = prefix
+        self._local: dict[str, float] = {}  # key -> theoretical arrival time (monotonic seconds)
+        self.problem: str | None = None if redis_url else "REDIS_URL is not set: each replica limits on its own"
+
+    @property
+    def backend(self) -> str:
+        return "redis" if self.client is not None and self.problem is None else "memory"
+
+    def figure(self) -> dict:
+        return {"backend": self.backend} | ({"reason": self.problem} if self.problem else {})
+
+    async def acquire(self, key: str, *, burst: int, interval_s: float) -> float:
+        if self._script is not None:
+            try:
+                now_ms = int(time.time() * 1000)
+                wait_ms = int(await self._script(keys=[self.prefix + key], args=[now_ms, interval_s * 1000, burst]))
+            except redis.RedisError as exc:
+                if self.problem is None:
+                    log.warning("Redis unavailable (%s): rate limits kept in this process", type(exc).__name__)
+                self.problem = f"Redis unavailable ({type(exc).__name__}): each replica limits on its own"
+            else:
+                self.problem = None
+                return wait_ms / 1000
+        return self._acquire_locally(key, burst, interval_s)
+
+    def _acquire_locally(self, key: str, burst: int, interval_s: float) -> float:
+        now = time.monotonic()
+        if len(self._local) > MAX_LOCAL_KEYS:  # bound memory under a spray of keys: drop the buckets that are full
+            self._local = {k: tat for k, tat in self._local.items() if tat > now}
+        tat = max(self._local.get(key, now), now)
+        wait = tat - now - (burst - 1) * interval_s
+        if wait > 0:
+            return wait
+        self._local[key] = tat + interval_s
+        return 0.0
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def retry_after(wait_s: float) -> str:
+    """A wait as Retry-After's whole seconds (at least 1)."""
+    return str(max(1, math.ceil(wait_s)))
