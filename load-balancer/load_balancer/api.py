@@ -131,12 +131,7 @@ async def stats_document(app: web.Application) -> dict:
     """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats, then the original
     system's keys: one fan-out shared by the callers of about one second (`stats_age_s` says how old it is)."""
     gateway, dashboard = app[GATEWAY], app[DASHBOARD]
-    # The fan-out's calls are children of this request's span.
-    token = app[KIT].tracing.use_proxy_span(request[TRACE])
-    try:
-        services, age_s = await app[FANOUT].get()
-    finally:
-        otel_context.detach(token)
+    services, age_s = await app[FANOUT].get()
     own = await app[KIT].stats()
     own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"
@@ -156,7 +151,15 @@ async def stats_document(app: web.Application) -> dict:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(await stats_document(request.app))
+    span = request.get(TRACE)
+    if span is None:
+        return web.json_response(await stats_document(request.app))
+    # The fan-out's calls are children of this request's span.
+    token = request.app[KIT].tracing.use_proxy_span(span)
+    try:
+        return web.json_response(await stats_document(request.app))
+    finally:
+        otel_context.detach(token)
 
 
 async def lb_health(request: web.Request) -> web.Response:
