@@ -115,7 +115,7 @@ def refusal_of(exc: http_exceptions.HttpProcessingError) -> tuple[int, str]:
         # it was raised (the C parser's URL callback) or what it says (the pure-Python parser) tells which.
         if _raised_in(exc, "cb_on_url") or exc.args[:1] == ("Status line is too long",):
             return 414, f"request target over {_MAX_LINE_BYTES} bytes"
-        return 431, f"request header over {_MAX_LINE_BYTES} bytes"
+        return 431, f"request header over {MAX_FIELD_BYTES} bytes"
     text = exc.message if isinstance(exc.message, str) else ""
     if text.startswith("Too many headers"):
         return 431, f"more than {_MAX_HEADERS} request headers"

@@ -33,7 +33,10 @@ class Malformed:
 MALFORMED_REQUESTS = [
     Malformed("a 100 KB URL", b"GET /api/" + b"U" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"UUUUUUUU"),
     Malformed(
-        "a 9 KB header", b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"H" * 9000 + b"\r\n\r\n", 431, b"HHHHHHHH"
+        "a 40 KB header",
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"H" * 40_000 + b"\r\n\r\n",
+        431,
+        b"HHHHHHHH",
     ),
     Malformed(
         "500 headers",
@@ -65,7 +68,8 @@ def check_json_refusal(answer: bytes, probe: Malformed) -> dict:
     assert headers[b"content-type"].startswith(b"application/json"), (probe.name, head)
     assert probe.marker not in answer, (probe.name, answer[:300])
     document = json.loads(body)
-    assert set(document) == {"detail", "request_id"} and document["detail"], document
+    # No trace: the request was never read far enough to have one.
+    assert set(document) == {"detail", "request_id", "trace_id"} and document["detail"], document
     assert headers[b"x-request-id"].decode() == document["request_id"]
     return document
 
