@@ -35,20 +35,20 @@ async def test_charts_open_full_from_the_history_and_switch_between_five_minutes
     page, log = browser_page
     stand_in.history["points"] = hour_of_points()
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("document.body.dataset.historyPoints === '360'")
+    await page.wait_for_function("() => document.body.dataset.historyPoints === '360'")
     # Five minutes: the newest remembered points (the top of the ramp), not the older ones.
     shown = await rps_values(page)
     assert {340.0, 360.0} <= set(shown) and 300.0 not in shown
     assert "every balancer replica" in await page.inner_text("#history-status")
     await page.click("#chart-ranges button[data-range-s='3600']")
-    await page.wait_for_function("document.body.dataset.chartRange === '3600'")
+    await page.wait_for_function("() => document.body.dataset.chartRange === '3600'")
     shown = await rps_values(page)
     assert {10.0, 180.0, 360.0} <= set(shown)
     assert await page.get_attribute("#chart-ranges button[data-range-s='3600']", "aria-pressed") == "true"
     await screenshot(page, "dashboard-history-1h")
     # A reload starts full again (the history is the balancer's, not the page's).
     await page.reload()
-    await page.wait_for_function("document.body.dataset.historyPoints === '360'")
+    await page.wait_for_function("() => document.body.dataset.historyPoints === '360'")
     assert 360.0 in await rps_values(page)
     await page.click("#chart-ranges button[data-range-s='300']")
     assert 180.0 not in await rps_values(page)
@@ -59,8 +59,8 @@ async def test_history_unavailable_leaves_the_live_charts(stand_in, browser_page
     page, _ = browser_page
     stand_in.history_status = 503
     await page.goto(stand_in.url + "/")
-    await page.wait_for_function("document.getElementById('history-status').textContent.includes('unavailable')")
-    await page.wait_for_function("Number(document.body.dataset.chartPoints || 0) >= 2")
+    await page.wait_for_function("() => document.getElementById('history-status').textContent.includes('unavailable')")
+    await page.wait_for_function("() => Number(document.body.dataset.chartPoints || 0) >= 2")
 
 
 async def test_alerts_panel_lists_what_fires_and_says_when_it_cannot_know(stand_in, browser_page):  # noqa: F811
@@ -97,7 +97,7 @@ async def test_alerts_panel_lists_what_fires_and_says_when_it_cannot_know(stand_
     assert await page.inner_text("#alerts-panel") == "alerts unavailable: connection refused"
     stand_in.alerts_status = 502
     await page.reload()
-    await page.wait_for_function("document.getElementById('alerts-panel').textContent.includes('HTTP 502')")
+    await page.wait_for_function("() => document.getElementById('alerts-panel').textContent.includes('HTTP 502')")
     assert "alerts unavailable" in await page.inner_text("#alerts-panel")
     await page.wait_for_selector("#card-api-gateway")  # the rest of the page is unaffected
     await screenshot(page, "dashboard-alerts-unavailable")

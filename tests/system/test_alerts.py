@@ -277,14 +277,14 @@ async def test_the_dashboard_opens_with_history_and_shows_what_alertmanager_hold
             stop.set()
             await loader
         await page.goto(lb + "/")
-        await page.wait_for_function("Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
+        await page.wait_for_function("() => Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
         await page.wait_for_selector("#alerts-panel[data-state='firing']", timeout=20_000)
         assert "TitaniumErrorBudgetSlowBurn: blog-service is burning its error budget" in await page.inner_text(
             "#alerts-panel"
         )
         # A reload: the charts hold the remembered points again at once, not one live point.
         await page.reload()
-        await page.wait_for_function("Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
+        await page.wait_for_function("() => Number(document.body.dataset.historyPoints || 0) > 0", timeout=20_000)
         rps = await page.evaluate("Chart.getChart(document.getElementById('rps-chart')).data.datasets[0].data")
         assert len(rps) > 1 and max(v for v in rps if v is not None) > 0
         await screenshot(page, "dashboard-real-suite-history-and-alerts")

@@ -39,7 +39,7 @@ async def test_the_docs_page_lists_every_service_operation(suite, browser_page):
             assert expected, service
             await page.goto(f"{base}/api/docs?urls.primaryName={service}")
             await page.wait_for_function(
-                f"document.querySelector('.info .title') && document.querySelector('select#select').value"
+                f"() => document.querySelector('.info .title') && document.querySelector('select#select').value"
                 f".endsWith('docs/{service}/openapi.json')",
                 timeout=20_000,
             )

@@ -99,7 +99,7 @@ async def test_the_page_takes_the_balancers_pushed_stream(suite, browser_page):
     await page.wait_for_function("() => document.body.dataset.statsSource === 'stream'", timeout=15_000)
     await page.wait_for_selector("#card-api-gateway[data-status=online]")
     updates = await polls_so_far(page)
-    await page.wait_for_function(f"Number(document.body.dataset.polls) >= {updates + 2}", timeout=15_000)
+    await page.wait_for_function(f"() => Number(document.body.dataset.polls) >= {updates + 2}", timeout=15_000)
     assert "live" in await page.inner_text("#poll-status")
     async with httpx.AsyncClient() as client:
         own = (await client.get(suite.url("load-balancer") + "/stats")).json()["load-balancer"]
