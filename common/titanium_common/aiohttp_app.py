@@ -12,12 +12,14 @@ from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
 from .tracing import (
+    MONITORING_HEADER,
     TRACE_ID_HEADER,
     UNTRACED_PATHS,
     BadTraceQuery,
     ProxySpan,
     buffer_listing,
     buffer_trace,
+    is_monitoring,
     proxy_trace_id_var,
 )
 from .upstream_client import UpstreamClient
@@ -62,6 +64,7 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
     if path not in UNTRACED_PATHS and kit.tracing.enabled:
         headers = request.headers
         span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
+        span.monitoring = is_monitoring(headers.get(MONITORING_HEADER))
         trace_token = proxy_trace_id_var.set(span.trace_hex)
     started = time.perf_counter()
     status = 500
@@ -118,6 +121,14 @@ def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
     span = request.get(TRACE)
     if span is not None:
         response.headers.setdefault(TRACE_ID_HEADER, span.trace_hex)
+
+
+def mark_monitoring(request: web.Request) -> None:
+    """This request's span is a monitoring read whatever its headers say: a route for the suite's own watchers
+    that a browser opens as an EventSource or a WebSocket, which cannot send MONITORING_HEADER."""
+    span = request.get(TRACE)
+    if span is not None:
+        span.monitoring = True
 
 
 async def health(request: web.Request) -> web.Response:

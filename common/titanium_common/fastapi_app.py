@@ -23,7 +23,14 @@ from .errors import ServiceError, error_body
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
 from .settings import ServiceSettings
-from .tracing import TRACE_ID_HEADER, UNTRACED_PATHS, BadTraceQuery, buffer_listing, buffer_trace
+from .tracing import (
+    TRACE_ID_HEADER,
+    UNTRACED_PATHS,
+    BadTraceQuery,
+    buffer_listing,
+    buffer_trace,
+    is_monitoring,
+)
 
 log = logging.getLogger("titanium.http")
 
@@ -62,7 +69,7 @@ class ObservabilityMiddleware:
             # FastAPI routes GET only: HEAD is the GET answer without its body (RFC 9110 9.3.2). A copy, because
             # the server reads its own scope to know that no body may be sent.
             scope = {**scope, "method": "GET"}
-        incoming = traceparent = tracestate = None
+        incoming = traceparent = tracestate = heartbeat = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
@@ -70,6 +77,8 @@ class ObservabilityMiddleware:
                 traceparent = value.decode("latin-1")
             elif name == b"tracestate":
                 tracestate = value.decode("latin-1")
+            elif name == b"x-heartbeat":
+                heartbeat = value.decode("latin-1")
         rid = accept_request_id(incoming)
         state = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -77,7 +86,9 @@ class ObservabilityMiddleware:
         path = scope["path"]
         span = None
         if self.tracing is not None and path not in UNTRACED_PATHS:
-            span, span_token = self.tracing.start_server_span(traceparent, tracestate, method, scope)
+            span, span_token = self.tracing.start_server_span(
+                traceparent, tracestate, method, scope, is_monitoring(heartbeat)
+            )
             trace_id = f"{span.get_span_context().trace_id:032x}"
         else:
             trace_id = None

@@ -60,6 +60,16 @@ _TRACESTATE_MEMBER = re.compile(
 # Probes and scrapes are not traced (every few seconds from every pool and scraper).
 UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics", "/api/health", "/lb-health"})
 _RATIO_BITS = (1 << 64) - 1
+# The suite's own monitoring reads (the dashboard's polls, ops-mcp's reads of every replica) say so with this
+# header, as the balancer's real-traffic rule already expects; their SERVER spans carry the attribute below, so
+# that a list of slow requests can leave them out.
+MONITORING_HEADER = "X-Heartbeat"
+MONITORING_ATTRIBUTE = "titanium.monitoring"
+
+
+def is_monitoring(header_value: str | None) -> bool:
+    return header_value is not None and header_value.lower() == "true"
+
 
 # Set by the proxies' middleware for their own log lines (their light spans are not the SDK's current span).
 proxy_trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("proxy_trace_id", default=None)
@@ -216,6 +226,7 @@ class FinishedSpan:
             "start_unix_ns": self.start_ns,
             "duration_ms": round(self.duration_ns / 1e6, 3),
             "remote_parent": self.remote_parent,
+            "monitoring": bool(attributes.get(MONITORING_ATTRIBUTE, False)),
         }
 
 
@@ -380,7 +391,7 @@ class ProxySpan(FinishedSpan):
     """One proxied request's SERVER span in the load balancer or the gateway, without the SDK's per-span cost: it
     becomes its own finished span (no second object), its attributes built only when someone reads them."""
 
-    __slots__ = ("facts", "sampled", "trace_hex", "tracestate")
+    __slots__ = ("facts", "monitoring", "sampled", "trace_hex", "tracestate")
 
     def __init__(
         self, trace_id: int, span_id: int, parent_id: int, sampled: bool, tracestate: str | None, service: str
@@ -401,6 +412,8 @@ class ProxySpan(FinishedSpan):
         self.attributes = None
         # (method, path, status, route, upstream name or None, upstream URL or None), set when it ends.
         self.facts: tuple = ()
+        # A monitoring read (see MONITORING_HEADER); set by the middleware, or by a route that is one by nature.
+        self.monitoring = False
 
     @property
     def traceparent(self) -> str:
@@ -415,6 +428,8 @@ class ProxySpan(FinishedSpan):
                 attributes["server.upstream.url"] = upstream_url
             else:
                 attributes["http.route"] = route
+            if self.monitoring:
+                attributes[MONITORING_ATTRIBUTE] = True
             self.attributes = attributes
         return self.attributes
 
@@ -497,7 +512,12 @@ class Tracing:
 
     # The FastAPI services' SERVER spans
     def start_server_span(
-        self, traceparent: str | None, tracestate: str | None, method: str, scope: dict[str, Any]
+        self,
+        traceparent: str | None,
+        tracestate: str | None,
+        method: str,
+        scope: dict[str, Any],
+        monitoring: bool = False,
     ) -> tuple[trace.Span, object]:
         """The request's SERVER span, made current; returns it and the token for end_server_span.
 
@@ -536,6 +556,8 @@ class Tracing:
             "client.address": client[0],
             "network.protocol.version": scope.get("http_version", "1.1"),
         }
+        if monitoring:
+            attributes[MONITORING_ATTRIBUTE] = True
         span = self.tracer.start_span(method, context, kind=SpanKind.SERVER, attributes=attributes)
         return span, otel_context.attach(trace.set_span_in_context(span))
 

@@ -38,6 +38,7 @@ class SuiteHistory {
     try {
       const answer = await fetch(`/stats/history?window=${HISTORY_WINDOW_S}`, {
         cache: "no-store",
+        headers: { "X-Heartbeat": "true" },
         signal: AbortSignal.timeout(HISTORY_TIMEOUT_MS),
       });
       if (!answer.ok) throw new Error(`HTTP ${answer.status}`);

@@ -40,6 +40,7 @@ function serviceColour(service) {
 
 function showSignIn(message) {
   byId("trace-login").hidden = false;
+  byId("trace-open").hidden = true;
   byId("slow-summary").textContent = "sign in as an admin";
   byId("slow-panel").replaceChildren(el("p", { className: "muted", text: message }));
 }
@@ -51,6 +52,7 @@ async function pollSlowRequests() {
     return;
   }
   byId("trace-login").hidden = true;
+  byId("trace-open").hidden = false;
   try {
     const body = await opsGet("/api/ops/traces?slowest=10");
     const requests = Array.isArray(body.requests) ? body.requests : [];
@@ -181,7 +183,14 @@ async function signIn(event) {
   }
 }
 
+// A trace named in a bug report (error bodies carry trace_id) may be neither slow nor recent enough to be listed.
+function openTraceById(event) {
+  event.preventDefault();
+  openWaterfall(event.target.trace_id.value.trim().toLowerCase());
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   byId("trace-login").addEventListener("submit", signIn);
+  byId("trace-open").addEventListener("submit", openTraceById);
   pollSlowRequests();
 });

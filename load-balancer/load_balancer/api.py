@@ -6,7 +6,16 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
+from titanium_common.aiohttp_app import (
+    CLIENT,
+    KIT,
+    TRACE,
+    UPSTREAM,
+    WEBSOCKET_CLIENT,
+    echo_request_id,
+    json_error,
+    mark_monitoring,
+)
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
@@ -95,6 +104,8 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
 
 async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
     app = request.app
+    # The socket lasts as long as the dashboard's page: not a slow request.
+    mark_monitoring(request)
     echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from titanium_common.aiohttp_app import echo_request_id, json_error
+from titanium_common.aiohttp_app import echo_request_id, json_error, mark_monitoring
 
 log = logging.getLogger("load_balancer.stream")
 
@@ -165,6 +165,8 @@ BROADCASTER = web.AppKey("stats_broadcaster", StatsBroadcaster)
 
 
 async def stats_stream(request: web.Request) -> web.StreamResponse:
+    # A viewer's stream lasts as long as its page: not a slow request.
+    mark_monitoring(request)
     broadcaster = request.app[BROADCASTER]
     admitted = broadcaster.admit(request.transport)
     if admitted is None:

@@ -65,7 +65,13 @@ class TraceReader:
         by_trace: dict[str, list[dict[str, Any]]] = {}
         for root in roots:
             by_trace.setdefault(root["trace_id"], []).append(root)
-        requests = [_summary(trace_id, found) for trace_id, found in by_trace.items()]
+        # The suite's own monitoring reads (the dashboard's polls, marked with X-Heartbeat) are not requests an
+        # operator is looking for: a trace any hop of which says so is left out.
+        requests = [
+            _summary(trace_id, found)
+            for trace_id, found in by_trace.items()
+            if not any(root.get("monitoring") for root in found)
+        ]
         requests.sort(key=lambda r: r.duration_ms, reverse=True)
         return SlowRequests(requests=requests[:slowest], unavailable=unavailable)
 

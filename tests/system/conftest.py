@@ -1,7 +1,9 @@
 """The real suite, started by the same launcher as `make run`, on free ports and private data."""
 
+import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.servers import free_port
@@ -34,3 +36,13 @@ def suite(tmp_path_factory):
         ) as running,
     ):
         yield running
+
+
+async def gateway_routes_to_blog_again(suite, within_s: float = 15.0) -> None:
+    """The gateway re-admits a replica at its next health check; later tests expect the suite whole again."""
+    async with httpx.AsyncClient(base_url=suite.url("load-balancer")) as client:
+        for _ in range(int(within_s / 0.2)):
+            if (await client.get("/api/posts")).status_code == 200:
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"blog-service not reachable through the gateway {within_s:.0f} s after its restart")

@@ -7,6 +7,8 @@ import httpx
 from tests.support.browser import screenshot
 from titanium_dev.suite import SERVICES
 
+from .conftest import gateway_routes_to_blog_again
+
 SERVICE_CARDS = [spec.name for spec in SERVICES if spec.name not in ("load-balancer", "dashboard-ui")]
 # The real traffic window is 10 s; the dashboard polls every 2 s. Waits allow for both plus a loaded machine.
 WINDOW_WAIT_MS = 25_000
@@ -16,16 +18,6 @@ async def badge_is(page, text: str, timeout_ms: int = WINDOW_WAIT_MS) -> None:
     await page.wait_for_function(
         f"() => document.querySelector('#traffic-badge').textContent === '{text}'", timeout=timeout_ms
     )
-
-
-async def gateway_routes_to_blog_again(suite, within_s: float = 15.0) -> None:
-    """The gateway re-admits a replica at its next health check; later tests expect the suite whole again."""
-    async with httpx.AsyncClient(base_url=suite.url("load-balancer")) as client:
-        for _ in range(int(within_s / 0.2)):
-            if (await client.get("/api/posts")).status_code == 200:
-                return
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"blog-service not reachable through the gateway {within_s:.0f} s after its restart")
 
 
 async def polls_so_far(page) -> int:
