@@ -1,11 +1,13 @@
 import asyncio
 import logging
+import secrets
 
 import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.polling import eventually
 from tests.support.servers import serving
 from titanium_common.aiohttp_app import KIT, create_aiohttp_app
 from titanium_common.settings import ServiceSettings
@@ -111,3 +113,23 @@ async def test_probes_are_logged_at_debug_and_traffic_at_info(base_url, caplog):
                 pass
     lines = [r.getMessage() for r in caplog.records if r.name == "titanium.access"]
     assert len(lines) == 1 and lines[0].startswith("GET /api/items/5 200")
+
+
+async def test_monitoring_reads_and_websockets_are_marked_on_their_spans(base_url):
+    traced = {secrets.token_hex(16): name for name in ("user", "poll", "socket")}
+    parent = {name: {"traceparent": f"00-{t}-{secrets.token_hex(8)}-01"} for t, name in traced.items()}
+    async with aiohttp.ClientSession(base_url) as http:
+        async with http.get("/api/items/1", headers=parent["user"]) as r:
+            assert r.status == 200
+        async with http.get("/api/items/1", headers={**parent["poll"], "X-Heartbeat": "true"}) as r:
+            assert r.status == 200
+        async with http.ws_connect("/api/socket", headers=parent["socket"]) as ws:
+            await ws.close()
+
+        async def all_roots():
+            async with http.get("/internal/traces", params={"limit": "200"}) as r:
+                found = {root["trace_id"]: root for root in (await r.json())["roots"] if root["trace_id"] in traced}
+            return found if len(found) == len(traced) else None
+
+        found = await eventually(all_roots)
+    assert {traced[t]: root["monitoring"] for t, root in found.items()} == {"user": False, "poll": True, "socket": True}

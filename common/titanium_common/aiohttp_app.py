@@ -64,7 +64,11 @@ async def observability_middleware(request: web.Request, handler) -> web.StreamR
     if path not in UNTRACED_PATHS and kit.tracing.enabled:
         headers = request.headers
         span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
-        span.monitoring = is_monitoring(headers.get(MONITORING_HEADER))
+        # Not a request to list among the slow ones: a monitoring read says so; a WebSocket stays open as long as
+        # its page does, so its duration is no request's latency.
+        span.monitoring = (
+            is_monitoring(headers.get(MONITORING_HEADER)) or headers.get("Upgrade", "").lower() == "websocket"
+        )
         trace_token = proxy_trace_id_var.set(span.trace_hex)
     started = time.perf_counter()
     status = 500
@@ -125,7 +129,7 @@ def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
 
 def mark_monitoring(request: web.Request) -> None:
     """This request's span is a monitoring read whatever its headers say: a route for the suite's own watchers
-    that a browser opens as an EventSource or a WebSocket, which cannot send MONITORING_HEADER."""
+    that a browser opens as an EventSource, which cannot send MONITORING_HEADER."""
     span = request.get(TRACE)
     if span is not None:
         span.monitoring = True

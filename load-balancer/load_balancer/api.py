@@ -14,7 +14,6 @@ from titanium_common.aiohttp_app import (
     WEBSOCKET_CLIENT,
     echo_request_id,
     json_error,
-    mark_monitoring,
 )
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
@@ -104,8 +103,6 @@ async def ws_heartbeat(request: web.Request) -> web.StreamResponse:
 
 async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
     app = request.app
-    # The socket lasts as long as the dashboard's page: not a slow request.
-    mark_monitoring(request)
     echo_request_id(request, ws)
     await ws.prepare(request)
     meter = app[METER]

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind
 from ops_mcp.models import Finding
 from ops_mcp.traces import EVIDENCE_WINDOW_S, TraceReader, cite_traces, slowest_hop
 from titanium_common.settings import ServiceSettings
-from titanium_common.tracing import setup_tracing
+from titanium_common.tracing import MONITORING_ATTRIBUTE, setup_tracing
 
 
 async def slow_request() -> str:
@@ -58,3 +58,19 @@ async def test_a_slow_service_finding_cites_the_trace_and_its_hop():
     assert cited["trace_id"] == trace_id and cited["duration_ms"] >= 120
     assert cited["slowest_hop"] == f"{service} → GET" and cited["share"] > 0.5
     assert f"in {service} → GET (trace {cited['trace_id'][:6]}…)" in finding.problem
+
+
+async def test_slow_requests_leave_out_the_suites_own_monitoring_reads():
+    started = time.time()
+    tracer = setup_tracing(ServiceSettings(service_name="user-service")).tracer
+    ids = {}
+    for name, attributes in (("user", {}), ("poll", {MONITORING_ATTRIBUTE: True})):
+        span = tracer.start_span(f"GET /api/{name}", kind=SpanKind.SERVER, attributes=attributes)
+        span.end()
+        ids[name] = f"{span.get_span_context().trace_id:032x}"
+    async with aiohttp.ClientSession() as session:
+        reader = TraceReader(session, {}, 1.0)
+        listed = {r.trace_id for r in (await reader.slow_requests(100, started)).requests}
+        # Left out of the list, not lost: the trace itself still opens.
+        assert (await reader.trace(ids["poll"])).spans
+    assert ids["user"] in listed and ids["poll"] not in listed

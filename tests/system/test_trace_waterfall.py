@@ -11,7 +11,11 @@ from tests.support.polling import eventually
 from .conftest import ADMIN, gateway_routes_to_blog_again
 
 # What the open dashboard reads by itself, again and again (or holds open): its own monitoring, not requests.
-DASHBOARD_POLLS = ("/stats", "/stats/history", "/api/ops/", "/api/edge/devices")
+DASHBOARD_POLLS = ("/stats", "/stats/history", "/stats/stream", "/api/ws-heartbeat", "/api/edge/devices")
+
+
+def is_dashboard_poll(path: str) -> bool:
+    return path in DASHBOARD_POLLS or path.startswith("/api/ops/")
 
 
 async def open_dashboard_signed_in(page, suite) -> None:
@@ -121,7 +125,7 @@ async def test_the_dashboards_own_polls_are_left_out_of_slow_requests(suite, bro
     def note_poll(response) -> None:
         path = response.url.removeprefix(suite.url("load-balancer")).split("?")[0]
         # Playwright gives header names in lower case.
-        if path.startswith(DASHBOARD_POLLS) and "x-trace-id" in response.headers:
+        if is_dashboard_poll(path) and "x-trace-id" in response.headers:
             polls[response.headers["x-trace-id"]] = path
 
     # Every traced answer to the page carries its trace id: the dashboard's polls are known by theirs.
