@@ -28,19 +28,25 @@ async def open_dashboard_signed_in(page, suite) -> None:
     await page.wait_for_selector("#trace-login", state="hidden")
 
 
+async def traced_login(client: httpx.AsyncClient) -> tuple[str, httpx.Response]:
+    """A login through the balancer with the caller's own trace id: balancer, gateway, auth, user, database (the
+    password check makes it one of the slower requests, so the panel's top ten shows it)."""
+    trace_id = secrets.token_hex(16)
+    answer = await client.post(
+        "/api/auth/login",
+        json={"username": ADMIN[0], "password": ADMIN[1]},
+        headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    )
+    assert answer.status_code == 200, answer.text
+    return trace_id, answer
+
+
 async def test_slow_requests_open_a_waterfall_of_the_whole_request(suite, browser_page):
     page, log = browser_page
     await open_dashboard_signed_in(page, suite)
 
-    # A login through the balancer, with the caller's own trace id: balancer, gateway, auth, user, database.
-    trace_id = secrets.token_hex(16)
     async with httpx.AsyncClient(base_url=suite.url("load-balancer"), timeout=30) as client:
-        answer = await client.post(
-            "/api/auth/login",
-            json={"username": ADMIN[0], "password": ADMIN[1]},
-            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
-        )
-        assert answer.status_code == 200
+        trace_id, _ = await traced_login(client)
     row = f".slow-row[data-trace-id='{trace_id}']"
     # The panel polls every 10 s.
     await page.wait_for_selector(row, timeout=30_000)
@@ -132,15 +138,8 @@ async def test_the_dashboards_own_polls_are_left_out_of_slow_requests(suite, bro
     page.on("response", note_poll)
     await open_dashboard_signed_in(page, suite)
 
-    trace_id = secrets.token_hex(16)
     async with httpx.AsyncClient(base_url=suite.url("load-balancer"), timeout=30) as client:
-        # A login (the password check makes it one of the slower requests, so the panel's top ten shows it).
-        answer = await client.post(
-            "/api/auth/login",
-            json={"username": ADMIN[0], "password": ADMIN[1]},
-            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
-        )
-        assert answer.status_code == 200
+        trace_id, answer = await traced_login(client)
         # The user's request shows in the panel (it polls every 10 s) ...
         await page.wait_for_selector(f".slow-row[data-trace-id='{trace_id}']", timeout=30_000)
         # ... by then the page has polled ops-mcp's diagnosis, alerts and traces, edge devices and /stats.
