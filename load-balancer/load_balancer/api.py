@@ -6,15 +6,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import (
-    CLIENT,
-    KIT,
-    TRACE,
-    UPSTREAM,
-    WEBSOCKET_CLIENT,
-    echo_request_id,
-    json_error,
-)
+from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import SharedFanout, fetch_all
 from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
