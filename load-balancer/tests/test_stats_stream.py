@@ -49,7 +49,11 @@ async def test_every_viewer_gets_the_same_events_from_one_fan_out_per_interval(
     servers, start_lb, backend_app, lb_settings
 ):
     gateway = await servers(backend_app("api-gateway"))
-    lb = await start_lb(lb_settings(gateway_urls=[gateway.url], stats_push_interval_s=0.3, stats_cache_ttl_s=0.1))
+    # A backlog no busy test reader reaches: dropping slow viewers is another test's subject.
+    settings = lb_settings(
+        gateway_urls=[gateway.url], stats_push_interval_s=0.3, stats_cache_ttl_s=0.1, stats_stream_backlog=1000
+    )
+    lb = await start_lb(settings)
     async with aiohttp.ClientSession() as http:
         streams = [await open_stream(http, lb.url) for _ in range(20)]
         assert streams[0].headers["Content-Type"] == "text/event-stream"
@@ -74,7 +78,9 @@ async def test_each_balancer_replica_builds_once_per_interval_for_all_of_its_vie
     servers, start_lb, backend_app, lb_settings
 ):
     gateway = await servers(backend_app("api-gateway"))
-    settings = lb_settings(gateway_urls=[gateway.url], stats_push_interval_s=0.2, stats_cache_ttl_s=0.05)
+    settings = lb_settings(
+        gateway_urls=[gateway.url], stats_push_interval_s=0.2, stats_cache_ttl_s=0.05, stats_stream_backlog=1000
+    )
     replicas = [await start_lb(settings), await start_lb(settings)]
     async with aiohttp.ClientSession() as http:
         streams = {lb.url: [await open_stream(http, lb.url) for _ in range(8)] for lb in replicas}
