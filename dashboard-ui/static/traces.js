@@ -125,6 +125,8 @@ async function openWaterfall(traceId) {
   traces.selected = traceId;
   for (const row of document.querySelectorAll(".slow-row")) row.classList.toggle("selected", row.dataset.traceId === traceId);
   box.replaceChildren(el("p", { className: "muted", text: `loading trace ${traceId}…` }));
+  // Which trace the waterfall shows, once drawn (people and tests can tell an old drawing from the new one).
+  delete box.dataset.traceId;
   try {
     const tree = await opsGet(`/api/ops/traces/${traceId}`);
     const total = tree.duration_ms || 1;
@@ -157,6 +159,7 @@ async function openWaterfall(traceId) {
         el("span", { className: "muted", text: ` · ${fmt(tree.duration_ms, 1)} ms · ${tree.spans.length} spans` })),
       legend,
       el("div", { id: "waterfall-rows", className: "wf-rows" }, bars));
+    box.dataset.traceId = traceId;
   } catch (error) {
     box.replaceChildren(el("p", { className: "reason", text: `trace ${traceId} is unavailable (${error.message}).` }));
   }
