@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -124,28 +125,33 @@ async def test_a_post_whose_connect_failed_goes_to_another_replica(replicas, pro
     assert pool.replicas[0].connect_failures >= 1  # the stopped replica was tried, and each POST still landed
 
 
-async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
-    """A replica that reads the request, then drops the connection, may have acted on it: 502, not a resend."""
-    received = []
+@contextlib.asynccontextmanager
+async def replica_that_reads_then_drops():
+    """A replica that reads a request's head, then drops the connection: (its URL, the heads it read)."""
+    received: list[bytes] = []
 
     async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received.append(await reader.readuntil(b"\r\n\r\n"))
         writer.transport.abort()
 
-    dropping = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
-    dropping_url = f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}"
-    b = replicas[1]
-    pool = ReplicaPool("demo", [dropping_url, b.url], strategy="round-robin", check_interval_s=60)
-    url = await proxy_for(pool)
+    server = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
     try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", received
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
+    """A replica that reads the request, then drops the connection, may have acted on it: 502, not a resend."""
+    async with replica_that_reads_then_drops() as (dropping_url, received):
+        pool = ReplicaPool("demo", [dropping_url, replicas[1].url], strategy="round-robin", check_interval_s=60)
+        url = await proxy_for(pool)
         async with aiohttp.ClientSession() as http:
             answers = []
             for _ in range(2):
                 async with http.post(f"{url}/x", data=b"once") as r:
                     answers.append((r.status, await r.json()))
-    finally:
-        dropping.close()
-        await dropping.wait_closed()
     assert len(received) == 1 and received[0].startswith(b"POST /x ")
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200, 502], answers
@@ -154,25 +160,14 @@ async def test_a_post_that_was_sent_is_never_sent_again(replicas, proxy_for):
 
 async def test_a_get_dropped_before_any_answer_goes_to_another_replica(replicas, proxy_for):
     """A replica killed with requests in flight: a GET (safe: it changes nothing) is sent to another replica."""
-    received = []
-
-    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.transport.abort()
-
-    dropping = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
-    dropping_url = f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}"
-    pool = ReplicaPool("demo", [dropping_url, replicas[1].url], strategy="round-robin", check_interval_s=60)
-    url = await proxy_for(pool)
-    try:
+    async with replica_that_reads_then_drops() as (dropping_url, received):
+        pool = ReplicaPool("demo", [dropping_url, replicas[1].url], strategy="round-robin", check_interval_s=60)
+        url = await proxy_for(pool)
         async with aiohttp.ClientSession() as http:
             answers = []
             for _ in range(2):
                 async with http.get(f"{url}/x") as r:
                     answers.append((r.status, await r.json()))
-    finally:
-        dropping.close()
-        await dropping.wait_closed()
     assert received and all(r.startswith(b"GET /x ") for r in received)
     assert answers == [(200, {"replica": "b", "method": "GET", "size": 0})] * 2
 
