@@ -7,7 +7,7 @@ PYTHON := .venv/bin/python
 DASHBOARD_MODULES := dashboard-ui/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format clean clean-data clean-images bench deploy-tools observability-tools load \
+.PHONY: install run test lint format docs clean clean-data clean-images bench deploy-tools observability-tools load \
 	load-knee images compose-check docker-engine docker-engine-stop
 
 .tools/bin/uv:
@@ -27,7 +27,7 @@ $(CHROMIUM):
 
 # OBSERVABILITY=1 make run: Debian's Prometheus and Alertmanager next to the suite (dev/titanium_dev/observability.py).
 run: install $(DASHBOARD_MODULES) $(if $(filter 1,$(OBSERVABILITY)),observability-tools)
-	$(PYTHON) -m titanium_dev.suite
+	$(PYTHON) -m titanium_dev.run
 
 lint: install
 	$(UV) run --frozen ruff check .
@@ -128,6 +128,10 @@ load-knee: install $(DASHBOARD_MODULES)
 format: install
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
+
+# The settings table in each service's README.md, from its settings classes (a test fails when one is stale).
+docs: install
+	$(PYTHON) -m titanium_dev.settings_docs
 
 clean:
 	rm -rf .venv .tools .pytest_cache .ruff_cache test-output

@@ -9,16 +9,21 @@ Four chains, all ending at the same fast static backend (nginx, one worker, a fi
                 redis-server (started for the run), as with several replicas
   titanium-untraced  the balancer with tracing off (OTEL_SDK_DISABLED=true); `titanium` traces every request
   titanium-sample0   the balancer with tracing on and sampling 0 (context passed on, no span recorded)
+  baseline, baseline-untraced  with `--baseline DIR`: the balancer of another checkout of this repository (e.g.
+                `git archive main | tar -x -C /tmp/base`), traced and untraced, run by this interpreter with DIR's
+                sources first on PYTHONPATH: a change and what it changes, measured in the same run
 The path is /api/..., so the balancer counts every request as real traffic: all its accounting is on.
 Chains take turns for several rounds, every other round in reverse order (the median is shown); the proxies' CPU
 time per request is read from /proc, which other load on the machine moves less than it moves RPS.
 
 Run: `make bench` (all bench_*.py), or `.venv/bin/python load-tests/bench_load_balancer.py [--rounds 3]
-[--duration 10] [--connections 32]`. The same file serves the minimal proxy: `... serve aiohttp-min --port N
---upstream URL`.
+[--duration 10] [--connections 32] [--chains a,b] [--baseline DIR]`. The same file serves the minimal proxy:
+`... serve aiohttp-min --port N --upstream URL`.
 """
 
 import argparse
+import contextlib
+import os
 import shutil
 import statistics
 import sys
@@ -29,7 +34,17 @@ from wrk import WrkResult, cpu_seconds, load_balancer, nginx, python_role, run_w
 from titanium_dev.suite import free_port, start_redis_server
 
 PATH = "/api/users/bench?x=1"
-CHAINS = ("direct", "nginx", "aiohttp-min", "titanium", "titanium-shared", "titanium-untraced", "titanium-sample0")
+CHAINS = (
+    "direct",
+    "nginx",
+    "aiohttp-min",
+    "titanium",
+    "titanium-shared",
+    "titanium-untraced",
+    "titanium-sample0",
+    "baseline",
+    "baseline-untraced",
+)
 UNTRACED = {"OTEL_SDK_DISABLED": "true"}
 SAMPLED_NEVER = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
 
@@ -69,12 +84,22 @@ def serve_minimal_proxy(port: int, upstream: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def baseline_env(checkout: Path) -> dict[str, str]:
+    """`checkout`'s load balancer and kit ahead of this workspace's own: the editable installs are .pth entries,
+    which come after PYTHONPATH on sys.path."""
+    sources = [checkout / "load-balancer", checkout / "common"]
+    missing = [str(source) for source in sources if not source.is_dir()]
+    if missing:
+        sys.exit(f"--baseline {checkout}: no {', '.join(missing)} (a checkout of this repository is expected)")
+    return {"PYTHONPATH": os.pathsep.join(str(source) for source in sources)}
+
+
 def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float | None]]]:
     """Per chain, per round: the wrk result and the proxy's CPU milliseconds per request (None for direct)."""
     script = Path(__file__).resolve()
     results: dict[str, list[tuple[WrkResult, float | None]]] = {name: [] for name in CHAINS}
     backend_port, nginx_port, minimal_port, lb_port, shared_port, redis_port = (free_port() for _ in range(6))
-    untraced_port, sample0_port = free_port(), free_port()
+    untraced_port, sample0_port, baseline_port, baseline_untraced_port = (free_port() for _ in range(4))
     backend = f"http://127.0.0.1:{backend_port}"
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -82,15 +107,14 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
     redis = start_redis_server(redis_server, redis_port)
     shared_env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "REPLICA_NAME": "bench"}
     try:
-        with (
-            nginx(backend_port),
-            nginx(nginx_port, upstream_url=backend),
-            python_role(script, "aiohttp-min", minimal_port, "--upstream", backend) as minimal,
-            load_balancer(lb_port, backend) as lb,
-            load_balancer(shared_port, backend, shared_env) as shared,
-            load_balancer(untraced_port, backend, UNTRACED) as untraced,
-            load_balancer(sample0_port, backend, SAMPLED_NEVER) as sample0,
-        ):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(nginx(backend_port))
+            stack.enter_context(nginx(nginx_port, upstream_url=backend))
+            minimal = stack.enter_context(python_role(script, "aiohttp-min", minimal_port, "--upstream", backend))
+            lb = stack.enter_context(load_balancer(lb_port, backend))
+            shared = stack.enter_context(load_balancer(shared_port, backend, shared_env))
+            untraced = stack.enter_context(load_balancer(untraced_port, backend, UNTRACED))
+            sample0 = stack.enter_context(load_balancer(sample0_port, backend, SAMPLED_NEVER))
             chains = {
                 "direct": (backend_port, None),
                 "nginx": (nginx_port, None),
@@ -100,6 +124,14 @@ def measure(args: argparse.Namespace) -> dict[str, list[tuple[WrkResult, float |
                 "titanium-untraced": (untraced_port, untraced.pid),
                 "titanium-sample0": (sample0_port, sample0.pid),
             }
+            if args.baseline:
+                base_env = baseline_env(args.baseline)
+                for name, port, env in (
+                    ("baseline", baseline_port, {}),
+                    ("baseline-untraced", baseline_untraced_port, UNTRACED),
+                ):
+                    if name in args.chains:
+                        chains[name] = (port, stack.enter_context(load_balancer(port, backend, base_env | env)).pid)
             chains = {name: chain for name, chain in chains.items() if name in args.chains}
             for port, _ in chains.values():  # warm-up: connections, first allocations
                 run_wrk(f"http://127.0.0.1:{port}{PATH}", duration_s=2, connections=args.connections)
@@ -145,6 +177,8 @@ def report(results: dict[str, list[tuple[WrkResult, float | None]]], args: argpa
     ratio("shared / titanium", "titanium-shared", "titanium", "(target ≥ 90 %)")
     ratio("traced / untraced", "titanium", "titanium-untraced", "(target ≥ 90 %)")
     ratio("sampling 0 / untraced", "titanium-sample0", "titanium-untraced", "(target ≥ 98 %)")
+    ratio("titanium / baseline", "titanium", "baseline")
+    ratio("untraced / baseline", "titanium-untraced", "baseline-untraced")
 
 
 def main() -> int:
@@ -160,11 +194,19 @@ def main() -> int:
     parser.add_argument(
         "--chains",
         type=lambda v: [c for c in v.split(",") if c],
-        default=list(CHAINS),
+        default=[c for c in CHAINS if not c.startswith("baseline")],
         help="comma-separated subset, e.g. titanium,titanium-shared (shared accounting off vs on) or "
         "titanium,titanium-untraced,titanium-sample0 (tracing on, off, sampling 0)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another checkout: its balancer runs too (chains baseline, baseline-untraced), for a before/after",
+    )
     args = parser.parse_args()
+    if args.baseline:
+        args.chains += [c for c in ("baseline", "baseline-untraced") if c not in args.chains]
     if args.command == "serve":
         serve_minimal_proxy(args.port, args.upstream)
         return 0

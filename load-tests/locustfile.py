@@ -3,9 +3,9 @@
     LOAD_URL=http://127.0.0.1:7100 RATE=100 DURATION=60s SCENARIO=mixed locust -f load-tests/locustfile.py --headless
 
 Scenarios (SCENARIO):
-  mixed   the originals' blog mix: list posts, read one, create one (logged in), split 64:12:4 of RATE
+  mixed   the original system's blog mix: list posts, read one, create one (logged in), split 64:12:4 of RATE
   crud    mixed plus update and delete (64:12:4:2:2), as `mixed_load_plus.sh`
-  health  GET /api/health at RATE (the originals' `hey -z 30s -q 100`)
+  health  GET /api/health at RATE (the original system's `hey -z 30s -q 100`)
   browse  every service through the load balancer in turn: users, posts, nodes, pods, series, events, clusters,
           edge devices, /stats
 RATE_LIST, RATE_DETAIL, RATE_CREATE, RATE_UPDATE, RATE_DELETE set the blog rates one by one instead (RATE is then

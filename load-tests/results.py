@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Thresholds:
-    max_p95_ms: float | None = 25.0  # None: no latency limit (the originals' scripts had none)
+    max_p95_ms: float | None = 25.0  # None: no latency limit (the original system's scripts had none)
     max_failures: int = 0
     rate_tolerance_pct: float = 2.0
 
@@ -145,7 +145,8 @@ def summarise(
 
 
 def suite_view(stats_samples: list[dict]) -> dict:
-    """The load balancer's own figures as `/stats` showed them while the run went on (as the originals checked)."""
+    """The load balancer's own figures as `/stats` showed them while the run went on (as the original system's
+    scripts checked)."""
     seen = [s for s in stats_samples if s.get("success_rate") is not None]
     if not seen:
         return {"samples": 0}

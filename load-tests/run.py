@@ -1,4 +1,4 @@
-"""Load runs with a report folder: `make load`, `make load-knee` and the originals' scripts all come here.
+"""Load runs with a report folder: `make load`, `make load-knee` and the original system's scripts all come here.
 
   run.py load  [--url URL | --start] [--scenario mixed] [--rate 100] [--duration 60s] [thresholds] [blog rates]
   run.py knee  [--url URL | --start] [--scenario mixed] [--step-duration 15s] [--max-p95-ms 100]

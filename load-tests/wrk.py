@@ -175,7 +175,7 @@ class ChainResult:
     def line(self, name: str) -> str:
         cpu = "  ".join(f"{hop} {us:.0f}" for hop, us in self.cpu_us.items())
         return (
-            f"  {name:<18} {self.wrk.rps:6.0f} RPS  p50 {self.wrk.p50_ms:6.2f} ms  p99 {self.wrk.p99_ms:6.2f} ms"
+            f"  {name:<30} {self.wrk.rps:6.0f} RPS  p50 {self.wrk.p50_ms:6.2f} ms  p99 {self.wrk.p99_ms:6.2f} ms"
             f"  errors {self.wrk.errors}  load {self.load:.1f}  CPU us/req: {cpu}"
         )
 
@@ -192,13 +192,14 @@ def measure_chain(chain: Chain, path: str, *, duration_s: int, connections: int)
 def run_rounds(
     chains: dict[str, Chain], path: str, *, rounds: int, duration_s: int, connections: int
 ) -> dict[str, list[ChainResult]]:
-    """Chains take turns, round after round: a burst of load from elsewhere hits them all alike."""
+    """Chains take turns, round after round, every other round in reverse order: a burst of load from elsewhere
+    hits them all alike, and no chain always runs just after the same other one."""
     for chain in chains.values():
         run_wrk(chain.url + path, duration_s=2, connections=8)  # warm-up: pools filled, code paths hot
     results: dict[str, list[ChainResult]] = {name: [] for name in chains}
     for n in range(1, rounds + 1):
         print(f"round {n}/{rounds}", flush=True)
-        for name, chain in chains.items():
+        for name, chain in list(chains.items())[:: 1 if n % 2 else -1]:
             result = measure_chain(chain, path, duration_s=duration_s, connections=connections)
             results[name].append(result)
             print(result.line(name), flush=True)
@@ -212,7 +213,7 @@ def print_medians(results: dict[str, list[ChainResult]], path: str, *, duration_
     for name, runs in results.items():
         rps, p50, p99 = (median([getattr(r.wrk, f) for r in runs]) for f in ("rps", "p50_ms", "p99_ms"))
         cpu = "  ".join(f"{hop} {median([r.cpu_us[hop] for r in runs]):.0f}" for hop in runs[0].cpu_us)
-        print(f"  {name:<18} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
+        print(f"  {name:<30} {rps:6.0f} RPS  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  CPU us/req: {cpu}")
 
 
 def cpu_seconds(pid: int) -> float:

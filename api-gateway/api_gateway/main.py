@@ -2,7 +2,7 @@ from aiohttp import web
 
 from titanium_common.aiohttp_app import KIT, attach_client_session, create_aiohttp_app
 from titanium_common.pool import attach_pools
-from titanium_common.proxy import close_websockets, normalise_dot_segments
+from titanium_common.proxy import close_websockets
 from titanium_common.runner import serve_proxy
 from titanium_common.websocket_quota import websocket_quota
 
@@ -19,8 +19,9 @@ async def close_relayed_websockets(app: web.Application) -> None:
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
-    app = create_aiohttp_app(settings, distribution="api-gateway", client_max_size=settings.max_body_bytes)
-    app.middlewares.append(normalise_dot_segments)
+    app = create_aiohttp_app(
+        settings, distribution="api-gateway", client_max_size=settings.max_body_bytes, resolve_dot_segments=True
+    )
     app[api.SETTINGS] = settings
     upstreams = Upstreams(settings.service_replicas(), settings)
     app[api.ROUTES] = RouteTable({prefix: upstreams[name] for prefix, name in settings.prefixes().items()})

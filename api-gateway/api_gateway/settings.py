@@ -1,53 +1,52 @@
 from pydantic import Field, model_validator
 
-from titanium_common.addresses import DEFAULT_PORTS, ServiceAddresses, local_url
+from titanium_common.addresses import DEFAULT_PORTS, service_addresses
+from titanium_common.catalog import CATALOGUE
 from titanium_common.http_client import CONNECT_TIMEOUT_S, RESPONSE_TIMEOUT_S
 from titanium_common.settings import ProxyServerSettings, split_list
 from titanium_common.upstream_client import check_upstream_url
 
 # Public path prefix → upstream name. Nothing is rewritten; each service serves these paths.
-PREFIXES: dict[str, str] = {
-    "/api/auth": "auth-service",
-    "/api/login": "auth-service",
-    "/api/users": "user-service",
-    "/api/register": "user-service",
-    "/api/posts": "blog-service",
-    "/blog": "blog-service",
-    "/api/clusters": "cluster-monitor",
-    "/api/nodes": "cluster-monitor",
-    "/api/pods": "cluster-monitor",
-    "/api/namespaces": "cluster-monitor",
-    "/api/deployments": "cluster-monitor",
-    "/api/events": "cluster-monitor",
-    "/ws/clusters": "cluster-monitor",
-    "/ws": "cluster-monitor",  # the PF Dashboard clients' path of the same feed; /ws/* is all cluster-monitor's
-    "/api/edge": "edge-config",
-    "/mcp": "ops-mcp",
-    "/api/ops": "ops-mcp",
-}
+PREFIXES: dict[str, str] = CATALOGUE.routes()
 
 
-class GatewaySettings(ProxyServerSettings, ServiceAddresses):
+# Each service's URL setting (AUTH_SERVICE_URL, ...) may list several replicas, comma-separated; requests go to the
+# least busy healthy one.
+class GatewaySettings(ProxyServerSettings, service_addresses("api-gateway")):
     service_name: str = "api-gateway"
     port: int = DEFAULT_PORTS["api-gateway"]
-    # Each service URL (these and ServiceAddresses') may list several replicas, comma-separated; requests go to the
-    # least busy healthy one.
-    ops_mcp_url: str = local_url("ops-mcp")
-    # Extra or replacing routes, "prefix=upstream-name" pairs, comma-separated (e.g. "/api/metrics=cluster-monitor").
-    extra_routes: str = ""
-    max_body_bytes: int = 10 * 1024 * 1024
-    upstream_connect_timeout_s: float = CONNECT_TIMEOUT_S
-    upstream_response_timeout_s: float = RESPONSE_TIMEOUT_S
-    # Routes that may take longer, "prefix=seconds" pairs, comma-separated: a login waits for its Argon2 check
-    # behind other logins (auth-service gives user-service 3.5 s of these 4; the load balancer waits 5).
-    route_response_timeouts: str = "/api/auth/login=4,/api/login=4"
-    # Connections kept per upstream: a slow upstream can exhaust only its own pool.
-    upstream_pool_size: int = 128
+    extra_routes: str = Field(
+        default="",
+        description="Extra or replacing routes, `prefix=upstream-name` pairs, comma-separated (e.g. "
+        "`/api/metrics=cluster-monitor`).",
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Larger request bodies get 413 (10 MiB).")
+    upstream_connect_timeout_s: float = Field(
+        default=CONNECT_TIMEOUT_S,
+        description="Connect to a service's replica, including the wait for a free pooled connection.",
+    )
+    upstream_response_timeout_s: float = Field(
+        default=RESPONSE_TIMEOUT_S,
+        description="Each wait for data from a service, unless `ROUTE_RESPONSE_TIMEOUTS` gives the route its own; "
+        "past it, 504 naming the service.",
+    )
+    route_response_timeouts: str = Field(
+        default="/api/auth/login=4,/api/login=4",
+        description="Routes that may take longer, `prefix=seconds` pairs, comma-separated: a login waits for its "
+        "Argon2 check behind other logins (auth-service gives user-service 3.5 s of these 4; the load balancer "
+        "waits 5).",
+    )
+    upstream_pool_size: int = Field(
+        default=128, description="Connections kept per service: a slow service can exhaust only its own pool."
+    )
     # Behind the load balancer, which appends the client's address to X-Forwarded-For.
     trusted_proxy_hops: int = Field(default=1, ge=0)
-    # Browser origins allowed to call the API, comma-separated and explicit ("*" is refused); empty = CORS off.
-    cors_origins: str = ""
-    cors_max_age_s: int = 600
+    cors_origins: str = Field(
+        default="",
+        description="Browser origins allowed to call the API, comma-separated and explicit (`*` is refused); "
+        "empty: CORS off.",
+    )
+    cors_max_age_s: int = Field(default=600, description="How long a browser may keep a CORS preflight's answer.")
 
     def prefixes(self) -> dict[str, str]:
         """Prefix → upstream name: the standard table with `EXTRA_ROUTES` laid over it."""

@@ -11,7 +11,7 @@ import hmac
 import secrets
 
 COOKIE_NAME = "titanium_device"
-# Logins are at /api/auth/login and the original clients' /api/login.
+# Logins are at /api/auth/login and the original system's /api/login.
 COOKIE_PATH = "/api"
 
 

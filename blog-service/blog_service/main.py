@@ -7,11 +7,11 @@ from titanium_common.auth_client import settings_token_verifier
 from titanium_common.db import Database
 from titanium_common.fastapi_app import BrowserPageFiles, create_fastapi_app
 from titanium_common.runner import serve
+from titanium_common.versioned_cache import versioned_cache
 
 from . import api
-from .cache import answer_cache
 from .settings import BlogSettings
-from .store import PostStore
+from .store import CHANGES, PostStore
 
 HERE = Path(__file__).parent
 
@@ -19,7 +19,9 @@ HERE = Path(__file__).parent
 def create_app(settings: BlogSettings | None = None) -> FastAPI:
     settings = settings or BlogSettings()
     db = Database.from_settings(settings, migrations=HERE / "migrations")
-    cache = answer_cache(
+    cache = versioned_cache(
+        name="post cache",
+        kinds=CHANGES,
         database_backend=db.backend,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
@@ -47,6 +49,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
 
     async def post_figures() -> dict:
         count = await store.count()
+        await cache.recheck()
         return {"posts": count, "post_count": count, "cache": cache.stats()}
 
     app.state.kit.add_stats_provider(post_figures)

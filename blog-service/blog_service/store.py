@@ -7,9 +7,15 @@ from sqlalchemy import func, select
 
 from titanium_common.auth_client import Identity
 from titanium_common.db import Database, NotFoundError
+from titanium_common.versioned_cache import VersionedCache
 
-from .cache import LISTS, POSTS, AnswerCache
 from .models import Post
+
+# What the cached read answers depend on: the lists change with any write, a post's own answer with its update or
+# delete (ids are never reused, so a new post changes no other post's answer).
+LISTS = "lists"
+POSTS = "posts"
+CHANGES = (LISTS, POSTS)
 
 
 def _newest_first(offset: int, limit: int):
@@ -19,7 +25,7 @@ def _newest_first(offset: int, limit: int):
 class PostStore:
     """The posts table; every write tells `cache` what it changed once it has committed."""
 
-    def __init__(self, db: Database, cache: AnswerCache) -> None:
+    def __init__(self, db: Database, cache: VersionedCache) -> None:
         self.db = db
         self.cache = cache
 
@@ -29,7 +35,7 @@ class PostStore:
             return [post.summary() for post in await session.scalars(_newest_first(offset, limit))], total or 0
 
     async def newest(self, offset: int, limit: int) -> list[dict[str, Any]]:
-        """`page` without the count (the original clients' bare list has no total: one query, not two)."""
+        """`page` without the count (the original system's bare list has no total: one query, not two)."""
         async with self.db.sessions() as session:
             return [post.summary() for post in await session.scalars(_newest_first(offset, limit))]
 

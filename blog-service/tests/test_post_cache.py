@@ -4,9 +4,7 @@ with Redis or without it (then reads go to the database), and the reads it keeps
 import asyncio
 
 import pytest
-import redis.asyncio as redis
 
-from blog_service.cache import LISTS, POSTS, AnswerCache, NoCache, SharedVersions, answer_cache
 from blog_service.main import create_app
 from tests.support.servers import serving
 
@@ -115,100 +113,3 @@ async def test_with_redis_gone_reads_go_to_the_database_and_come_back_when_it_do
                 await asyncio.sleep(0.2)
         await _publish(client, one, auth, "after")
         assert await _titles(client, newest) == ["after", "while Redis is down", "before"]
-
-
-# ---- the cache itself, against real Redis -------------------------------------------------------------------------
-def _caches(kind: str, redis_target, replicas: int) -> list[AnswerCache]:
-    if kind == "local":
-        return [AnswerCache(None, max_age_s=60, max_entries=16, backend="local")]
-    return [
-        AnswerCache(SharedVersions(redis_target.url, redis_target.prefix, 60), max_age_s=60, max_entries=16,
-                    backend="redis")
-        for _ in range(replicas)
-    ]  # fmt: skip
-
-
-class SlowRead:
-    """A database read that answers what was there when it began, and finishes only when released."""
-
-    def __init__(self, value: bytes) -> None:
-        self.value = value
-        self.calls = 0
-        self.began = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self) -> bytes:
-        self.calls += 1
-        seen = self.value
-        self.began.set()
-        await self.release.wait()
-        return seen
-
-
-async def _quick(value: bytes) -> bytes:
-    return value
-
-
-@pytest.mark.parametrize("kind", ["local", "redis"])
-async def test_a_read_that_began_before_a_write_is_not_kept_for_the_reads_after_it(kind, redis_target):
-    caches = _caches(kind, redis_target, replicas=2)
-    reader, writer = caches[0], caches[-1]
-    try:
-        slow = SlowRead(b"old")
-        pending = asyncio.create_task(reader.answer("page", LISTS, slow))
-        await slow.began.wait()
-        await writer.changed(LISTS)  # committed after the read began
-        slow.release.set()
-        assert await pending == b"old"  # its own reader may get it: the write was not yet answered
-        assert await reader.answer("page", LISTS, lambda: _quick(b"new")) == b"new"
-        assert await reader.answer("page", LISTS, lambda: _quick(b"not asked")) == b"new"
-        # A post's own answer depends on updates and deletes only.
-        assert await reader.answer("post", POSTS, lambda: _quick(b"post")) == b"post"
-        await writer.changed(LISTS)
-        assert await reader.answer("post", POSTS, lambda: _quick(b"not asked")) == b"post"
-        await writer.changed(LISTS, POSTS)
-        assert await reader.answer("post", POSTS, lambda: _quick(b"post, edited")) == b"post, edited"
-    finally:
-        for cache in caches:
-            await cache.close()
-
-
-@pytest.mark.parametrize("kind", ["local", "redis"])
-async def test_misses_at_once_share_one_read_which_a_reader_giving_up_does_not_stop(kind, redis_target):
-    (cache,) = _caches(kind, redis_target, replicas=1)
-    try:
-        slow = SlowRead(b"page")
-        first = asyncio.create_task(cache.answer("page", LISTS, slow))
-        await slow.began.wait()
-        others = [asyncio.create_task(cache.answer("page", LISTS, slow)) for _ in range(5)]
-        await asyncio.sleep(0)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        slow.release.set()
-        assert await asyncio.gather(*others) == [b"page"] * 5
-        assert slow.calls == 1
-        assert await cache.answer("page", LISTS, lambda: _quick(b"not asked")) == b"page"
-    finally:
-        await cache.close()
-
-
-async def test_a_counter_that_vanished_starts_again_where_no_kept_answer_matches(redis_target):
-    reader, writer = _caches("redis", redis_target, replicas=2)
-    client = redis.Redis.from_url(redis_target.url)
-    try:
-        assert await reader.answer("page", LISTS, lambda: _quick(b"old")) == b"old"
-        await client.delete(*reader.shared.keys.values())  # as a Redis restarted empty
-        await writer.changed(LISTS)  # a write after it: the counter starts again, and is bumped
-        assert await reader.answer("page", LISTS, lambda: _quick(b"new")) == b"new"
-    finally:
-        await client.aclose()
-        for cache in (reader, writer):
-            await cache.close()
-
-
-def test_replicas_on_postgresql_without_redis_have_no_cache():
-    cache = answer_cache(database_backend="postgresql", redis_url="", redis_prefix="", max_age_s=5, max_entries=8)
-    assert isinstance(cache, NoCache) and cache.stats()["status"] == "off"
-    local = answer_cache(database_backend="sqlite", redis_url="", redis_prefix="", max_age_s=5, max_entries=8)
-    assert local.backend == "local"

@@ -1,19 +1,15 @@
 """cluster-monitor's public API (routes only): resources and their usage series, clusters, events and the feed."""
 
 import hmac
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from titanium_common.auth_client import bearer_token, unauthorized
-from titanium_common.clock import utc_iso
 from titanium_common.contracts import errors
 from titanium_common.deps import from_state
-from titanium_common.errors import ServiceError
 
 from .collector import Monitor, iso
-from .model import Usage
 from .queries import Catalog
 from .schemas import (
     ClusterInfo,
@@ -25,15 +21,17 @@ from .schemas import (
     NamespaceView,
     NodeList,
     NodePushed,
+    NodeSample,
     NodeView,
     PodList,
     PodPushed,
+    PodSample,
     PodView,
     Series,
     SeriesSet,
 )
 from .settings import ClusterMonitorSettings
-from .shared import Push, PushesRefused
+from .views import listing
 
 router = APIRouter()
 
@@ -44,53 +42,6 @@ ClusterQ = Annotated[str | None, Query(max_length=253, description="restrict to 
 NamespaceQ = Annotated[str | None, Query(max_length=253)]
 Window = Annotated[int | None, Query(ge=1, le=86400, description="seconds back from now (default 3600)")]
 Points = Annotated[int | None, Query(ge=1, le=10000, description="down-sample to at most this many (default 100)")]
-
-
-def _not_a_boolean(value: Any) -> Any:
-    # JSON true/false would otherwise pass as 1/0.
-    if isinstance(value, bool):
-        raise ValueError("a number is required, not a boolean")
-    return value
-
-
-Bytes = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=2**63 - 1)]
-
-
-class DiskIO(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    read_bytes: Bytes
-    write_bytes: Bytes
-
-
-class NetworkIO(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    bytes_sent: Bytes
-    bytes_recv: Bytes
-
-
-class NodeSample(BaseModel):
-    """A metric collector's push of one sample."""
-
-    model_config = ConfigDict(extra="forbid")
-    cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
-    memory_bytes: Bytes
-    disk_io: DiskIO
-    network_io: NetworkIO
-    cluster: Annotated[str | None, Field(max_length=253)] = None
-
-    def usage(self) -> Usage:
-        return Usage(
-            self.cpu_millicores,
-            self.memory_bytes,
-            self.disk_io.read_bytes,
-            self.disk_io.write_bytes,
-            self.network_io.bytes_sent,
-            self.network_io.bytes_recv,
-        )
-
-
-class PodSample(NodeSample):
-    node_name: Annotated[str, Field(min_length=1, max_length=253)]
 
 
 SettingsDep = Annotated[ClusterMonitorSettings, Depends(from_state("settings"))]
@@ -125,21 +76,10 @@ async def _span(settings: SettingsDep, window: Window = None, points: Points = N
 Span = Annotated[tuple[int, int], Depends(_span)]
 
 
-async def _accept(monitor: Monitor, push: Push) -> None:
-    try:
-        await monitor.accept(push)
-    except PushesRefused as exc:
-        raise ServiceError(str(exc), status_code=503) from exc
-
-
-def _listing(key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {key: items, "total": len(items), "timestamp": utc_iso()}
-
-
 # ---- clusters and events ----------------------------------------------------------------------------------------
 @router.get("/api/clusters")
 async def clusters(catalog: CatalogDep) -> ClusterList:
-    return _listing("clusters", catalog.clusters())
+    return listing(ClusterList, clusters=catalog.clusters())
 
 
 @router.get("/api/clusters/{cluster_id}", responses=LOOKUP_ERRORS)
@@ -149,7 +89,7 @@ async def cluster(cluster_id: Name, catalog: CatalogDep) -> ClusterInfo:
 
 @router.get("/api/events")
 async def events(monitor: MonitorDep) -> EventList:
-    return _listing("events", monitor.events.recent())
+    return listing(EventList, events=monitor.events.recent())
 
 
 @router.websocket("/ws/clusters")
@@ -172,7 +112,7 @@ async def all_series(
 # ---- nodes -------------------------------------------------------------------------------------------------------
 @router.get("/api/nodes", responses=LOOKUP_ERRORS)
 async def nodes(catalog: CatalogDep, cluster: ClusterQ = None) -> NodeList:
-    return _listing("nodes", catalog.nodes(cluster))
+    return listing(NodeList, nodes=catalog.nodes(cluster))
 
 
 @router.get("/api/nodes/{node}", responses=LOOKUP_ERRORS)
@@ -182,7 +122,7 @@ async def node(node: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> Nod
 
 @router.get("/api/nodes/{node}/pods", responses=LOOKUP_ERRORS)
 async def node_pods(node: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> PodList:
-    return _listing("pods", catalog.node_pods(node, cluster))
+    return listing(PodList, pods=catalog.node_pods(node, cluster))
 
 
 @router.get("/api/nodes/{node}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
@@ -193,14 +133,14 @@ async def node_series(node: Name, catalog: CatalogDep, span: Span, cluster: Clus
 @router.post("/api/nodes/{node}/metrics", status_code=201, responses=PUSH_ERRORS)
 async def push_node(node: ObjectName, body: NodeSample, monitor: MonitorDep, _: Collector) -> NodePushed:
     push = monitor.push_node(node, body.usage(), body.cluster)
-    await _accept(monitor, push)
-    return {"status": "recorded", "node": node, "cluster": push.obj.cluster, "timestamp": iso(push.ts)}
+    await monitor.accept(push)
+    return NodePushed(status="recorded", node=node, cluster=push.obj.cluster, timestamp=iso(push.ts))
 
 
 # ---- pods --------------------------------------------------------------------------------------------------------
 @router.get("/api/pods", responses=LOOKUP_ERRORS)
 async def pods(catalog: CatalogDep, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> PodList:
-    return _listing("pods", catalog.pods(cluster, namespace))
+    return listing(PodList, pods=catalog.pods(cluster, namespace))
 
 
 @router.get("/api/pods/{pod}", responses=LOOKUP_ERRORS)
@@ -222,7 +162,7 @@ async def pod_series(
 # ---- namespaces ----------------------------------------------------------------------------------------------------
 @router.get("/api/namespaces", responses=LOOKUP_ERRORS)
 async def namespaces(catalog: CatalogDep, cluster: ClusterQ = None) -> NamespaceList:
-    return _listing("namespaces", catalog.namespaces(cluster))
+    return listing(NamespaceList, namespaces=catalog.namespaces(cluster))
 
 
 @router.get("/api/namespaces/{namespace}", responses=LOOKUP_ERRORS)
@@ -232,7 +172,7 @@ async def namespace(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = No
 
 @router.get("/api/namespaces/{namespace}/pods", responses=LOOKUP_ERRORS)
 async def namespace_pods(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> PodList:
-    return _listing("pods", catalog.namespace_pods(namespace, cluster))
+    return listing(PodList, pods=catalog.namespace_pods(namespace, cluster))
 
 
 @router.post("/api/namespaces/{namespace}/pods/{pod}/metrics", status_code=201, responses=PUSH_ERRORS)
@@ -240,9 +180,9 @@ async def push_pod(
     namespace: ObjectName, pod: ObjectName, body: PodSample, monitor: MonitorDep, _: Collector
 ) -> PodPushed:
     push = monitor.push_pod(namespace, pod, body.node_name, body.usage(), body.cluster)
-    await _accept(monitor, push)
+    await monitor.accept(push)
     cluster = push.obj.cluster
-    return {"status": "recorded", "pod": pod, "namespace": namespace, "cluster": cluster, "timestamp": iso(push.ts)}
+    return PodPushed(status="recorded", pod=pod, namespace=namespace, cluster=cluster, timestamp=iso(push.ts))
 
 
 @router.get("/api/namespaces/{namespace}/timeseries", responses=LOOKUP_ERRORS, response_model_exclude_none=True)
@@ -253,7 +193,7 @@ async def namespace_series(namespace: Name, catalog: CatalogDep, span: Span, clu
 @router.get("/api/namespaces/{namespace}/deployments", responses=LOOKUP_ERRORS)
 async def namespace_deployments(namespace: Name, catalog: CatalogDep, cluster: ClusterQ = None) -> DeploymentList:
     catalog.namespace(namespace, cluster)
-    return _listing("deployments", catalog.deployments(cluster, namespace))
+    return listing(DeploymentList, deployments=catalog.deployments(cluster, namespace))
 
 
 @router.get("/api/namespaces/{namespace}/deployments/{name}", responses=LOOKUP_ERRORS)
@@ -267,13 +207,13 @@ async def namespace_deployment(
 async def namespace_deployment_pods(
     namespace: Name, name: Name, catalog: CatalogDep, cluster: ClusterQ = None
 ) -> PodList:
-    return _listing("pods", catalog.deployment_pods(name, namespace, cluster))
+    return listing(PodList, pods=catalog.deployment_pods(name, namespace, cluster))
 
 
 # ---- deployments ---------------------------------------------------------------------------------------------------
 @router.get("/api/deployments", responses=LOOKUP_ERRORS)
 async def deployments(catalog: CatalogDep, cluster: ClusterQ = None, namespace: NamespaceQ = None) -> DeploymentList:
-    return _listing("deployments", catalog.deployments(cluster, namespace))
+    return listing(DeploymentList, deployments=catalog.deployments(cluster, namespace))
 
 
 @router.get("/api/deployments/{name}", responses=LOOKUP_ERRORS)

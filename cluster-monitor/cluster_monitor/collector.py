@@ -12,7 +12,7 @@ from titanium_common.loops import raise_if_cancelling
 
 from .events import EventLog, changes
 from .feed import FeedHub, message
-from .model import Cluster, Namespace, Node, Pod, Usage, display_name
+from .resources import Cluster, Namespace, Node, Pod, Usage, display_name
 from .settings import ClusterMonitorSettings
 from .shared import Collection, Entry, Push, PushBatch, SharedFeed
 from .sources import Source
@@ -47,9 +47,6 @@ class Monitor:
         self.shared = shared
         self.applied = 0
         self.pushes_applied = 0
-        # The holder changes its state and writes the change to `shared` under this lock, so the stream's order is
-        # the order the holder applied things in, and every follower ends up where the holder is.
-        self._writing = asyncio.Lock()
         self.shared_error: str | None = None
         self.series = SeriesStore(settings.max_data_points)
         self.events = EventLog(settings.event_log_size)
@@ -86,26 +83,25 @@ class Monitor:
             self.last_error = f"{exc.__class__.__name__}: {exc}"
             log.warning("collection failed: %s", self.last_error)
             return
-        async with self._writing:
-            now = self.clock()
-            self._merge_pushed(clusters, now)
-            found = changes(self.clusters, clusters) if self.clusters else []
-            first = not self.clusters and self.collections == 0
-            self.clusters = clusters
-            points = self._record(clusters, now)
-            self.collections += 1
-            self.last_collection = now
-            self.last_duration_s = time.perf_counter() - started
-            self.last_error = None
-            raised = []
-            if first:
-                names = ", ".join(c.name for c in clusters) or "no cluster"
-                raised.append(self.events.add("info", f"monitoring {names} ({self.source.name} source)"))
-            for kind, text, cluster in found:
-                raised.append(self.events.add(kind, text, cluster))
-            self.publish_clusters(only_if_changed=True)
-            if self.shared is not None:
-                await self._share(Collection(now, self.clusters, points, self.series.keys(), raised, self._origin))
+        now = self.clock()
+        self._merge_pushed(clusters, now)
+        found = changes(self.clusters, clusters) if self.clusters else []
+        first = not self.clusters and self.collections == 0
+        self.clusters = clusters
+        points = self._record(clusters, now)
+        self.collections += 1
+        self.last_collection = now
+        self.last_duration_s = time.perf_counter() - started
+        self.last_error = None
+        raised = []
+        if first:
+            names = ", ".join(c.name for c in clusters) or "no cluster"
+            raised.append(self.events.add("info", f"monitoring {names} ({self.source.name} source)"))
+        for kind, text, cluster in found:
+            raised.append(self.events.add(kind, text, cluster))
+        self.publish_clusters(only_if_changed=True)
+        if self.shared is not None:
+            await self._share(Collection(now, self.clusters, points, self.series.keys(), raised, self._origin))
 
     @property
     def _origin(self) -> str:
@@ -155,11 +151,13 @@ class Monitor:
         self.events.replace(events)
 
     async def follow(self) -> None:
-        """Apply every entry the holder writes (our own, written while we held the lease, are skipped)."""
+        """Apply every entry the holder writes. Our own collections are skipped (applied when collected); push
+        batches are applied from here by every replica, the one that wrote them included: a write whose answer was
+        lost (a timeout on a loaded machine) may have worked, and only the feed knows."""
         while True:
             try:
                 for entry in await self.shared.follow():
-                    if entry.origin != self._origin:
+                    if isinstance(entry, PushBatch) or entry.origin != self._origin:
                         self.apply(entry)
                 self.shared_error = None
             except Exception as exc:  # Redis gone: retried; meanwhile the lease has this replica work alone
@@ -219,7 +217,7 @@ class Monitor:
     # ---- the live feed -----------------------------------------------------------------------------------------
     def clusters_data(self) -> list[dict]:
         now = self.clock()
-        return [cluster_view(cluster, now) for cluster in self.clusters]
+        return [cluster_view(cluster, now).model_dump(mode="json") for cluster in self.clusters]
 
     def publish_clusters(self, only_if_changed: bool) -> None:
         data = self.clusters_data()
@@ -277,8 +275,8 @@ class Monitor:
         self._merge_pushed(self.clusters, push.ts)
 
     async def drain_pushes(self) -> None:
-        """On the holder: apply the pushes any replica acknowledged, as soon as they come, and write them to the feed
-        (a batch is applied here only once the feed has it and the queue no longer does)."""
+        """On the holder: move the pushes any replica acknowledged into the feed as soon as they come (`follow`
+        applies them here as on every replica)."""
         while True:
             # Any number of replicas may drain at once (while a lease changes hands, or each alone): a batch is
             # written by whoever takes it off the queue first, the others write nothing.
@@ -290,13 +288,8 @@ class Monitor:
                 if not pending:
                     continue
                 batch = PushBatch([push for _, push in pending], self._origin)
-                async with self._writing:
-                    if await self.shared.apply_pushes([entry_id for entry_id, _ in pending], batch):
-                        for push in batch.pushes:
-                            self.take_push(push)
-                        self.pushes_applied += len(batch.pushes)
-                        self.publish_clusters(only_if_changed=True)
-            except Exception as exc:  # Redis gone: the pushes wait in it; retried
+                await self.shared.apply_pushes([entry_id for entry_id, _ in pending], batch)
+            except Exception as exc:  # Redis gone: the pushes wait in it (or are in the feed already); retried
                 raise_if_cancelling()
                 self.shared_error = f"applying pushed metrics failed: {exc}"
                 log.warning("%s", self.shared_error)

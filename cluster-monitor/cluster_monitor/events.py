@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from titanium_common.clock import utc_iso
 
-from .model import Cluster
+from .resources import Cluster
 
 EventType = Literal["info", "critical", "auto", "success"]
 Listener = Callable[[dict[str, Any]], None]

@@ -15,7 +15,7 @@ log = logging.getLogger("cluster_monitor.feed")
 
 
 def message(kind: str, data: Any) -> str:
-    """The feed's envelope, as the PF Dashboard clients read it: {"type", "data", "timestamp"}."""
+    """The feed's envelope, as the original cluster dashboard reads it: {"type", "data", "timestamp"}."""
     return json.dumps({"type": kind, "data": data, "timestamp": utc_iso()}, default=str)
 
 

@@ -26,7 +26,7 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
         chosen = source or await open_source(settings)
         lease = shared = None
         if settings.redis_url:
-            lease = open_lease(settings, redis_prefix=settings.redis_prefix)
+            lease = await open_lease(settings, redis_prefix=settings.redis_prefix)
             shared = SharedFeed(
                 settings.redis_url,
                 settings.redis_prefix,
@@ -37,7 +37,6 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
             await lease.start()
         monitor = Monitor(settings, chosen, lease=lease, shared=shared)
         app.state.monitor = monitor
-        metrics.monitor = monitor
         if lease is not None:
             app.state.kit.add_dependency_check("lease", lease.store_answers)
         app.state.catalog = Catalog(monitor)
@@ -70,8 +69,7 @@ def create_app(settings: ClusterMonitorSettings | None = None, source: Source | 
         """Ready once a collection succeeded (a failing cluster still counts: it is reported, not hidden)."""
         return app.state.monitor.last_collection is not None
 
-    metrics = ClusterMetrics()
-    app.state.kit.registry.register(metrics)
+    app.state.kit.registry.register(ClusterMetrics(lambda: getattr(app.state, "monitor", None)))
     app.state.kit.add_stats_provider(figures)
     app.state.kit.add_readiness_check("collector", collected)
     return app

@@ -6,7 +6,8 @@ from typing import Any
 from titanium_common.errors import ServiceError
 
 from .collector import Monitor
-from .model import Cluster, Deployment, Node, Pod, Usage
+from .resources import Cluster, Deployment, Node, Pod, Usage
+from .schemas import ClusterInfo, DeploymentView, NamespaceView, NodeView, Placement, PodView, Series, SeriesSet
 from .timeseries import downsample, sum_by_time
 from .views import cluster_view, node_view, pod_view, point_view, usage_fields
 
@@ -59,39 +60,39 @@ class Catalog:
         return next(nodes, None)
 
     # ---- clusters ----------------------------------------------------------------------------------------------
-    def clusters(self) -> list[dict[str, Any]]:
+    def clusters(self) -> list[ClusterInfo]:
         return [cluster_view(c, self.now) for c in self.monitor.clusters]
 
-    def cluster(self, cluster_id: str) -> dict[str, Any]:
+    def cluster(self, cluster_id: str) -> ClusterInfo:
         return cluster_view(self._clusters(cluster_id)[0], self.now)
 
     # ---- nodes -------------------------------------------------------------------------------------------------
-    def _node_view(self, cluster: Cluster, node: Node) -> dict[str, Any]:
+    def _node_view(self, cluster: Cluster, node: Node) -> NodeView:
         pods = sum(1 for p in cluster.pods if p.node == node.name)
         return node_view(node, self.monitor.current(("node", cluster.id, node.name)), pods, self.now)
 
-    def nodes(self, cluster: str | None = None) -> list[dict[str, Any]]:
+    def nodes(self, cluster: str | None = None) -> list[NodeView]:
         return [self._node_view(c, n) for c in self._clusters(cluster) for n in c.nodes]
 
     def find_node(self, name: str, cluster: str | None = None) -> tuple[Cluster, Node]:
         found = [(c, n) for c in self._clusters(cluster) for n in c.nodes if n.name == name]
         return _one(found, f"node '{name}'", (c.id for c, _ in found))
 
-    def node(self, name: str, cluster: str | None = None) -> dict[str, Any]:
+    def node(self, name: str, cluster: str | None = None) -> NodeView:
         return self._node_view(*self.find_node(name, cluster))
 
     # ---- pods --------------------------------------------------------------------------------------------------
-    def _pod_view(self, pod: Pod) -> dict[str, Any]:
+    def _pod_view(self, pod: Pod) -> PodView:
         usage = self.monitor.current(("pod", *pod.key))
         return pod_view(pod, self._node_of(pod), self._deployment_of(pod), usage, self.now)
 
     def _pods(self, cluster: str | None = None) -> list[Pod]:
         return [p for c in self._clusters(cluster) for p in c.pods]
 
-    def pods(self, cluster: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    def pods(self, cluster: str | None = None, namespace: str | None = None) -> list[PodView]:
         return [self._pod_view(p) for p in self._pods(cluster) if namespace in (None, p.namespace)]
 
-    def node_pods(self, name: str, cluster: str | None = None) -> list[dict[str, Any]]:
+    def node_pods(self, name: str, cluster: str | None = None) -> list[PodView]:
         owner, node = self.find_node(name, cluster)
         return [self._pod_view(p) for p in owner.pods if p.node == node.name]
 
@@ -100,67 +101,67 @@ class Catalog:
         what = f"pod '{name}'" + (f" in namespace '{namespace}'" if namespace else "")
         return _one(found, what, (f"{p.cluster}/{p.namespace}" for p in found))
 
-    def pod(self, name: str, namespace: str | None = None, cluster: str | None = None) -> dict[str, Any]:
+    def pod(self, name: str, namespace: str | None = None, cluster: str | None = None) -> PodView:
         return self._pod_view(self.find_pod(name, namespace, cluster))
 
     # ---- namespaces (one entry per name, over every cluster that has it) ----------------------------------------
-    def _namespace_view(self, name: str, clusters: list[Cluster]) -> dict[str, Any]:
+    def _namespace_view(self, name: str, clusters: list[Cluster]) -> NamespaceView:
         here = [c for c in clusters if any(ns.name == name for ns in c.namespaces)]
         pods = [p for c in here for p in c.pods if p.namespace == name]
         usages = [u for p in pods if (u := self.monitor.current(("pod", *p.key))) is not None]
         phases = {ns.phase for c in here for ns in c.namespaces if ns.name == name}
-        return {
-            "name": name,
-            "clusters": [c.id for c in here],
-            "status": "Active" if phases == {"Active"} else ",".join(sorted(phases)),
-            "pod_count": len(pods),
-            "running_pods": sum(1 for p in pods if p.phase == "Running"),
-            "deployment_count": sum(1 for c in here for d in c.deployments if d.namespace == name),
-            **usage_fields(Usage.total(usages), *self._allocatable(c.id for c in here)),
-        }
+        return NamespaceView(
+            name=name,
+            clusters=[c.id for c in here],
+            status="Active" if phases == {"Active"} else ",".join(sorted(phases)),
+            pod_count=len(pods),
+            running_pods=sum(1 for p in pods if p.phase == "Running"),
+            deployment_count=sum(1 for c in here for d in c.deployments if d.namespace == name),
+            **dict(usage_fields(Usage.total(usages), *self._allocatable(c.id for c in here))),
+        )
 
-    def namespaces(self, cluster: str | None = None) -> list[dict[str, Any]]:
+    def namespaces(self, cluster: str | None = None) -> list[NamespaceView]:
         clusters = self._clusters(cluster)
         names = sorted({ns.name for c in clusters for ns in c.namespaces})
         return [self._namespace_view(name, clusters) for name in names]
 
-    def namespace(self, name: str, cluster: str | None = None) -> dict[str, Any]:
+    def namespace(self, name: str, cluster: str | None = None) -> NamespaceView:
         clusters = self._clusters(cluster)
         if not any(ns.name == name for c in clusters for ns in c.namespaces):
             raise NotFound(f"namespace '{name}' not found")
         return self._namespace_view(name, clusters)
 
-    def namespace_pods(self, name: str, cluster: str | None = None) -> list[dict[str, Any]]:
+    def namespace_pods(self, name: str, cluster: str | None = None) -> list[PodView]:
         self.namespace(name, cluster)
         return self.pods(cluster, name)
 
     # ---- deployments (one entry per namespace/name, over every cluster that runs it: Karmada propagates them) --
-    def _deployment_view(self, namespace: str, name: str, clusters: list[Cluster]) -> dict[str, Any]:
+    def _deployment_view(self, namespace: str, name: str, clusters: list[Cluster]) -> DeploymentView:
         parts: list[Deployment] = [
             d for c in clusters for d in c.deployments if d.namespace == namespace and d.name == name
         ]
         pods = [p for c in clusters for p in c.pods for d in parts if d.selects(p)]
         usages = [u for p in pods if (u := self.monitor.current(("pod", *p.key))) is not None]
-        return {
-            "name": name,
-            "namespace": namespace,
-            "clusters": [d.cluster for d in parts],
-            "replicas": sum(d.replicas for d in parts),
-            "ready_replicas": sum(d.ready_replicas for d in parts),
-            "available_replicas": sum(d.available_replicas for d in parts),
-            "placement": [
-                {"cluster": d.cluster, "replicas": d.replicas, "ready_replicas": d.ready_replicas} for d in parts
+        return DeploymentView(
+            name=name,
+            namespace=namespace,
+            clusters=[d.cluster for d in parts],
+            replicas=sum(d.replicas for d in parts),
+            ready_replicas=sum(d.ready_replicas for d in parts),
+            available_replicas=sum(d.available_replicas for d in parts),
+            placement=[
+                Placement(cluster=d.cluster, replicas=d.replicas, ready_replicas=d.ready_replicas) for d in parts
             ],
-            "pod_count": len(pods),
-            "pods": [p.name for p in pods],
-            **usage_fields(Usage.total(usages), *self._allocatable(d.cluster for d in parts)),
-        }
+            pod_count=len(pods),
+            pods=[p.name for p in pods],
+            **dict(usage_fields(Usage.total(usages), *self._allocatable(d.cluster for d in parts))),
+        )
 
     def _deployment_keys(self, clusters: list[Cluster], namespace: str | None = None) -> list[tuple[str, str]]:
         keys = {(d.namespace, d.name) for c in clusters for d in c.deployments if namespace in (None, d.namespace)}
         return sorted(keys)
 
-    def deployments(self, cluster: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    def deployments(self, cluster: str | None = None, namespace: str | None = None) -> list[DeploymentView]:
         clusters = self._clusters(cluster)
         return [self._deployment_view(ns, name, clusters) for ns, name in self._deployment_keys(clusters, namespace)]
 
@@ -172,57 +173,57 @@ class Catalog:
         what = f"deployment '{name}'" + (f" in namespace '{namespace}'" if namespace else "")
         return _one(found, what, found), clusters
 
-    def deployment(self, name: str, namespace: str | None = None, cluster: str | None = None) -> dict[str, Any]:
+    def deployment(self, name: str, namespace: str | None = None, cluster: str | None = None) -> DeploymentView:
         ns, clusters = self.find_deployment(name, namespace, cluster)
         return self._deployment_view(ns, name, clusters)
 
-    def deployment_pods(self, name: str, namespace: str, cluster: str | None = None) -> list[dict[str, Any]]:
+    def deployment_pods(self, name: str, namespace: str, cluster: str | None = None) -> list[PodView]:
         ns, clusters = self.find_deployment(name, namespace, cluster)
         parts = [d for c in clusters for d in c.deployments if d.namespace == ns and d.name == name]
         return [self._pod_view(p) for c in clusters for p in c.pods if any(d.selects(p) for d in parts)]
 
     # ---- time series ---------------------------------------------------------------------------------------------
-    def _series(self, keys: list[tuple], window: int, points: int) -> dict[str, Any]:
+    def _series(self, keys: list[tuple], window: int, points: int, **identity: Any) -> Series:
+        """The summed series of `keys`; `identity` says whose it is (kind, name, and where)."""
         series = self.monitor.series
         raw = sum_by_time(series.window(key, window, self.now) for key in keys)
         shown = downsample(raw, points)
-        return {"window": window, "samples": len(raw), "points": len(shown), "data": [point_view(p) for p in shown]}
+        data = [point_view(p) for p in shown]
+        return Series(**identity, window=window, samples=len(raw), points=len(shown), data=data)
 
-    def node_series(self, name: str, cluster: str | None, window: int, points: int) -> dict[str, Any]:
+    def node_series(self, name: str, cluster: str | None, window: int, points: int) -> Series:
         owner, node = self.find_node(name, cluster)
-        keys = [("node", owner.id, node.name)]
-        return {"kind": "node", "name": name, "cluster": owner.id, **self._series(keys, window, points)}
+        return self._series([("node", owner.id, node.name)], window, points, kind="node", name=name, cluster=owner.id)
 
-    def pod_series(self, name: str, namespace: str | None, cluster: str | None, window: int, points: int) -> dict:
+    def pod_series(self, name: str, namespace: str | None, cluster: str | None, window: int, points: int) -> Series:
         pod = self.find_pod(name, namespace, cluster)
-        found = {"kind": "pod", "name": name, "namespace": pod.namespace, "cluster": pod.cluster}
-        return found | self._series([("pod", *pod.key)], window, points)
+        where = {"namespace": pod.namespace, "cluster": pod.cluster}
+        return self._series([("pod", *pod.key)], window, points, kind="pod", name=name, **where)
 
-    def namespace_series(self, name: str, cluster: str | None, window: int, points: int) -> dict[str, Any]:
-        view = self.namespace(name, cluster)
-        keys = [("namespace", cid, name) for cid in view["clusters"]]
-        return {"kind": "namespace", "name": name, "clusters": view["clusters"], **self._series(keys, window, points)}
+    def namespace_series(self, name: str, cluster: str | None, window: int, points: int) -> Series:
+        clusters = self.namespace(name, cluster).clusters
+        keys = [("namespace", cid, name) for cid in clusters]
+        return self._series(keys, window, points, kind="namespace", name=name, clusters=clusters)
 
     def deployment_series(self, name: str, namespace: str | None, cluster: str | None, window: int, points: int):
         ns, clusters = self.find_deployment(name, namespace, cluster)
         owners = [d.cluster for c in clusters for d in c.deployments if d.namespace == ns and d.name == name]
         keys = [("deployment", cid, ns, name) for cid in owners]
-        found = {"kind": "deployment", "name": name, "namespace": ns, "clusters": owners}
-        return found | self._series(keys, window, points)
+        return self._series(keys, window, points, kind="deployment", name=name, namespace=ns, clusters=owners)
 
-    def all_series(self, kind: str, cluster: str | None, window: int, points: int) -> dict[str, Any]:
+    def all_series(self, kind: str, cluster: str | None, window: int, points: int) -> SeriesSet:
         clusters = self._clusters(cluster)
         if kind == "nodes":
             series = [
-                {"kind": "node", "name": n.name, "cluster": c.id}
-                | self._series([("node", c.id, n.name)], window, points)
+                self._series([("node", c.id, n.name)], window, points, kind="node", name=n.name, cluster=c.id)
                 for c in clusters
                 for n in c.nodes
             ]
         elif kind == "pods":
             series = [
-                {"kind": "pod", "name": p.name, "namespace": p.namespace, "cluster": c.id}
-                | self._series([("pod", *p.key)], window, points)
+                self._series(
+                    [("pod", *p.key)], window, points, kind="pod", name=p.name, namespace=p.namespace, cluster=c.id
+                )
                 for c in clusters
                 for p in c.pods
             ]
@@ -232,4 +233,4 @@ class Catalog:
         else:
             keys = self._deployment_keys(clusters)
             series = [self.deployment_series(name, ns, cluster, window, points) for ns, name in keys]
-        return {"kind": kind, "window": window, "count": len(series), "series": series}
+        return SeriesSet(kind=kind, window=window, count=len(series), series=series)

@@ -1,11 +1,12 @@
-"""The response models of cluster-monitor's API: the shapes `views.py` and `queries.py` build, declared so that the
-OpenAPI shows them and every answer is checked against them."""
+"""The request and response models of cluster-monitor's API: the shapes `views.py` and `queries.py` build, declared
+so that the OpenAPI shows them and every answer is checked against them, and the samples metric collectors push."""
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .events import EventType
+from .resources import Usage
 
 
 class DiskIO(BaseModel):
@@ -204,3 +205,51 @@ class PodPushed(BaseModel):
     namespace: str
     cluster: str
     timestamp: str
+
+
+# ---- what metric collectors push ----------------------------------------------------------------------------
+def _not_a_boolean(value: Any) -> Any:
+    # JSON true/false would otherwise pass as 1/0.
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not a boolean")
+    return value
+
+
+Bytes = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=2**63 - 1)]
+
+
+class PushedDiskIO(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    read_bytes: Bytes
+    write_bytes: Bytes
+
+
+class PushedNetworkIO(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bytes_sent: Bytes
+    bytes_recv: Bytes
+
+
+class NodeSample(BaseModel):
+    """A metric collector's push of one sample."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpu_millicores: Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=1e9, allow_inf_nan=False)]
+    memory_bytes: Bytes
+    disk_io: PushedDiskIO
+    network_io: PushedNetworkIO
+    cluster: Annotated[str | None, Field(max_length=253)] = None
+
+    def usage(self) -> Usage:
+        return Usage(
+            self.cpu_millicores,
+            self.memory_bytes,
+            self.disk_io.read_bytes,
+            self.disk_io.write_bytes,
+            self.network_io.bytes_sent,
+            self.network_io.bytes_recv,
+        )
+
+
+class PodSample(NodeSample):
+    node_name: Annotated[str, Field(min_length=1, max_length=253)]

@@ -7,8 +7,9 @@ Keys (under the prefix):
   the last MAX_DATA_POINTS collections (`collections` lists their ids), so it holds the history a ring buffer holds;
 - `events`, the last EVENT_LOG_SIZE events;
 - `pushes`, the pushes acknowledged but not applied yet (at most MAX_PENDING_PUSHES). Any replica adds to it and
-  answers 201 once Redis has it; the holder applies them and removes them in the script that writes the `feed`
-  entry, so a holder killed in between leaves them to the next one: none lost, none applied twice.
+  answers 201 once Redis has it; the holder removes them in the script that writes their `feed` entry, so a holder
+  killed in between leaves them to the next one, and every replica (the holder too) applies them from the `feed`:
+  none lost, none applied twice.
 A reader starting (or taking over) replays the stream and the event list read together in one transaction, then
 follows new entries; it raises no event itself, so every event is raised once, by the collector that saw the change.
 """
@@ -21,7 +22,9 @@ from typing import Any
 import redis.asyncio as redis
 from pydantic import TypeAdapter
 
-from .model import Cluster, Node, Pod, Usage
+from titanium_common.errors import ServiceError
+
+from .resources import Cluster, Node, Pod, Usage
 
 log = logging.getLogger("cluster_monitor.shared")
 
@@ -69,8 +72,10 @@ return 1
 """
 
 
-class PushesRefused(Exception):
+class PushesRefused(ServiceError):
     """Redis did not take a push (unreachable or the pending queue full): the client is told 503."""
+
+    status_code = 503
 
 
 @dataclass

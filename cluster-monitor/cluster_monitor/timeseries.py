@@ -5,7 +5,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
-from .model import Usage
+from .resources import Usage
 
 _FIELDS = ("cpu_millicores", "memory_bytes", "disk_read_bytes", "disk_write_bytes", "net_bytes_sent", "net_bytes_recv")
 

@@ -263,3 +263,14 @@ async def test_auto_picks_kubernetes_when_a_context_answers_and_simulated_when_n
         await open_source(
             ClusterMonitorSettings(env="test", cluster_source="kubernetes", kubeconfig=str(tmp_path / "x"))
         )
+
+
+async def test_in_a_pod_the_cluster_is_the_service_accounts(kube_pod):
+    await kube_pod.cluster.create("v1/nodes", node("pod-node"))
+    source = await open_source(ClusterMonitorSettings(env="test", cluster_name="home"))
+    try:
+        assert isinstance(source, KubernetesSource) and list(source.clients) == ["home"]
+        (cluster,) = await source.snapshot()
+        assert cluster.error is None and [n.name for n in cluster.nodes] == ["pod-node"]
+    finally:
+        await source.close()

@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_monitor.collector import Monitor
 from cluster_monitor.events import changes
@@ -67,6 +68,25 @@ async def _message(ws, kind: str, predicate=lambda data: True) -> dict:
                 return message
 
 
+async def test_metrics_carry_each_clusters_and_nodes_readiness_as_collected():
+    """What the cluster alerts read: one series per cluster and per node, 1 Ready and 0 NotReady."""
+    settings = ClusterMonitorSettings(
+        env="test", cluster_source="simulated", simulation_seed=SEED, collect_interval_s=600
+    )
+    app = create_app(settings)
+    async with serving(app) as base, aiohttp.ClientSession(base) as http:
+        async with http.get("/metrics") as response:
+            families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        clusters = app.state.monitor.clusters  # one collection at start-up, the next ten minutes away
+    assert {s.labels["cluster"]: s.value for s in families["titanium_cluster_ready"].samples} == {
+        c.name: float(c.ready) for c in clusters
+    }
+    assert {
+        (s.labels["cluster"], s.labels["node"]): s.value for s in families["titanium_cluster_node_ready"].samples
+    } == {(c.name, n.name): float(n.ready) for c in clusters for n in c.nodes}
+    assert len(clusters) == 2
+
+
 async def test_simulated_service_end_to_end():
     settings = ClusterMonitorSettings(
         env="test",
@@ -82,7 +102,7 @@ async def test_simulated_service_end_to_end():
         async with http.ws_connect("/ws/clusters") as ws, http.ws_connect("/ws") as idle:
             kinds = [json.loads((await ws.receive()).data)["type"] for _ in range(2)]
             assert kinds == ["clusters", "events"]
-            # /ws (the PF Dashboard clients' path) is the same feed
+            # /ws (the original cluster dashboard's path) is the same feed
             async with http.ws_connect("/ws") as original:
                 assert [json.loads((await original.receive()).data)["type"] for _ in range(2)] == kinds
             critical = await _message(ws, "event", lambda e: e["type"] == "critical")

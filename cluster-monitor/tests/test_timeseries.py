@@ -3,8 +3,8 @@
 import pytest
 
 from cluster_monitor.collector import Monitor
-from cluster_monitor.model import Cluster, Deployment, Namespace, Node, Pod, Usage
 from cluster_monitor.queries import Ambiguous, Catalog, NotFound
+from cluster_monitor.resources import Cluster, Deployment, Namespace, Node, Pod, Usage
 from cluster_monitor.settings import ClusterMonitorSettings
 from cluster_monitor.timeseries import Point, SeriesStore, downsample, sum_by_time
 
@@ -102,6 +102,6 @@ async def test_a_name_in_two_clusters_needs_the_cluster_said():
     catalog = Catalog(monitor)
     with pytest.raises(Ambiguous, match="node 'worker' exists in east, west"):
         catalog.node("worker")
-    assert catalog.node("worker", cluster="west")["cluster"] == "west"
+    assert catalog.node("worker", cluster="west").cluster == "west"
     with pytest.raises(NotFound, match="cluster 'north' not found"):
         catalog.node("worker", cluster="north")

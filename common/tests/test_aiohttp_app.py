@@ -1,4 +1,5 @@
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -106,14 +107,44 @@ async def test_a_websocket_counts_as_a_request_but_its_lifetime_is_no_latency(ba
     assert requests["latency_ms"]["p99"] < 1000
 
 
-async def test_probes_are_logged_at_debug_and_traffic_at_info(base_url, caplog):
+def access_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "titanium.access"]
+
+
+async def test_with_access_log_every_probes_are_logged_at_debug_and_traffic_at_info(caplog):
     caplog.set_level(logging.INFO, logger="titanium.access")
-    async with aiohttp.ClientSession(base_url) as http:
+    app = create_aiohttp_app(ServiceSettings(service_name="demo-aio", env="test", access_log="every"))
+    app.router.add_get("/api/items/{id}", item)
+    async with serving(app) as url, aiohttp.ClientSession(url) as http:
         for path in ("/health", "/ready", "/stats", "/metrics", "/api/items/5"):
             async with http.get(path):
                 pass
-    lines = [r.getMessage() for r in caplog.records if r.name == "titanium.access"]
+        assert app[KIT].access_log._timer is None  # every line written: no summary
+    lines = access_lines(caplog)
     assert len(lines) == 1 and lines[0].startswith("GET /api/items/5 200")
+
+
+async def test_by_default_a_second_of_requests_is_one_info_line_and_errors_keep_theirs(base_url, caplog):
+    caplog.set_level(logging.INFO, logger="titanium.access")
+    async with aiohttp.ClientSession(base_url) as http:
+        for path in ("/health", "/metrics", "/api/items/1", "/api/items/2", "/api/items/13", "/nope"):
+            async with http.get(path):
+                pass
+    summary = await eventually(lambda: [line for line in access_lines(caplog) if "requests in the last" in line])
+    assert len(summary) == 1
+    assert summary[0].startswith("4 requests in the last 1 s (2xx 2, 4xx 1, 5xx 1), mean ")
+    lines = access_lines(caplog)
+    assert any(line.startswith("GET /api/items/13 500 ") for line in lines)
+    assert any(line.startswith("GET /nope 404 ") for line in lines)
+    assert not any(line.startswith(("GET /api/items/1 ", "GET /api/items/2 ", "GET /health")) for line in lines)
+
+
+async def test_by_default_each_request_line_is_still_there_at_debug(base_url, caplog):
+    caplog.set_level(logging.DEBUG, logger="titanium.access")
+    async with aiohttp.ClientSession(base_url) as http, http.get("/api/items/7"):
+        pass
+    debug = [r.getMessage() for r in caplog.records if r.name == "titanium.access" and r.levelno == logging.DEBUG]
+    assert any(line.startswith("GET /api/items/7 200 ") for line in debug)
 
 
 async def test_monitoring_reads_and_websockets_are_marked_on_their_spans(base_url):
@@ -136,3 +167,29 @@ async def test_monitoring_reads_and_websockets_are_marked_on_their_spans(base_ur
 
         found = await eventually(all_roots)
     assert {traced[t]: root["monitoring"] for t, root in found.items()} == {"user": False, "poll": True, "socket": True}
+
+
+async def get_raw(url: str, target: str) -> dict:
+    """GET `target` as sent: a client library would resolve its dot segments before sending."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await reader.read()
+    writer.close()
+    return json.loads(answer.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("resolve", [True, False])
+async def test_a_proxy_app_routes_a_path_with_dot_segments_as_the_path_they_name(resolve):
+    async def where(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.path, "raw": request.raw_path})
+
+    app = create_aiohttp_app(ServiceSettings(service_name="demo-aio", env="test"), resolve_dot_segments=resolve)
+    app.router.add_get("/internal/x", where)
+    app.router.add_get("/api/{tail:.*}", where)
+    async with serving(app) as url:
+        answer = await get_raw(url, "/api/a/%2e%2E/../internal/x?q=/../y")
+    if resolve:
+        assert answer == {"path": "/internal/x", "raw": "/internal/x?q=/../y"}
+    else:
+        assert answer["raw"] == "/api/a/%2e%2E/../internal/x?q=/../y"

@@ -162,3 +162,30 @@ async def test_a_monitoring_read_is_marked_on_its_span(client):
     roots = (await client.get("/internal/traces", params={"limit": 200, "since": since})).json()["roots"]
     marked = {root["trace_id"]: root["monitoring"] for root in roots if root["trace_id"] in (user, poll)}
     assert marked == {user: False, poll: True}
+
+
+def test_the_services_routes_and_the_kits_join_the_apps_own_list_in_that_order():
+    """Not included as routers: FastAPI matches an included router's routes twice per request."""
+    app = create_fastapi_app(ServiceSettings(service_name="demo", env="test"), title="demo", routers=[router])
+    paths = [route.path for route in app.routes]
+    assert not [route for route in app.routes if hasattr(route, "original_router")]
+    assert paths.index("/api/items/{item_id}") < paths.index("/api/items") < paths.index("/health")
+
+
+def test_a_service_route_that_would_answer_a_kit_path_is_refused_at_creation():
+    greedy, other_method = APIRouter(), APIRouter()
+
+    @greedy.get("/{anything}")
+    async def anything(anything: str) -> dict:
+        return {"got": anything}
+
+    @other_method.post("/ready")
+    async def ready_by_post() -> dict:
+        return {}
+
+    settings = ServiceSettings(service_name="demo", env="test")
+    with pytest.raises(ValueError, match=r"demo: service routes would answer the kit's GET /health, GET /ready, "):
+        create_fastapi_app(settings, title="demo", routers=[greedy])
+    # Another method on a kit path leaves the kit's GET to the kit.
+    app = create_fastapi_app(settings, title="demo", routers=[other_method])
+    assert [sorted(r.methods) for r in app.routes if getattr(r, "path", None) == "/ready"] == [["POST"], ["GET"]]

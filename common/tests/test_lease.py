@@ -4,9 +4,10 @@ against the Kubernetes API double: one holder at a time, takeover after the hold
 import asyncio
 import time
 
-import kubernetes_asyncio
+import pytest
 
 from tests.support.servers import free_port
+from titanium_common.kube import KubeConfigMissing, connect
 from titanium_common.lease import KubernetesLeaseStore, Lease, LeaseSettings, RedisLeaseStore, open_lease
 
 TTL_S = 1.5
@@ -60,19 +61,13 @@ async def test_redis_lease_one_holder_takeover_and_release(redis_target):
 async def test_kubernetes_lease_one_holder_takeover_and_release(kube_api):
     cluster = kube_api.clusters["member1"]
     cluster.enable("coordination.k8s.io/v1/leases")
-    clients = [
-        await kubernetes_asyncio.config.new_client_from_config(str(kube_api.kubeconfig), context="member1")
-        for _ in range(2)
-    ]
-    try:
-        await contend(KubernetesLeaseStore(clients[0], "titanium"), KubernetesLeaseStore(clients[1], "titanium"))
-        stored = await cluster.get("coordination.k8s.io/v1/leases", "collector", namespace="titanium")
-        assert stored["spec"]["holderIdentity"] == ""  # released by the last holder's stop
-        assert stored["spec"]["leaseDurationSeconds"] == 2
-        assert stored["spec"]["leaseTransitions"] >= 2
-    finally:
-        for api_client in clients:
-            await api_client.close()
+    # Each store closes its own connection when its lease stops.
+    stores = [KubernetesLeaseStore(await connect(kubeconfig=str(kube_api.kubeconfig)), "titanium") for _ in range(2)]
+    await contend(*stores)
+    stored = await cluster.get("coordination.k8s.io/v1/leases", "collector", namespace="titanium")
+    assert stored["spec"]["holderIdentity"] == ""  # released by the last holder's stop
+    assert stored["spec"]["leaseDurationSeconds"] == 2
+    assert stored["spec"]["leaseTransitions"] >= 2
 
 
 async def test_an_unreachable_store_means_working_alone_until_it_answers(private_redis):
@@ -88,12 +83,40 @@ async def test_an_unreachable_store_means_working_alone_until_it_answers(private
         await lease.stop()
 
 
-def test_the_backend_follows_the_settings(monkeypatch):
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    alone = open_lease(LeaseSettings(service_name="edge-config"), redis_prefix="p:")
+async def test_the_backend_follows_the_settings(no_kube_config, monkeypatch, kube_api):
+    alone = await open_lease(LeaseSettings(service_name="edge-config"), redis_prefix="p:")
     assert (alone.store, alone.mode, alone.is_holder, alone.name) == (None, "alone", True, "edge-config")
     port = free_port()
-    shared = open_lease(
+    shared = await open_lease(
         LeaseSettings(service_name="x", redis_url=f"redis://127.0.0.1:{port}/0", replica_name="r1"), redis_prefix="p:"
     )
     assert isinstance(shared.store, RedisLeaseStore) and shared.holder == "r1"
+    await shared.store.close()
+    asked = LeaseSettings(service_name="x", lease_backend="kubernetes", replica_name="r1")
+    with pytest.raises(KubeConfigMissing, match=r"no Kubernetes configuration: .*\$KUBECONFIG unset"):
+        await open_lease(asked, redis_prefix="p:")
+    # Outside a pod, LEASE_BACKEND=kubernetes takes the kubeconfig's current context (and its namespace).
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    kube_api.clusters["member1"].enable("coordination.k8s.io/v1/leases", namespaced=True)
+    lease = await open_lease(asked, redis_prefix="p:")
+    await lease.start()
+    try:
+        assert (lease.store.where, lease.mode) == ("kubernetes lease in default", "holder")
+    finally:
+        await lease.stop()
+    stored = await kube_api.clusters["member1"].get("coordination.k8s.io/v1/leases", "x", namespace="default")
+    assert stored["spec"]["holderIdentity"] == ""
+
+
+async def test_in_a_pod_auto_takes_a_kubernetes_lease_in_the_pods_namespace(kube_pod, monkeypatch):
+    # A kubeconfig for other clusters (what cluster-monitor may watch) does not move the Lease out of the pod's own.
+    monkeypatch.setenv("KUBECONFIG", "/elsewhere/kubeconfig")
+    kube_pod.cluster.enable("coordination.k8s.io/v1/leases", namespaced=True)
+    lease = await open_lease(LeaseSettings(service_name="edge-config", replica_name="pod-a"), redis_prefix="p:")
+    await lease.start()
+    try:
+        assert (lease.store.where, lease.mode) == ("kubernetes lease in titanium", "holder")
+        stored = await kube_pod.cluster.get("coordination.k8s.io/v1/leases", "edge-config", namespace="titanium")
+        assert stored["spec"]["holderIdentity"] == "pod-a"
+    finally:
+        await lease.stop()

@@ -15,9 +15,10 @@ from titanium_common.aiohttp_app import (
     attach_client_session,
     attach_upstream_client,
     create_aiohttp_app,
+    without_dot_segments,
 )
 from titanium_common.pool import ReplicaPool, proxy_to_pool
-from titanium_common.proxy import is_websocket_upgrade, proxy_websocket, without_dot_segments
+from titanium_common.proxy import is_websocket_upgrade, proxy_websocket
 from titanium_common.settings import ServiceSettings
 
 MAX_BODY = 1024 * 1024

@@ -1,6 +1,7 @@
 """The runner: what start-up built is frozen once the app's own start-up is done; a request its connection handler's
 parser refuses is answered in the suite's JSON error shape, with one log line and nothing of the request echoed."""
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -11,7 +12,8 @@ from fastapi import FastAPI
 
 from tests.support.probes import MALFORMED_REQUESTS, check_json_refusal
 from tests.support.servers import free_port, raw_exchange
-from titanium_common.runner import HeaderTimedAppRunner, freeze_after_start_up
+from titanium_common import runner as runner_module
+from titanium_common.runner import HeaderTimedAppRunner, freeze_after_start_up, stop_within
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +93,33 @@ async def test_a_good_request_after_a_refused_one_is_answered(header_timed_serve
     await raw_exchange(header_timed_server, MALFORMED_REQUESTS[0].wire)
     answer = await raw_exchange(header_timed_server, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_stop_says_when_it_began_and_what_it_took(caplog):
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    with caplog.at_level(logging.INFO, "titanium.runner"):
+        assert await stop_within(runner, 1.0) is True
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0] == "stopping: no new connections; 0 open, given up to 1 s to finish"
+    assert messages[1].startswith("stopped in "), messages
+
+
+async def test_a_stop_that_overruns_its_budget_names_what_is_still_pending(monkeypatch, caplog):
+    """A cleanup hook waiting on a dependency that never answers: the stop gives up after the drain and the cleanup
+    budget, and the log names the hook and where it waits (the caller then exits before a SIGKILL would)."""
+    monkeypatch.setattr(runner_module, "CLEANUP_BUDGET_S", 1.0)
+    app = web.Application()
+
+    async def flush_to_a_hung_store(app: web.Application) -> None:
+        await asyncio.Event().wait()
+
+    app.on_cleanup.append(flush_to_a_hung_store)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    with caplog.at_level(logging.INFO, "titanium.runner"):
+        assert await stop_within(runner, 0.1) is False
+    overran = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(overran) == 1 and overran[0].getMessage().startswith("stop overran 1.1 s, waiting in cleanup > ")
+    assert "> flush_to_a_hung_store > wait (" in overran[0].getMessage(), overran[0].getMessage()

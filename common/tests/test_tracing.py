@@ -1,12 +1,18 @@
-"""The kit's tracing: W3C context parsing, head sampling for the proxies' light spans, and the span buffer's
-bounds and keep rules."""
+"""The kit's tracing: W3C context parsing, head sampling for the proxies' light spans and the services' unsampled
+requests, the span buffer's bounds and keep rules, and OTEL_SERVICE_NAME naming the spans."""
 
 import random
 import time
 
 import pytest
+from aiohttp import web
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from tests.support.polling import eventually
+from titanium_common.http_client import create_client_session
 from titanium_common.settings import ServiceSettings
 from titanium_common.tracing import (
     BadTraceQuery,
@@ -16,6 +22,7 @@ from titanium_common.tracing import (
     accept_tracestate,
     parse_trace_id,
     parse_traceparent,
+    setup_tracing,
 )
 
 GOOD = f"00-{'4bf92f3577b34da6a3ce929d0e0e4736'}-{'00f067aa0ba902b7'}-01"
@@ -115,3 +122,66 @@ def test_a_share_of_ordinary_traces_is_kept_the_same_in_every_service():
         second.add(span(trace_id, n + 1))
     assert set(first.kept) == set(second.kept)
     assert 800 < len(first.kept) < 1200
+
+
+async def test_an_unsampled_request_skips_the_instrumentations_yet_passes_its_trace_on():
+    """Sampling 0: the request's Redis commands and queries make no span (their instrumentations see it
+    suppressed), while an outbound call still carries its trace id, unsampled, so the callee joins the trace."""
+    setup_tracing(ServiceSettings(service_name="kit-tests"))
+    unsampled = Tracing(
+        ServiceSettings(
+            service_name="sample0", otel_traces_sampler="parentbased_traceidratio", otel_traces_sampler_arg="0"
+        )
+    )
+    seen: list[str | None] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("traceparent"))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    session = create_client_session()
+    try:
+        for traceparent in (None, GOOD[:-2] + "00"):
+            span, token = unsampled.start_server_span(traceparent, None, "GET", {"path": "/x"})
+            try:
+                assert not span.sampled and not is_instrumentation_enabled()
+                async with session.get(f"http://127.0.0.1:{port}/") as answer:
+                    assert answer.status == 200
+            finally:
+                unsampled.end_server_span(span, token, "GET", "/x", 200)
+            assert seen[-1] == span.traceparent
+        assert unsampled.buffer.added == 0  # an unsampled request records nothing in a service
+        assert seen[-1].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")  # the caller's trace
+        assert is_instrumentation_enabled()  # only within the request
+    finally:
+        await session.close()
+        await runner.cleanup()
+
+
+def test_otel_service_name_names_every_span(monkeypatch):
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "users-eu")
+    tracing = Tracing(ServiceSettings(service_name="user-service"))
+    exported = InMemorySpanExporter()
+    # Where the OTLP exporter would be: the SDK's spans and the proxies' light ones both go through it.
+    tracing.exporting = SimpleSpanProcessor(exported)
+    tracing.provider.add_span_processor(tracing.exporting)
+    tracing.tracer.start_span("GET /api/users", kind=SpanKind.SERVER).end()
+    proxied = tracing.start_proxy_span(None, None)
+    tracing.end_proxy_span(proxied, "GET api-gateway", ("GET", "/api/users", 200, "/api", None, None), False)
+    # The exported spans' resource, and the spans the buffer keeps (the SDK's and the proxies' light ones).
+    assert [s.resource.attributes["service.name"] for s in exported.get_finished_spans()] == ["users-eu"] * 2
+    assert {root["service"] for root in tracing.buffer.roots(limit=10)} == {"users-eu"}
+
+
+def test_without_otel_service_name_spans_are_named_by_the_service(monkeypatch):
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    tracing = Tracing(ServiceSettings(service_name="user-service"))
+    tracing.tracer.start_span("GET /api/users", kind=SpanKind.SERVER).end()
+    assert tracing.buffer.roots(limit=10)[0]["service"] == "user-service"

@@ -296,6 +296,30 @@ async def test_silence_is_a_timeout_before_and_during_the_answer():
             await client.request("POST", url, "/", [], slow_upload())
 
 
+async def test_a_kept_connection_times_out_each_wait_from_its_own_start():
+    """One connection, one timer: answers that each come well within response_s, over a span longer than it, are
+    never cut off by an earlier request's deadline; the silence that follows still is."""
+    answered = 6
+
+    async def answer(reader, writer, n):
+        for _ in range(answered):
+            await read_head(reader)
+            await asyncio.sleep(0.1)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        await read_head(reader)
+        await asyncio.sleep(5)
+
+    async with raw_upstream(answer) as (url, connections), UpstreamClient(response_s=0.3) as client:
+        for _ in range(answered):
+            response = await client.request("GET", url, "/", [])
+            assert await response.read() == b"ok"
+            response.release()
+        with pytest.raises(UpstreamTimeout, match=r"no answer within 0\.3 s"):
+            await client.request("GET", url, "/", [])
+        assert connections == [1]
+
+
 async def test_a_refused_connect_is_unreachable(client):
     with pytest.raises(UpstreamUnreachable, match="cannot connect"):
         await client.request("GET", f"http://127.0.0.1:{free_port()}", "/", [])

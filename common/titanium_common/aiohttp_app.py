@@ -5,11 +5,12 @@ import time
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from .errors import error_body
 from .http_client import client_session_context
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit, log_access
+from .observability import METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, ServiceKit
 from .settings import ServiceSettings
 from .tracing import (
     MONITORING_HEADER,
@@ -50,57 +51,96 @@ def _route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-@web.middleware
-async def observability_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Request id, trace span, error shape, metrics and access line for every request. The request id and the
-    trace id go on the answer here, not in an on_response_prepare signal (a few µs per request on the proxies): a
-    handler that prepares its own response calls echo_request_id before prepare()."""
-    rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request[REQUEST_ID] = rid
-    token = request_id_var.set(rid)
-    kit = request.app[KIT]
-    path = request.path
-    span = trace_token = None
-    if path not in UNTRACED_PATHS and kit.tracing.enabled:
-        headers = request.headers
-        span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
-        # Not a request to list among the slow ones: a monitoring read says so; a WebSocket stays open as long as
-        # its page does, so its duration is no request's latency.
-        span.monitoring = (
-            is_monitoring(headers.get(MONITORING_HEADER)) or headers.get("Upgrade", "").lower() == "websocket"
-        )
-        trace_token = proxy_trace_id_var.set(span.trace_hex)
-    started = time.perf_counter()
-    status = 500
-    try:
+def without_dot_segments(target: str) -> str:
+    """`target` (path and query, as sent) with its `.` and `..` segments resolved (RFC 3986 5.2.4), percent-encoded
+    dots included, so that a path is routed and forwarded as what it names: `/api/users/../../internal/x` is
+    `/internal/x`, and never reaches an upstream that would resolve it differently."""
+    path, sep, query = target.partition("?")
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        dots = segment.replace("%2e", ".").replace("%2E", ".")
+        last = index == len(segments) - 1
+        if dots == ".":
+            if last:
+                kept.append("")
+        elif dots == "..":
+            if kept:
+                kept.pop()
+            if last:
+                kept.append("")
+        else:
+            kept.append(segment)
+    return "/" + "/".join(kept) + sep + query
+
+
+def has_dot_segments(target: str) -> bool:
+    path = target.partition("?")[0]
+    return "/." in path or ("%2" in path and "/%2e" in path.lower())
+
+
+def _observability(resolve_dot_segments: bool):
+    @web.middleware
+    async def observability_middleware(request: web.Request, handler) -> web.StreamResponse:
+        """Request id, trace span, error shape, metrics and access line for every request; on a proxy, first the
+        path's dot segments resolved (here rather than in a middleware of its own: each one is a coroutine more
+        per request). The request id and the trace id go on the answer here, not in an on_response_prepare signal
+        (a few µs per request on the proxies): a handler that prepares its own response calls echo_request_id
+        before prepare()."""
+        if resolve_dot_segments:
+            target = request.raw_path
+            if has_dot_segments(target):
+                clean = without_dot_segments(target)
+                if clean != target:
+                    request = request.clone(rel_url=URL(clean, encoded=True))
+        rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request[REQUEST_ID] = rid
+        token = request_id_var.set(rid)
+        kit = request.app[KIT]
+        path = request.path
+        span = trace_token = None
+        if path not in UNTRACED_PATHS and kit.tracing.enabled:
+            headers = request.headers
+            span = request[TRACE] = kit.tracing.start_proxy_span(headers.get("traceparent"), headers.get("tracestate"))
+            # Not a request to list among the slow ones: a monitoring read says so; a WebSocket stays open as long as
+            # its page does, so its duration is no request's latency.
+            span.monitoring = (
+                is_monitoring(headers.get(MONITORING_HEADER)) or headers.get("Upgrade", "").lower() == "websocket"
+            )
+            trace_token = proxy_trace_id_var.set(span.trace_hex)
+        started = time.perf_counter()
+        status = 500
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                response = exc
-            else:
-                detail = f"not found: {path}" if exc.status == 404 else exc.reason
-                kept = {h: exc.headers[h] for h in _KEPT_ERROR_HEADERS if h in exc.headers}
-                response = json_error(exc.status, detail, kept)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, path)
-            response = json_error(500, "internal server error")
-        status = response.status
-        if not response.prepared:
-            response_headers = response.headers
-            response_headers.setdefault(REQUEST_ID_HEADER, rid)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    response = exc
+                else:
+                    detail = f"not found: {path}" if exc.status == 404 else exc.reason
+                    kept = {h: exc.headers[h] for h in _KEPT_ERROR_HEADERS if h in exc.headers}
+                    response = json_error(exc.status, detail, kept)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, path)
+                response = json_error(500, "internal server error")
+            status = response.status
+            if not response.prepared:
+                response_headers = response.headers
+                response_headers.setdefault(REQUEST_ID_HEADER, rid)
+                if span is not None:
+                    response_headers.setdefault(TRACE_ID_HEADER, span.trace_hex)
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(request)
+            kit.observe(request.method, route, path, status, elapsed)
+            kit.access_log.record(request.method, path, request.rel_url, status, elapsed)
             if span is not None:
-                response_headers.setdefault(TRACE_ID_HEADER, span.trace_hex)
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        route = _route_template(request)
-        kit.observe(request.method, route, path, status, elapsed)
-        log_access(request.method, path, request.rel_url, status, elapsed)
-        if span is not None:
-            _end_span(kit, request, span, route, status)
-            proxy_trace_id_var.reset(trace_token)
-        request_id_var.reset(token)
+                _end_span(kit, request, span, route, status)
+                proxy_trace_id_var.reset(trace_token)
+            request_id_var.reset(token)
+
+    return observability_middleware
 
 
 def _end_span(kit: ServiceKit, request: web.Request, span: ProxySpan, route: str, status: int) -> None:
@@ -177,10 +217,13 @@ def create_aiohttp_app(
     client_max_size: int = 1024**2,
     own_stats_route: bool = False,
     trace_guard=None,
+    resolve_dot_segments: bool = False,
 ) -> web.Application:
     """An aiohttp app with the kit wired in; `own_stats_route` leaves GET /stats to the service. `trace_guard`
-    (a handler wrapper) protects the trace buffer's routes on an app that the public reaches directly."""
-    app = web.Application(middlewares=[observability_middleware], client_max_size=client_max_size)
+    (a handler wrapper) protects the trace buffer's routes on an app that the public reaches directly.
+    `resolve_dot_segments` (the proxies): a request whose path has `.` or `..` segments is routed, and forwarded,
+    as the path they resolve to."""
+    app = web.Application(middlewares=[_observability(resolve_dot_segments)], client_max_size=client_max_size)
     app[KIT] = ServiceKit(settings, distribution)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

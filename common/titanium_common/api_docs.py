@@ -9,8 +9,10 @@ from pathlib import Path
 
 import swagger_ui_bundle
 
+from .catalog import CATALOGUE
+
 # The services with an OpenAPI document (the FastAPI ones), in the order the suite's docs page lists them.
-DOCUMENTED_SERVICES = ("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp")
+DOCUMENTED_SERVICES = tuple(service.name for service in CATALOGUE.documented())
 SWAGGER_UI_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 # The files a page loads; nothing else of the package is served.
 ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"})

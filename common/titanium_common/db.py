@@ -36,7 +36,6 @@ from .tracing import instrument_engine, setup_tracing
 log = logging.getLogger("titanium.db")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-DB_PING_TIMEOUT_S = 2.0
 
 
 class Timestamped:
@@ -49,12 +48,20 @@ class Timestamped:
 class DatabaseSettings(ServiceSettings):
     """Settings of a service with a database: `DATABASE_URL` wins, else a SQLite file under `DATA_DIR`."""
 
-    database_url: str = ""
-    # A PostgreSQL schema to live in (tests give every run its own); empty means the server's default.
-    database_schema: str = ""
-    data_dir: Path = Path(".data")
-    database_echo: bool = False
-    database_pool_size: int = Field(default=10, ge=1)
+    database_url: str = Field(
+        default="",
+        description="The database (`postgresql://...` or `sqlite+aiosqlite:///...`); empty: a SQLite file under "
+        "`DATA_DIR` (two replicas cannot share one).",
+    )
+    database_schema: str = Field(
+        default="",
+        description="A PostgreSQL schema to live in (tests give every run its own); empty: the server's default.",
+    )
+    data_dir: Path = Field(default=Path(".data"), description="Where the SQLite file is, without `DATABASE_URL`.")
+    database_echo: bool = Field(default=False, description="true: every SQL statement is logged.")
+    database_pool_size: int = Field(
+        default=10, ge=1, description="Database connections kept open (as many again while busy)."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -32,16 +32,10 @@ async def current_user(request: Request, verifier: VerifierDep) -> Identity:
     return await verifier.identity_of(request, required=True)
 
 
-async def optional_user(request: Request, verifier: VerifierDep) -> Identity | None:
-    """The caller, or None without a token; a token that is there must be valid (401)."""
-    return await verifier.identity_of(request, required=False)
-
-
 async def admin_user(request: Request, verifier: VerifierDep) -> Identity:
     """The caller if an admin: 401 without a valid token, 403 with another role."""
     return await verifier.require_role(request, "admin")
 
 
 CurrentUser = Annotated[Identity, Depends(current_user)]
-OptionalUser = Annotated[Identity | None, Depends(optional_user)]
 AdminUser = Annotated[Identity, Depends(admin_user)]

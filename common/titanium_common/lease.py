@@ -5,6 +5,8 @@ takes over within about `ttl_s + ttl_s / 3` (at once on a graceful stop, which r
 - `KubernetesLeaseStore`: a `coordination.k8s.io/v1` Lease (the object client-go's leader election uses), read and
   replaced with its resourceVersion, so two contenders cannot both win;
 - `RedisLeaseStore`: a key set only if absent, renewed only by its holder (one Lua script), with a TTL.
+The Kubernetes Lease lives in the cluster the replica runs in (its pod's service account, through
+titanium_common.kube); outside a pod `LEASE_BACKEND=kubernetes` uses the kubeconfig's current context.
 Without a store (one replica, no Redis) the replica holds it alone. When the store cannot be reached the replica
 works alone too ("mode": "alone") rather than leave the work undone; it rejoins the lease when the store answers.
 """
@@ -13,37 +15,48 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import socket
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
 from .loops import raise_if_cancelling, stop_tasks
 from .settings import ServiceSettings
 
+if TYPE_CHECKING:  # kubernetes_asyncio (the kit's `kubernetes` extra) is imported only once a lease is opened
+    from .kube import KubeConnection
+
 log = logging.getLogger("titanium.lease")
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 Mode = Literal["holder", "follower", "alone"]
 
 
 class LeaseSettings(ServiceSettings):
     """What a service with a lease reads (mix into its settings class)."""
 
-    # auto: a Kubernetes Lease when running in a pod, else a Redis lock when REDIS_URL is set, else alone.
-    lease_backend: Literal["auto", "kubernetes", "redis", "off"] = "auto"
-    lease_name: str = ""  # empty: the service's name
-    lease_ttl_s: float = Field(default=6.0, ge=1.0)
-    # The Lease's namespace in Kubernetes (empty: the pod's own namespace).
-    lease_namespace: str = ""
-    redis_url: str = ""
-    # This replica's identity in the lease and in figures (empty: host name and port; a pod's host name is its name).
-    replica_name: str = ""
+    lease_backend: Literal["auto", "kubernetes", "redis", "off"] = Field(
+        default="auto",
+        description="Who holds the lease, and so does the one-replica work: auto is a Kubernetes Lease when "
+        "running in a pod with a service account, else a Redis lock when `REDIS_URL` is set, else this replica "
+        "alone.",
+    )
+    lease_name: str = Field(default="", description="The lease's name; empty: the service's name.")
+    lease_ttl_s: float = Field(
+        default=6.0, ge=1.0, description="How long a lease lasts unrenewed (a dead holder's is taken after it)."
+    )
+    lease_namespace: str = Field(
+        default="",
+        description="The Lease's namespace in Kubernetes; empty: the pod's own namespace (outside a pod, the "
+        "kubeconfig context's, else `default`).",
+    )
+    redis_url: str = Field(default="", description="The Redis of the lease lock (and of the shared figures).")
+    replica_name: str = Field(
+        default="",
+        description="This replica's identity in the lease and in figures; empty: host name and port (a pod's "
+        "host name is its name).",
+    )
 
     @property
     def replica_id(self) -> str:
@@ -97,17 +110,17 @@ class RedisLeaseStore:
 
 
 class KubernetesLeaseStore:
-    """A coordination.k8s.io/v1 Lease in `namespace`; needs get, create and update on leases (RBAC)."""
+    """A coordination.k8s.io/v1 Lease in `namespace` (else the connection's); needs get, create and update on
+    leases (RBAC). The store closes the connection when it closes."""
 
-    def __init__(self, api_client: Any, namespace: str, *, owns_client: bool = False) -> None:
+    def __init__(self, connection: "KubeConnection", namespace: str = "") -> None:
         from kubernetes_asyncio import client
 
         self.models = client
-        self.api = client.CoordinationV1Api(api_client)
-        self.api_client = api_client
-        self.namespace = namespace
-        self.owns_client = owns_client
-        self.where = f"kubernetes lease in {namespace}"
+        self.api = client.CoordinationV1Api(connection.api_client)
+        self.connection = connection
+        self.namespace = namespace or connection.namespace
+        self.where = f"kubernetes lease in {self.namespace}"
 
     async def acquire(self, name: str, holder: str, ttl_s: float) -> str | None:
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -167,8 +180,7 @@ class KubernetesLeaseStore:
             await self.api.replace_namespaced_lease(name, self.namespace, lease)
 
     async def close(self) -> None:
-        if self.owns_client:
-            await self.api_client.close()
+        await self.connection.close()
 
 
 class Lease:
@@ -185,7 +197,6 @@ class Lease:
         self.changes = 0
         self.listeners: list[Callable[[Mode], None]] = []
         self._task: asyncio.Task | None = None
-        self._renewed_at = 0.0
 
     @property
     def is_holder(self) -> bool:
@@ -214,7 +225,6 @@ class Lease:
             return self.mode
         self.problem = None
         if self.current_holder == self.holder:
-            self._renewed_at = time.monotonic()
             self._set("holder")
         else:
             self._set("follower")
@@ -258,32 +268,21 @@ class Lease:
         }
 
 
-def _pod_namespace() -> str:
-    with contextlib.suppress(OSError):
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return "default"
+async def open_lease(settings: LeaseSettings, *, redis_prefix: str) -> Lease:
+    """The lease the settings ask for. A Kubernetes configuration that cannot be loaded raises
+    titanium_common.kube.KubeConfigError (LEASE_BACKEND=kubernetes asks for one)."""
+    from .kube import connect, in_pod
 
-
-def open_lease(settings: LeaseSettings, *, redis_prefix: str, kube_api_client: Any = None) -> Lease:
-    """The lease the settings ask for. `kube_api_client`: an ApiClient the service already has (else, in a pod,
-    one from the service account)."""
     name = settings.lease_name or settings.service_name
     backend = settings.lease_backend
     if backend == "auto":
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            backend = "kubernetes"
-        else:
-            backend = "redis" if settings.redis_url else "off"
+        backend = "kubernetes" if in_pod() else "redis" if settings.redis_url else "off"
     store: LeaseStore | None = None
     if backend == "kubernetes":
-        owns = kube_api_client is None
-        if owns:
-            from kubernetes_asyncio import client, config
-
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            kube_api_client = client.ApiClient(configuration=configuration)
-        store = KubernetesLeaseStore(kube_api_client, settings.lease_namespace or _pod_namespace(), owns_client=owns)
+        # The Lease belongs to the cluster the replica runs in, even when the service works on others (a
+        # kubeconfig); a request must end within one attempt.
+        connection = await connect(mode="in-cluster" if in_pod() else "kubeconfig", timeout_s=settings.lease_ttl_s / 3)
+        store = KubernetesLeaseStore(connection, settings.lease_namespace)
     elif backend == "redis":
         if not settings.redis_url:
             raise ValueError("LEASE_BACKEND=redis needs REDIS_URL")

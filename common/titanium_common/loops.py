@@ -12,11 +12,16 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-async def stop_tasks(tasks: Iterable[asyncio.Task], *, retry_s: float = 0.5) -> None:
-    """Cancel background tasks and wait until they end; a task whose cancellation got swallowed somewhere below it
-    (a client turning it into a timeout at the wrong moment) is cancelled again rather than waited on forever."""
-    pending = {task for task in tasks if not task.done()}
+async def stop_tasks(tasks: Iterable[asyncio.Task | None], *, retry_s: float = 0.5) -> None:
+    """Cancel background tasks (None: one never started) and wait until they end; a task whose cancellation got
+    swallowed somewhere below it (a client turning it into a timeout at the wrong moment) is cancelled again rather
+    than waited on forever. An error a task ended with is taken here, as gather(return_exceptions=True) would."""
+    started = [task for task in tasks if task is not None]
+    pending = {task for task in started if not task.done()}
     while pending:
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=retry_s)
+    for task in started:
+        if not task.cancelled():
+            task.exception()

@@ -13,7 +13,6 @@ until the first one succeeds, the name itself is the replica.
 """
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -26,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from .aiohttp_app import CLIENT, PROXIED_TO, json_error
+from .loops import raise_if_cancelling, stop_tasks
 from .proxy import BODY_READ_TIMEOUT_S, LimitedBody, body_too_large, forward_http, proxy_websocket
 from .settings import ProxyServerSettings
 from .upstream_client import UpstreamBroken, UpstreamClient, UpstreamTimeout, UpstreamUnreachable
@@ -231,6 +231,7 @@ class ReplicaPool:
             try:
                 await self.resolve()
             except Exception:  # the resolver must outlive any surprise; the next round tries again
+                raise_if_cancelling()
                 log.exception("resolving the members of %s failed", self.name)
             await asyncio.sleep(self.resolve_interval_s)
 
@@ -342,6 +343,7 @@ class ReplicaPool:
         try:
             await self.check(session, replica)
         except Exception:  # the checker must outlive any surprise; the next round tries again
+            raise_if_cancelling()
             log.exception("health check of %s replica %s failed", self.name, replica.url)
 
     async def _check_forever(self, session: aiohttp.ClientSession) -> None:
@@ -368,11 +370,7 @@ class ReplicaPool:
             self._resolver_task = asyncio.create_task(self._resolve_forever(), name=f"resolve-{self.name}")
 
     async def stop(self) -> None:
-        for task in (self._checker, self._resolver_task, *self._checks):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks((self._checker, self._resolver_task, *self._checks))
         self._checker = self._resolver_task = None
 
     def snapshot(self) -> dict[str, Any]:

@@ -4,7 +4,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import time
 import traceback
 
 import uvloop
@@ -177,7 +179,56 @@ async def _serve_aiohttp(app: web.Application, settings: ServiceSettings, header
         await web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG).start()
         await stopping.wait()
     finally:
-        await runner.cleanup()
+        if not await stop_within(runner, settings.shutdown_timeout_s):
+            # What is stuck ignores cancellation too: asyncio.run would wait for it, and the orchestrator would
+            # SIGKILL a process whose log does not say why. The log does now.
+            logging.shutdown()
+            os._exit(1)
+
+
+# Closing pools, client sessions, background tasks and stores once the requests are drained. Drain + this stays
+# under Compose's stop_grace_period and Kubernetes' terminationGracePeriodSeconds for the default drain (10 s).
+CLEANUP_BUDGET_S = 3.0
+
+
+def waiting_in(task: asyncio.Task) -> str:
+    """Where a task waits: its chain of awaited coroutines, innermost last, with the innermost's file and line."""
+    names, frame = [], None
+    awaited = task.get_coro()
+    while awaited is not None and (frame_of := getattr(awaited, "cr_frame", None)) is not None:
+        names.append(awaited.cr_code.co_name)
+        frame = frame_of
+        awaited = awaited.cr_await
+    if frame is None:
+        return task.get_name()
+    return f"{' > '.join(names)} ({frame.f_code.co_filename}:{frame.f_lineno})"
+
+
+async def stop_within(runner: web.AppRunner, drain_s: float) -> bool:
+    """runner.cleanup(): stop accepting, let in-flight requests finish for up to `drain_s` (then cancel them), run
+    the app's shutdown and cleanup hooks. Bounded as a whole, because aiohttp may wait `drain_s` twice (for a
+    handler, then for it to honour the cancel) and a hook may wait on a dependency: past drain_s +
+    CLEANUP_BUDGET_S, where the stop and every other task wait is logged and False returned. Each stop says when
+    it began and what it took, so that a slow one can be told from a hung one."""
+    started = time.monotonic()
+    open_connections = len(runner.server.connections) if runner.server is not None else 0
+    log.info("stopping: no new connections; %d open, given up to %g s to finish", open_connections, drain_s)
+    cleanup = asyncio.create_task(runner.cleanup(), name="stop")
+    budget_s = drain_s + CLEANUP_BUDGET_S
+    done, _ = await asyncio.wait({cleanup}, timeout=budget_s)
+    if not done:
+        others = [t for t in asyncio.all_tasks() if t not in (cleanup, asyncio.current_task())]
+        log.error(
+            "stop overran %g s, waiting in %s; other tasks: %s",
+            budget_s,
+            waiting_in(cleanup),
+            "; ".join(sorted(waiting_in(t) for t in others)) or "none",
+        )
+        cleanup.cancel()
+        return False
+    cleanup.result()
+    log.info("stopped in %.2f s", time.monotonic() - started)
+    return True
 
 
 # sysexits.h's EX_CONFIG: the configuration is wrong, not the program.

@@ -14,34 +14,55 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    service_name: str = "titanium"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    env: Literal["development", "production", "test"] = "production"
-    log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
-    # Seconds a stopping service gives in-flight requests before it closes them.
-    shutdown_timeout_s: float = 10.0
+    service_name: str = Field(default="titanium", description="The service's name in logs, figures and traces.")
+    host: str = Field(default="127.0.0.1", description="The address the service listens on.")
+    port: int = Field(default=8000, description="The port the service listens on.")
+    env: Literal["development", "production", "test"] = Field(
+        default="production",
+        description="Only development generates missing local secrets (with a warning); `make run` sets development.",
+    )
+    log_level: str = Field(default="INFO", description="The lowest level logged (Python's level names).")
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per log line.")
+    access_log: Literal["summary", "every"] = Field(
+        default="summary",
+        description="summary: a line per second with the requests by status class and their latency, each 4xx and "
+        "5xx answer on a line of its own, the others' lines at DEBUG; every: a line per request at INFO.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=10.0, description="Seconds a stopping service gives in-flight requests before it closes them."
+    )
     # Tracing (titanium_common.tracing): the standard OpenTelemetry variables.
-    otel_sdk_disabled: bool = False
-    # Empty: the service's name.
-    otel_service_name: str = ""
-    otel_traces_sampler: str = "parentbased_always_on"
-    otel_traces_sampler_arg: str = ""
-    # Set: spans also go out over OTLP/HTTP (to <endpoint>/v1/traces, or the traces endpoint as given).
-    otel_exporter_otlp_endpoint: str = ""
-    otel_exporter_otlp_traces_endpoint: str = ""
+    otel_sdk_disabled: bool = Field(default=False, description="true: no spans are recorded at all.")
+    otel_service_name: str = Field(default="", description="The service's name in spans; empty: `SERVICE_NAME`.")
+    otel_traces_sampler: str = Field(
+        default="parentbased_always_on",
+        description="OpenTelemetry's sampler name; a parent-based one follows the caller's decision.",
+    )
+    otel_traces_sampler_arg: str = Field(default="", description="The sampler's argument (a ratio's share).")
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", description="Set: spans also go out over OTLP/HTTP, to `<endpoint>/v1/traces`."
+    )
+    otel_exporter_otlp_traces_endpoint: str = Field(
+        default="", description="Set: spans also go out over OTLP/HTTP, to this traces endpoint as given."
+    )
     # The span buffer behind GET /internal/traces: recent spans (count, age), and whole traces kept longer:
     # every failed one, the slowest, and a share of the others chosen by trace id (the same in every service).
-    trace_buffer_spans: int = Field(default=4096, ge=0)
-    trace_buffer_traces: int = Field(default=500, ge=0)
-    trace_buffer_age_s: float = Field(default=900.0, gt=0)
-    trace_keep_slowest: int = Field(default=50, ge=0)
-    trace_keep_ratio: float = Field(default=0.01, ge=0, le=1)
+    trace_buffer_spans: int = Field(default=4096, ge=0, description="Recent spans kept for `GET /internal/traces`.")
+    trace_buffer_traces: int = Field(
+        default=500, ge=0, description="Whole traces kept longer (failed, slowest, a share of the others), at most."
+    )
+    trace_buffer_age_s: float = Field(default=900.0, gt=0, description="How long a recent span is kept.")
+    trace_keep_slowest: int = Field(default=50, ge=0, description="The slowest traces kept whole.")
+    trace_keep_ratio: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="The share of other traces kept whole, chosen by trace id (the same traces in every service).",
+    )
 
     @property
     def is_development(self) -> bool:
-        """Only development may make up local secrets: a test or production process must be given them."""
+        """Only development generates missing local secrets: a test or production process must be given them."""
         return self.env == "development"
 
     def placeholder_secrets(self) -> list[str]:
@@ -51,7 +72,7 @@ class ServiceSettings(BaseSettings):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 continue
-            if _SECRET_NAME.search(name) and PLACEHOLDER_SECRET.search(value):
+            if is_secret_setting(name) and PLACEHOLDER_SECRET.search(value):
                 problems.append(f"{name.upper()} is still the example's placeholder: set a secret of your own")
             elif name.endswith("_url") and PLACEHOLDER_SECRET.search(_url_password(value)):
                 where = f" ({_URL_PASSWORD_FROM[name]} in Compose's .env)" if name in _URL_PASSWORD_FROM else ""
@@ -68,6 +89,11 @@ _SECRET_NAME = re.compile(r"_(?:secret|password|token|tokens|key)$")
 _URL_PASSWORD_FROM = {"database_url": "POSTGRES_PASSWORD"}
 
 
+def is_secret_setting(name: str) -> bool:
+    """Whether the setting `name` holds a secret (its value is never shown, nor an example's placeholder taken)."""
+    return bool(_SECRET_NAME.search(name))
+
+
 def _url_password(value: str) -> str:
     try:
         return urlsplit(value).password or ""
@@ -80,58 +106,67 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-# The services behind the gateway, by name, and the setting of each proxy that says where it is.
-SERVICE_URL_SETTINGS = {
-    "auth-service": "auth_service_url",
-    "user-service": "user_service_url",
-    "blog-service": "blog_service_url",
-    "cluster-monitor": "cluster_monitor_url",
-    "edge-config": "edge_config_url",
-    "ops-mcp": "ops_mcp_url",
-}
-
-
 class ProxyServerSettings(ServiceSettings):
     """What the aiohttp proxies (load balancer, gateway) also bound on their client side."""
 
-    def service_replicas(self) -> dict[str, list[str]]:
-        """Each service's replicas by service name: its URL setting, comma-separated (a subclass has the fields)."""
-        return {
-            name: [url.rstrip("/") for url in split_list(getattr(self, field))]
-            for name, field in SERVICE_URL_SETTINGS.items()
-        }
-
-    # A request's line and headers must be in within this from its first byte (or from the connection's opening),
-    # else the connection is closed (slowloris). Go's ReadHeaderTimeout, as the originals had it.
-    header_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
-    # A client that sends nothing of a body it announced for this long gets 408 and is closed.
-    body_read_timeout_s: float = Field(default=10.0, gt=0)
-    # The replica pools (titanium_common.pool.replica_pool): how a replica is chosen, its active GET /health checks
-    # (every `health_check_interval_s`, every `unhealthy_check_interval_s` while it is out; unhealthy after
-    # `unhealthy_after_checks` failed ones in a row, back after one good one) and its passive ejection (outlier
-    # detection): after `eject_after_failures` connect failures, timeouts or connections dropped before an answer
-    # in a row, and after `eject_after_5xx` answers 502/503/504 in a row (0: never), which hold it out for
-    # `ejection_s`, doubled for each such ejection in a row up to `max_ejection_s`.
-    balance_strategy: Literal["least-outstanding", "round-robin"] = "least-outstanding"
-    health_check_interval_s: float = Field(default=3.0, gt=0)
-    unhealthy_check_interval_s: float = Field(default=0.25, gt=0)
-    health_check_timeout_s: float = Field(default=2.0, gt=0)
-    unhealthy_after_checks: int = Field(default=2, ge=1)
-    eject_after_failures: int = Field(default=3, ge=1)
-    eject_after_5xx: int = Field(default=5, ge=0)
-    ejection_s: float = Field(default=5.0, gt=0)
-    max_ejection_s: float = Field(default=60.0, gt=0)
-    # A pool member given by host name is resolved this often; each address is a replica (a pod of a headless
-    # Service), balanced per request.
-    dns_refresh_interval_s: float = Field(default=5.0, gt=0)
-    # Relayed WebSockets open at once (titanium_common.websocket_quota): per client address and in all; beyond
-    # either, an upgrade gets 503 with Retry-After. They have a connection pool of their own, so that they never
-    # take the connections that requests, health checks and /stats need.
-    websocket_max_per_client: int = Field(default=32, ge=1)
-    websocket_max_total: int = Field(default=1024, ge=1)
-    # Proxies in front of this one that append the client to X-Forwarded-For: the client address of the per-client
-    # limit is the entry they wrote (0: the peer itself, for the proxy at the edge).
-    trusted_proxy_hops: int = Field(default=0, ge=0)
+    header_read_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A request's line and headers must be in within this from its first byte (or from the "
+        "connection's opening), else the connection is closed (slowloris; Go's ReadHeaderTimeout).",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="A client that sends nothing of a body it announced for this long gets 408."
+    )
+    # The replica pools (titanium_common.pool.replica_pool): active GET /health checks and passive ejection
+    # (outlier detection).
+    balance_strategy: Literal["least-outstanding", "round-robin"] = Field(
+        default="least-outstanding", description="How a pool's replica is chosen for a request."
+    )
+    health_check_interval_s: float = Field(
+        default=3.0, gt=0, description="How often each replica's `/health` is checked."
+    )
+    unhealthy_check_interval_s: float = Field(
+        default=0.25, gt=0, description="How often a replica that is out is checked (back after one good check)."
+    )
+    health_check_timeout_s: float = Field(default=2.0, gt=0, description="The wait for one health check.")
+    unhealthy_after_checks: int = Field(
+        default=2, ge=1, description="Failed health checks in a row before a replica is out."
+    )
+    eject_after_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Connect failures, timeouts or connections dropped before an answer, in a row, that eject a "
+        "replica.",
+    )
+    eject_after_5xx: int = Field(
+        default=5, ge=0, description="Answers 502/503/504 in a row that eject a replica (0: never)."
+    )
+    ejection_s: float = Field(
+        default=5.0, gt=0, description="How long an ejected replica is held out, doubled for each ejection in a row."
+    )
+    max_ejection_s: float = Field(default=60.0, gt=0, description="The longest an ejection lasts.")
+    dns_refresh_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a pool member given by host name is resolved; each address is a replica (a pod of "
+        "a headless Service).",
+    )
+    # Relayed WebSockets have a connection pool of their own, so that they never take the connections that
+    # requests, health checks and /stats need.
+    websocket_max_per_client: int = Field(
+        default=32, ge=1, description="Relayed WebSockets open per client address; beyond, 503 with Retry-After."
+    )
+    websocket_max_total: int = Field(
+        default=1024, ge=1, description="Relayed WebSockets open in all; beyond, 503 with Retry-After."
+    )
+    trusted_proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        description="Proxies in front that append the client to X-Forwarded-For: the per-client limit's client "
+        "address is the entry they wrote (0: the peer itself, for the proxy at the edge).",
+    )
 
 
 def package_version(distribution: str) -> str:

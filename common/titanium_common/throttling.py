@@ -22,11 +22,14 @@ log = logging.getLogger("titanium.throttling")
 REDIS_TIMEOUT_S = 0.5
 MAX_LOCAL_KEYS = 100_000
 
-# KEYS[1]: the bucket. ARGV: now (ms), interval (ms), burst. Returns 0 (admitted) or the milliseconds to wait.
+# KEYS[1]: the bucket. ARGV: interval (ms), burst. Returns 0 (admitted) or the milliseconds to wait. "Now" is Redis's
+# clock, read inside the script: a caller's clock, read before its turn, let a burst sent at once admit fewer than its
+# allowance (a later "now" ran first), and replicas' clocks differ.
 _GCRA = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local wait = tat - now - (burst - 1) * interval
 if wait > 0 then return math.ceil(wait) end
@@ -38,8 +41,12 @@ return 0
 class ClientAddressSettings(ServiceSettings):
     """Mix into a service's settings when it limits per client address."""
 
-    # Proxies in front of the service that append to X-Forwarded-For (load balancer + gateway).
-    trusted_proxy_hops: int = Field(default=2, ge=0)
+    trusted_proxy_hops: int = Field(
+        default=2,
+        ge=0,
+        description="Proxies in front that append to X-Forwarded-For (load balancer and gateway): their entries "
+        "name the client address.",
+    )
 
 
 def client_address(connection: HTTPConnection, trusted_proxy_hops: int) -> str:
@@ -74,8 +81,7 @@ class RateLimiter:
     async def acquire(self, key: str, *, burst: int, interval_s: float) -> float:
         if self._script is not None:
             try:
-                now_ms = int(time.time() * 1000)
-                wait_ms = int(await self._script(keys=[self.prefix + key], args=[now_ms, interval_s * 1000, burst]))
+                wait_ms = int(await self._script(keys=[self.prefix + key], args=[interval_s * 1000, burst]))
             except redis.RedisError as exc:
                 if self.problem is None:
                     log.warning("Redis unavailable (%s): rate limits kept in this process", type(exc).__name__)

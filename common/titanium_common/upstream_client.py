@@ -29,6 +29,8 @@ _BUFFER_LOW_BYTES = 128 * 1024
 # An answer's status line and headers may not exceed this (aiohttp's and nginx's limits are of this order).
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 256
+# uvloop's timers fire to the millisecond: a deadline this close counts as reached.
+_TIMER_RESOLUTION_S = 0.001
 
 
 def check_upstream_url(url: str) -> str:
@@ -67,7 +69,6 @@ class UpstreamResponse:
         "_complete",
         "_connection",
         "_error",
-        "_timer",
         "_waiter",
         "bodyless",
         "connection",
@@ -97,7 +98,6 @@ class UpstreamResponse:
         self._complete = False
         self._error: UpstreamError | None = None
         self._waiter: asyncio.Future | None = None
-        self._timer: asyncio.TimerHandle | None = None
 
     # Called by the connection.
     def _feed(self, data: bytes) -> None:
@@ -124,23 +124,18 @@ class UpstreamResponse:
             waiter.set_result(None)
 
     async def _wait(self, timeout_s: float | None, message: str) -> None:
-        """Until the connection brings news (the head, data, the end, a failure); `timeout_s` None arms no timer."""
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        """Until the connection brings news (the head, data, the end, a failure); `timeout_s` None sets no deadline."""
+        connection = self._connection
+        self._waiter = waiter = connection.loop.create_future()
         if timeout_s is not None:
-            self._arm_timeout(timeout_s, message)
+            connection.set_deadline(timeout_s, message)
         try:
             await waiter
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            connection.deadline = None
             self._waiter = None
 
-    def _arm_timeout(self, timeout_s: float, message: str) -> None:
-        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._time_out, f"{message} {timeout_s} s")
-
     def _time_out(self, message: str) -> None:
-        self._timer = None
         if self._waiter is None or self._waiter.done():
             return  # news arrived as the time ran out; the waiter has yet to see it
         self._fail(UpstreamTimeout(message))
@@ -149,6 +144,10 @@ class UpstreamResponse:
     # The caller's side.
     async def read(self) -> bytes:
         """The whole body (for small answers)."""
+        chunks = self._chunks
+        if self._complete and len(chunks) == 1:  # usual for a small answer: it came with its head
+            self._buffered = 0
+            return chunks.popleft()
         parts = [chunk async for chunk in self.chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -179,6 +178,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, origin: "_Origin") -> None:
         self.origin = origin
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
@@ -194,6 +194,13 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._drain: asyncio.Future | None = None
+        # When the wait in progress times out (loop time), and what its timeout says; None while nothing is awaited.
+        # One timer per connection checks it: a request moves the deadline, it never creates or cancels a timer
+        # (a timer per request was a few percent of the balancer's CPU).
+        self.deadline: float | None = None
+        self._deadline_timeout_s = 0.0
+        self._deadline_message = ""
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -223,6 +230,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         self.origin.forget(self)
         drain = self._drain
         if drain is not None and not drain.done():
@@ -325,6 +335,27 @@ class _Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def set_deadline(self, timeout_s: float, message: str) -> None:
+        """The current wait fails with UpstreamTimeout("<message> <timeout_s> s") unless news comes within
+        `timeout_s`; the wait's end clears `deadline`."""
+        self.deadline = deadline = self.loop.time() + timeout_s
+        self._deadline_timeout_s = timeout_s
+        self._deadline_message = message
+        if self._deadline_timer is None and not self.lost:
+            self._deadline_timer = self.loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._deadline_timer = None
+        deadline = self.deadline
+        if deadline is None:
+            return  # nothing awaited: the next wait arms the timer again
+        if deadline - self.loop.time() > _TIMER_RESOLUTION_S:
+            self._deadline_timer = self.loop.call_at(deadline, self._check_deadline)
+            return
+        self.deadline = None
+        if self.response is not None:
+            self.response._time_out(f"{self._deadline_message} {self._deadline_timeout_s} s")
 
     def start(self, request_head: bytes, head_only: bool) -> UpstreamResponse:
         self.response = response = UpstreamResponse(self)
@@ -507,7 +538,12 @@ class UpstreamClient:
         may_resend = replayable
         fresh = False
         while True:
-            connection, reused = await self._acquire(origin, fresh=fresh)
+            # An idle connection is taken without a coroutine of its own (the usual case on a busy proxy).
+            connection = None if fresh else origin.take_idle(asyncio.get_running_loop().time())
+            if connection is not None:
+                reused = True
+            else:
+                connection, reused = await self._open_or_wait(origin)
             response = connection.start(head, head_only)
             if not replayable:
                 connection.sender = asyncio.get_running_loop().create_task(
@@ -582,14 +618,10 @@ class UpstreamClient:
             connection.abort()
             return
         if not response.status and response._waiter is not None and not connection.lost:
-            response._arm_timeout(self.response_s, "no answer within")
+            connection.set_deadline(self.response_s, "no answer within")
 
-    async def _acquire(self, origin: _Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
-        """An idle connection to `origin` (reused: True), or a new one (`fresh` asks for a new one)."""
-        if not fresh:
-            connection = origin.take_idle(asyncio.get_running_loop().time())
-            if connection is not None:
-                return connection, True
+    async def _open_or_wait(self, origin: _Origin) -> tuple[_Connection, bool]:
+        """With no idle connection to `origin`: a new one, or one handed over at the limit (reused: True)."""
         if self.open_connections < self.limit and not self._someone_waits():
             self.open_connections += 1
         else:

@@ -24,7 +24,6 @@ class SlidingWindow:
         self._ids = [-1] * self._slots
         self._counts = [0] * self._slots
         self._sums = [0.0] * self._slots
-        self.last_event_at: float | None = None
 
     def _slot(self, now: float) -> int:
         return int(now / self.resolution_s)
@@ -39,7 +38,6 @@ class SlidingWindow:
             self._sums[i] = 0.0
         self._counts[i] += 1
         self._sums[i] += value
-        self.last_event_at = now
 
     def totals(self) -> tuple[int, float]:
         """(events, sum of values) inside the window now."""

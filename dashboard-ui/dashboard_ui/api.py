@@ -4,6 +4,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from titanium_common.catalog import CATALOGUE
+
 from .settings import DashboardSettings
 
 SETTINGS = web.AppKey("settings", DashboardSettings)
@@ -32,9 +34,12 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def dashboard_config(request: web.Request) -> web.Response:
-    """What the page cannot know by itself; nginx serves a static copy of this file in containers."""
+    """What the page cannot know by itself: the poll interval, the API docs links, and the order of the service
+    cards (the catalogue's)."""
     settings = request.app[SETTINGS]
-    return web.json_response({"poll_interval_s": settings.poll_interval_s, "api_docs": settings.api_docs()})
+    return web.json_response(
+        {"poll_interval_s": settings.poll_interval_s, "api_docs": settings.api_docs(), "services": CATALOGUE.names()}
+    )
 
 
 def add_routes(app: web.Application, settings: DashboardSettings) -> None:

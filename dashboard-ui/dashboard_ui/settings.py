@@ -1,5 +1,7 @@
 from pathlib import Path
 
+from pydantic import Field
+
 from titanium_common.addresses import DEFAULT_PORTS
 from titanium_common.api_docs import DOCUMENTED_SERVICES
 from titanium_common.settings import ServiceSettings
@@ -16,9 +18,19 @@ else:
 class DashboardSettings(ServiceSettings):
     service_name: str = "dashboard-ui"
     port: int = DEFAULT_PORTS["dashboard-ui"]
-    static_dir: Path = STATIC_DIR
-    chartjs_dir: Path = CHARTJS_DIR
-    poll_interval_s: float = 2.0
+    static_dir: Path = Field(
+        default=STATIC_DIR,
+        description="The page's files.",
+        json_schema_extra={"shown_default": "the package's `static/`"},
+    )
+    chartjs_dir: Path = Field(
+        default=CHARTJS_DIR,
+        description="Chart.js, served with the page (never from a CDN).",
+        json_schema_extra={"shown_default": "the package's Chart.js (`npm ci` installs it in a checkout)"},
+    )
+    poll_interval_s: float = Field(
+        default=2.0, description="How often the page reads `/stats` when its event stream is not available."
+    )
 
     def api_docs(self) -> dict[str, str]:
         """Each service's page of the suite's API docs (/api/docs through the load balancer, that service chosen)."""

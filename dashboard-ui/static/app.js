@@ -2,17 +2,6 @@
 // heartbeat and the cluster-monitor WebSocket, and lists edge devices. Everything is same-origin; nothing leaves the suite.
 "use strict";
 
-const SERVICE_ORDER = [
-  "load-balancer",
-  "api-gateway",
-  "auth-service",
-  "user-service",
-  "blog-service",
-  "cluster-monitor",
-  "edge-config",
-  "ops-mcp",
-  "dashboard-ui",
-];
 const HISTORY_MS = 5 * 60 * 1000;
 // A hard cap as well, so a very short poll interval cannot grow the charts without bound.
 const MAX_POINTS = 1000;
@@ -23,7 +12,8 @@ const CLUSTERS_RECONNECT_MAX_MS = 10000;
 const EDGE_EVERY_MS = 5000;
 const DIAGNOSIS_EVERY_MS = 5000;
 const MAX_EVENTS = 100;
-const DEFAULT_CONFIG = { poll_interval_s: 2, api_docs: {} };
+// `services`: the order of the service cards, as the suite's catalogue lists them (others follow, by name).
+const DEFAULT_CONFIG = { poll_interval_s: 2, api_docs: {}, services: [] };
 
 // ---------- small helpers ----------
 
@@ -82,6 +72,7 @@ async function loadConfig() {
   const fromQuery = Number.parseFloat(new URLSearchParams(window.location.search).get("poll"));
   if (Number.isFinite(fromQuery) && fromQuery > 0) config.poll_interval_s = fromQuery;
   config.poll_interval_s = Math.max(0.2, Number(config.poll_interval_s) || DEFAULT_CONFIG.poll_interval_s);
+  if (!Array.isArray(config.services)) config.services = DEFAULT_CONFIG.services;
   return config;
 }
 
@@ -193,12 +184,12 @@ function reasons(entry) {
   return found;
 }
 
-function orderedServices(stats) {
+function orderedServices(stats, order) {
   // `alias_of` marks the original system's keys (auth, user_service, ...): the same services under their old names.
   const names = Object.keys(stats).filter((k) => stats[k] && typeof stats[k] === "object" && !Array.isArray(stats[k])
     && !stats[k].alias_of);
-  const known = SERVICE_ORDER.filter((n) => names.includes(n));
-  return known.concat(names.filter((n) => !SERVICE_ORDER.includes(n)).sort());
+  const known = order.filter((n) => names.includes(n));
+  return known.concat(names.filter((n) => !order.includes(n)).sort());
 }
 
 // ---------- rendering ----------
@@ -238,7 +229,7 @@ function formatUptime(seconds) {
 }
 
 function renderCards(stats, config) {
-  const names = orderedServices(stats);
+  const names = orderedServices(stats, config.services);
   const cards = names.map((n) => serviceCard(n, stats[n], config.api_docs[n]));
   byId("service-cards").replaceChildren(...cards);
   const down = cards.filter((c) => ["offline", "timeout"].includes(c.dataset.status)).length;

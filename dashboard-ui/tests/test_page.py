@@ -16,6 +16,7 @@ from tests.support.browser import screenshot
 from tests.support.polling import eventually
 from tests.support.servers import serving
 from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
+from titanium_common.catalog import CATALOGUE
 
 POLL_S = 0.3
 
@@ -152,6 +153,9 @@ class StandInLoadBalancer:
         self.alerts_status = 200
         self.app.router.add_get("/stats/history", self.get_history)
         self.app.router.add_get("/api/ops/alerts", self.get_alerts)
+        # The order of the service cards the page is served (None: the real server's, the catalogue's).
+        self.service_order: list[str] | None = None
+        self.app.router.add_get("/dashboard-config.json", self.dashboard_config)
         self.app.router.add_get("/{tail:.*}", self.to_dashboard)
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -229,6 +233,13 @@ class StandInLoadBalancer:
             return web.json_response({"detail": "ops-mcp: connection refused"}, status=self.alerts_status)
         return web.json_response(self.alerts)
 
+    async def dashboard_config(self, request: web.Request) -> web.Response:
+        async with aiohttp.ClientSession() as session, session.get(self.dashboard_url + "/dashboard-config.json") as a:
+            config = await a.json()
+        if self.service_order is not None:
+            config["services"] = self.service_order
+        return web.json_response(config)
+
     async def to_dashboard(self, request: web.Request) -> web.Response:
         async with (
             aiohttp.ClientSession() as session,
@@ -270,9 +281,7 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
     await page.wait_for_selector("#edge-table")
     await page.wait_for_selector("[data-cluster=local]")
 
-    cards = page.locator("#service-cards .card")
-    names = await cards.evaluate_all("cards => cards.map(c => c.dataset.service)")
-    assert names == [n for n in STATS if n != "timestamp" and "alias_of" not in STATS[n]]
+    assert await card_order(page) == [n for n in STATS if n != "timestamp" and "alias_of" not in STATS[n]]
     assert await page.get_attribute("#card-api-gateway", "data-status") == "online"
     assert await page.get_attribute("#card-blog-service", "data-status") == "offline"
     assert "connection refused" in await page.inner_text("#card-blog-service")
@@ -307,6 +316,27 @@ async def test_every_panel_shows_what_stats_and_the_services_say(stand_in, brows
     assert "connection refused: 127.0.0.1:8003" in await finding.inner_text()
     assert "Next: Start blog-service." in await finding.inner_text()
     await screenshot(page, "dashboard-stand-in")
+    assert log.errors == []
+
+
+async def card_order(page) -> list[str]:
+    return await page.locator("#service-cards .card").evaluate_all("cards => cards.map(c => c.dataset.service)")
+
+
+async def test_the_cards_follow_the_order_the_server_gives(stand_in, browser_page):
+    page, log = browser_page
+    listed = [n for n in STATS if n != "timestamp" and "alias_of" not in STATS[n]]
+    await page.goto(stand_in.url + "/")
+    await page.wait_for_selector("#card-edge-config")
+    assert await card_order(page) == [n for n in CATALOGUE.names() if n in listed]
+
+    # A service the catalogue lists first, one the order does not know (last, by name), the rest reversed.
+    stand_in.stats["toy-service"] = service("toy-service")
+    stand_in.stats["a-newcomer"] = service("a-newcomer")
+    stand_in.service_order = ["toy-service", *reversed(CATALOGUE.names())]
+    await page.reload()
+    await page.wait_for_selector("#card-a-newcomer")
+    assert await card_order(page) == ["toy-service", *reversed(listed), "a-newcomer"]
     assert log.errors == []
 
 

@@ -13,6 +13,7 @@ from dashboard_ui.settings import DashboardSettings
 from tests.support.probes import check_every_encoded_byte, check_no_server_error, encoded_segments
 from tests.support.servers import serving
 from titanium_common.browser_security import BROWSER_SECURITY_HEADERS
+from titanium_common.catalog import CATALOGUE
 
 
 @pytest.fixture
@@ -50,9 +51,8 @@ async def test_config_carries_the_poll_interval_and_docs_links(client):
     config = await (await client.get("/dashboard-config.json")).json()
     assert config["poll_interval_s"] == 1.5
     assert config["api_docs"]["user-service"] == "/api/docs?urls.primaryName=user-service"
-    assert set(config["api_docs"]) == {
-        "auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp"
-    }  # fmt: skip
+    assert list(config["api_docs"]) == [s.name for s in CATALOGUE.documented()]
+    assert config["services"] == list(CATALOGUE.names())
 
 
 @pytest.mark.parametrize(

@@ -44,4 +44,4 @@ def test_the_gateway_pools_every_replica_of_every_service_it_routes_to(monkeypat
     for upstream in sorted(set(PREFIXES.values())):
         spec = next(spec for spec in SERVICES if spec.name == upstream)
         replicas = [suite.url(name) for name in suite.replica_names(upstream)]
-        assert env[spec.url_env].split(",") == replicas, upstream
+        assert env[spec.url_setting].split(",") == replicas, upstream

@@ -4,17 +4,16 @@ then left down, each step logged; one stopped on purpose is not restarted."""
 import io
 import time
 
-from titanium_dev.suite import RestartPolicy, ServiceSpec, Suite, free_port
+from tests.support.polling import eventually_blocking
+from titanium_common.catalog import Service
+from titanium_dev.suite import RestartPolicy, Suite, free_port
 
 # `python -m` of a module that does not exist: exits at once with code 1, like a service that crashes on start.
-CRASHER = ServiceSpec("crasher", "titanium_common.no_such_module", 0, "CRASHER_URL")
+CRASHER = Service("crasher", "titanium_common.no_such_module", 0, "CRASHER_URL")
 
 
 def _wait_exit(suite: Suite) -> None:
-    deadline = time.monotonic() + 30
-    while suite.processes["crasher"].running:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually_blocking(lambda: not suite.processes["crasher"].running, 30, 0.02, what="the crasher's exit")
 
 
 def test_restarts_back_off_then_stop_at_the_limit(tmp_path):

@@ -2,7 +2,6 @@
 wait until each is ready, prefix its log lines with its name, restart one that exits unexpectedly (with a
 back-off and a limit, as an orchestrator would), and stop them all with no orphan left."""
 
-import argparse
 import collections
 import contextlib
 import ctypes
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from titanium_common.addresses import DEFAULT_PORTS
+from titanium_common.catalog import CATALOGUE, Service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0
@@ -51,80 +50,8 @@ class _Restarts:
     gave_up: bool = False
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    module: str
-    port: int
-    url_env: str
-    after: tuple[str, ...] = ()
-    # With REPLICAS=n, replica k (from 1) listens on port + k * replica_step (the second balancer on 7101).
-    replica_step: int = 10
-
-
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("user-service", "user_service", DEFAULT_PORTS["user-service"], "USER_SERVICE_URL"),
-    ServiceSpec("cluster-monitor", "cluster_monitor", DEFAULT_PORTS["cluster-monitor"], "CLUSTER_MONITOR_URL"),
-    ServiceSpec("edge-config", "edge_config", DEFAULT_PORTS["edge-config"], "EDGE_CONFIG_URL"),
-    ServiceSpec(
-        "auth-service", "auth_service", DEFAULT_PORTS["auth-service"], "AUTH_SERVICE_URL", after=("user-service",)
-    ),
-    ServiceSpec(
-        "blog-service", "blog_service", DEFAULT_PORTS["blog-service"], "BLOG_SERVICE_URL", after=("auth-service",)
-    ),
-    ServiceSpec("ops-mcp", "ops_mcp.main", DEFAULT_PORTS["ops-mcp"], "OPS_MCP_URL", after=("auth-service",)),
-    ServiceSpec(
-        "api-gateway",
-        "api_gateway",
-        DEFAULT_PORTS["api-gateway"],
-        "GATEWAY_URLS",
-        after=("auth-service", "user-service", "blog-service", "cluster-monitor", "edge-config", "ops-mcp"),
-    ),
-    ServiceSpec("dashboard-ui", "dashboard_ui", DEFAULT_PORTS["dashboard-ui"], "DASHBOARD_URLS"),
-    ServiceSpec(
-        "load-balancer",
-        "load_balancer",
-        DEFAULT_PORTS["load-balancer"],
-        "LOAD_BALANCER_URL",
-        after=("api-gateway", "dashboard-ui"),
-        replica_step=1,
-    ),
-)
-
-
-# Which URL variables a service reads as a pool of replicas (comma-separated).
-POOLED_BY: dict[str, tuple[str, ...]] = {
-    # The balancer's /stats reads every replica of every service.
-    "load-balancer": (
-        "GATEWAY_URLS",
-        "DASHBOARD_URLS",
-        "AUTH_SERVICE_URL",
-        "USER_SERVICE_URL",
-        "BLOG_SERVICE_URL",
-        "CLUSTER_MONITOR_URL",
-        "EDGE_CONFIG_URL",
-        "OPS_MCP_URL",
-    ),
-    "api-gateway": (
-        "AUTH_SERVICE_URL",
-        "USER_SERVICE_URL",
-        "BLOG_SERVICE_URL",
-        "CLUSTER_MONITOR_URL",
-        "EDGE_CONFIG_URL",
-        "OPS_MCP_URL",
-    ),
-    # ops-mcp assembles traces from every replica's span buffer.
-    "ops-mcp": (
-        "LOAD_BALANCER_URL",
-        "GATEWAY_URLS",
-        "DASHBOARD_URLS",
-        "AUTH_SERVICE_URL",
-        "USER_SERVICE_URL",
-        "BLOG_SERVICE_URL",
-        "CLUSTER_MONITOR_URL",
-        "EDGE_CONFIG_URL",
-    ),
-}
+# What the launcher starts, each after what it starts after (the catalogue's start order).
+SERVICES: tuple[Service, ...] = CATALOGUE.start_order()
 
 
 class StartupError(RuntimeError):
@@ -275,7 +202,7 @@ class Suite(StartedInBlock):
         start_redis: bool = True,
         extra_env: dict[str, str] | None = None,
         echo: TextIO | None = sys.stdout,
-        services: tuple[ServiceSpec, ...] = SERVICES,
+        services: tuple[Service, ...] = SERVICES,
         replicas: int = 1,
         restart: RestartPolicy | None = None,
     ) -> None:
@@ -290,7 +217,7 @@ class Suite(StartedInBlock):
         self.ports = {s.name: s.port for s in services} | (ports or {})
         for spec in services:
             for k in range(1, replicas):
-                self.ports.setdefault(replica_name(spec.name, k), self.ports[spec.name] + k * spec.replica_step)
+                self.ports.setdefault(replica_name(spec.name, k), self.ports[spec.name] + k * spec.replica_port_step)
         self.data_dir = (data_dir or REPO_ROOT / ".data").resolve()
         self.redis_url = redis_url
         self.start_redis = start_redis and not redis_url
@@ -344,7 +271,7 @@ class Suite(StartedInBlock):
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         self.say(f"cache: started redis-server on port {port}")
 
-    def env_for(self, spec: ServiceSpec, name: str | None = None) -> dict[str, str]:
+    def env_for(self, spec: Service, name: str | None = None) -> dict[str, str]:
         name = name or spec.name
         env = dict(os.environ)
         env.update(
@@ -359,10 +286,9 @@ class Suite(StartedInBlock):
         )
         # The pools balance over every replica (the balancer's over the gateways and dashboards, the gateway's over
         # each service's replicas); a plain client of a service (auth → user, the /stats fan-out) takes the first.
-        pooled = POOLED_BY.get(spec.name, ())
         for s in self.services:
-            names = self.replica_names(s.name) if s.url_env in pooled else [s.name]
-            env[s.url_env] = ",".join(self.url(n) for n in names)
+            names = self.replica_names(s.name) if spec.name in s.pooled_by else [s.name]
+            env[s.url_setting] = ",".join(self.url(n) for n in names)
         if self.replicas > 1:
             env["REPLICA_NAME"] = name
         # edge-config refuses device addresses that are the suite's own services.
@@ -372,7 +298,7 @@ class Suite(StartedInBlock):
             env["JWT_SECRET"] = self.development_jwt_secret
         return env
 
-    def _launch(self, spec: ServiceSpec, name: str | None = None) -> None:
+    def _launch(self, spec: Service, name: str | None = None) -> None:
         name = name or spec.name
         port = self.ports[name]
         if not port_is_free(port):
@@ -383,7 +309,7 @@ class Suite(StartedInBlock):
         self.processes[name] = process
         process.start()
 
-    def spec_of(self, name: str) -> ServiceSpec:
+    def spec_of(self, name: str) -> Service:
         return next(s for s in self.services if name in self.replica_names(s.name))
 
     def start_service(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
@@ -482,73 +408,3 @@ class Suite(StartedInBlock):
             process.stop()
         if self.redis is not None:
             self.redis.stop()
-
-    def exited(self) -> list[ManagedProcess]:
-        return [p for p in self.processes.values() if p.proc is not None and not p.running]
-
-
-def ports_from_env(services: tuple[ServiceSpec, ...] = SERVICES) -> dict[str, int]:
-    """`USER_SERVICE_PORT=9002` and the like move one service off its default port."""
-    ports = {}
-    for spec in services:
-        value = os.environ.get(spec.name.upper().replace("-", "_") + "_PORT")
-        if value:
-            ports[spec.name] = int(value)
-    return ports
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description="Start the whole Titanium suite locally.")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPO_ROOT / ".data")))
-    args = parser.parse_args()
-    observe = os.environ.get("OBSERVABILITY") == "1"
-    try:
-        replicas = int(os.environ.get("REPLICAS") or "1")
-        suite = Suite(
-            ports=ports_from_env(),
-            data_dir=args.data_dir,
-            redis_url=os.environ.get("REDIS_URL") or None,
-            replicas=replicas,
-            restart=RestartPolicy(),
-            extra_env=observability_env() if observe else None,
-        )
-    except (ValueError, StartupError) as exc:
-        print(f"titanium: REPLICAS={os.environ.get('REPLICAS')}: {exc}", file=sys.stderr)
-        return 2
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
-    watch = None
-    try:
-        if observe:
-            from .observability import from_env
-
-            watch = from_env(suite, suite.echo)
-            watch.start()
-            suite.say(f"Prometheus on {watch.prometheus_url}, Alertmanager on {watch.alertmanager_url}")
-        suite.start()
-    except StartupError as exc:
-        suite.say(f"start-up failed: {exc}")
-        suite.stop()
-        if watch is not None:
-            watch.stop()
-        return 1
-    suite.say(f"all services ready: dashboard at http://localhost:{suite.ports['load-balancer']} (Ctrl-C stops)")
-    # A service that dies later is restarted by the suite's supervisor (RestartPolicy), which logs each step.
-    stopping.wait()
-    suite.say("stopping")
-    suite.stop()
-    if watch is not None:
-        watch.stop()
-    return 0
-
-
-def observability_env() -> dict[str, str]:
-    """What the services read when Alertmanager runs next to them (ops-mcp's alerts)."""
-    from .observability import alertmanager_port_from_env
-
-    return {"ALERTMANAGER_URL": f"http://127.0.0.1:{alertmanager_port_from_env()}"}
-
-
-if __name__ == "__main__":
-    sys.exit(main())

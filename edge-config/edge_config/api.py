@@ -2,35 +2,36 @@
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from titanium_common.contracts import errors
 from titanium_common.deps import AdminUser, from_state
 from titanium_common.errors import error_body
 
-from .access import Caller, DeviceOrAdmin, PolicyDep, Reader
-from .addresses import AddressPolicy
-from .configs import ConfigBody, ConfigPatch, DevicePatch, config_from_body, is_dns_label, normalise_device_id, patched
+from .access import DeviceOrAdmin, PolicyDep, Reader
+from .configs import checked_namespace, normalise_device_id
 from .configs import public_config as shown
 from .devices import DeviceClient
 from .health import HealthMonitor
 from .kube import KubeSync, manifests_yaml
-from .reloads import Reloader
+from .registration import checked_address, config_from_body, current_record, patched, registration, reload_after_change
+from .reloads import Reloader, reload_address
 from .schemas import (
     Cleaned,
+    ConfigBody,
     ConfigCreated,
     ConfigDeleted,
     ConfigHistory,
     ConfigList,
+    ConfigPatch,
     ConfigPatched,
     ConfigStored,
     DeviceConfig,
     DeviceList,
+    DevicePatch,
     DevicePatched,
     DeviceView,
     KubeHealth,
@@ -42,10 +43,12 @@ from .schemas import (
     ReloadFailed,
     ReloadResult,
     ResourcesDeleted,
+    SyncRequest,
     SyncResult,
 )
 from .settings import EdgeConfigSettings
-from .store import DeviceNotFound, DeviceStore
+from .store import DeviceStore
+from .views import DeviceViews, counts
 
 router = APIRouter()
 
@@ -64,19 +67,6 @@ async def _device_id(device_id: str) -> str:
 DeviceId = Annotated[str, Depends(_device_id)]
 
 
-def _checked_namespace(namespace: str) -> str:
-    if not is_dns_label(namespace):
-        raise ValueError(f"namespace {namespace[:80]!r} is not a DNS-1123 label (a Kubernetes namespace name)")
-    return namespace
-
-
-class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    namespace: str | None = None
-
-    _namespace = field_validator("namespace")(lambda value: value if value is None else _checked_namespace(value))
-
-
 SettingsDep = Annotated[EdgeConfigSettings, Depends(from_state("settings"))]
 StoreDep = Annotated[DeviceStore, Depends(from_state("store"))]
 MonitorDep = Annotated[HealthMonitor, Depends(from_state("monitor"))]
@@ -89,7 +79,7 @@ async def _namespace(settings: SettingsDep, namespace: str | None = None) -> str
     if namespace is None:
         return settings.kube_namespace
     try:
-        return _checked_namespace(namespace)
+        return checked_namespace(namespace)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
 
@@ -97,88 +87,11 @@ async def _namespace(settings: SettingsDep, namespace: str | None = None) -> str
 Namespace = Annotated[str, Depends(_namespace)]
 
 
-def _checked_address(policy: AddressPolicy, config: dict[str, Any]) -> dict[str, Any]:
-    """A config whose address and ports pass the outbound policy, else 422 saying why."""
-    refusal = policy.check(config.get("ip_address"), config["reload_port"], config["port"])
-    if refusal is not None:
-        raise HTTPException(422, f"ip_address refused: {refusal}")
-    return config
-
-
-def _registration(config: dict[str, Any], current: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
-    """A PUT on the device-facing paths, as the original server took it: without `ip_address`, a device that registers
-    itself is recorded at the connection's source address, and an update from loopback keeps a known address.
-    Without a token a device may not move a registered device elsewhere (that takes the admin token)."""
-    known = current["config"].get("ip_address") if current else None
-    source = caller.source
-    if caller.identity is None and known:
-        from_elsewhere = source is None or (str(source) != known and not source.is_loopback)
-        if from_elsewhere or config.get("ip_address") not in (None, known):
-            raise HTTPException(
-                403, f"device is registered at {known}: without an admin token only it may update it, and not its"
-                " address", headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-    if config.get("ip_address") is None:
-        if known:
-            config["ip_address"] = known
-        elif caller.identity is None and source is not None:
-            config["ip_address"] = str(source)
-    return config
-
-
-async def _current(store: DeviceStore, device_id: str) -> dict[str, Any] | None:
-    try:
-        return await store.get(device_id)
-    except DeviceNotFound:
-        return None
-
-
-def _reload_after_change(reloader: Reloader, record: dict[str, Any]) -> bool:
-    """A changed device with a known address is told to reload (in the background)."""
-    config = record["config"]
-    if not config.get("ip_address"):
-        return False
-    reloader.schedule(record["device_id"], config["ip_address"], config["reload_port"])
-    return True
-
-
-@dataclass(frozen=True)
-class DeviceViews:
-    """A device as the device routes show it: its config, its latest probe result and its reloads."""
-
-    monitor: HealthMonitor
-    reloader: Reloader
-
-    def of(self, record: dict[str, Any]) -> dict[str, Any]:
-        config = record["config"]
-        return {
-            "device_id": record["device_id"],
-            "device_type": config["device_type"],
-            "ip_address": config.get("ip_address"),
-            "port": config["port"],
-            "reload_port": config["reload_port"],
-            **self.monitor.of(record).public(),
-            "version": record["version"],
-            "last_reload": record["last_reload"],
-            "reload_pending": self.reloader.pending(record["device_id"]),
-        }
-
-
 async def _views(monitor: MonitorDep, reloader: ReloaderDep) -> DeviceViews:
     return DeviceViews(monitor, reloader)
 
 
 ViewsDep = Annotated[DeviceViews, Depends(_views)]
-
-
-def _counts(views: list[dict[str, Any]]) -> dict[str, Any]:
-    healthy = sum(view["status"] == "healthy" for view in views)
-    return {
-        "total": len(views),
-        "healthy": healthy,
-        "unhealthy": len(views) - healthy,
-        "by_status": dict(Counter(view["status"] for view in views)),
-    }
 
 
 # ---- configs ------------------------------------------------------------------------------------------------
@@ -207,12 +120,12 @@ async def put_config(
 ) -> ConfigStored:
     config = config_from_body(device_id, body)
     if caller.device_facing:
-        config = _registration(config, await _current(store, device_id), caller)
-    status, record, changed = await store.put(device_id, _checked_address(policy, config))
+        config = registration(config, await current_record(store, device_id), caller)
+    status, record, changed = await store.put(device_id, checked_address(policy, config))
     return {
         "status": status,
         "device_id": device_id,
-        "reload_triggered": _reload_after_change(reloader, record),
+        "reload_triggered": reload_after_change(reloader, record),
         "version": record["version"],
         "changed": changed,
     }
@@ -224,7 +137,7 @@ async def create_config(
 ) -> ConfigCreated:
     if body.ip_address is None:
         raise HTTPException(422, "ip_address is required to create a device with POST")
-    record = await store.create(device_id, _checked_address(policy, config_from_body(device_id, body)))
+    record = await store.create(device_id, checked_address(policy, config_from_body(device_id, body)))
     return {"status": "created", "device_id": device_id, "version": record["version"]}
 
 
@@ -238,12 +151,12 @@ async def patch_config(
     _: AdminUser,
 ) -> ConfigPatched:
     record, changed = await store.patch(
-        device_id, lambda current: _checked_address(policy, patched(device_id, current, body))
+        device_id, lambda current: checked_address(policy, patched(device_id, current, body))
     )
     return {
         "status": "patched",
         "device_id": device_id,
-        "reload_triggered": _reload_after_change(reloader, record),
+        "reload_triggered": reload_after_change(reloader, record),
         "version": record["version"],
         "changed": changed,
         "config": shown(record["config"]),
@@ -270,7 +183,7 @@ async def config_history(device_id: DeviceId, store: StoreDep, _: Reader) -> Con
 async def list_devices(store: StoreDep, views: ViewsDep, _: Reader) -> DeviceList:
     """From the latest background probe round; never probes inside the request."""
     shown_views = [views.of(record) for record in await store.all()]
-    return {"devices": shown_views, **_counts(shown_views), "last_probe_round": views.monitor.last_round}
+    return {"devices": shown_views, **counts(shown_views), "last_probe_round": views.monitor.last_round}
 
 
 @router.get("/devices/{device_id}/status", responses=LOOKUP)
@@ -284,22 +197,15 @@ async def patch_device(
 ) -> DevicePatched:
     """The basic fields only, and no reload (the device's own config is unchanged)."""
     record, changed = await store.patch(
-        device_id, lambda current: _checked_address(policy, patched(device_id, current, body)), action="device-patched"
+        device_id, lambda current: checked_address(policy, patched(device_id, current, body)), action="device-patched"
     )
     return {"status": "updated", "device_id": device_id, "changed": changed, "device": views.of(record)}
-
-
-def _address(record: dict[str, Any]) -> tuple[str, int]:
-    config = record["config"]
-    if not config.get("ip_address"):
-        raise HTTPException(409, f"device {record['device_id']!r} has no ip_address")
-    return config["ip_address"], config["reload_port"]
 
 
 @router.get("/devices/{device_id}/local-config", responses=errors(401, 403, 404, 409, 502, 504))
 async def local_config(device_id: DeviceId, store: StoreDep, devices: DevicesDep, _: AdminUser) -> LocalConfig:
     """The config the device itself runs with, from its `GET /config` (5 s by default)."""
-    ip, port = _address(await store.get(device_id))
+    ip, port = reload_address(await store.get(device_id))
     return {"device_id": device_id, "local_config": await devices.local_config(ip, port)}
 
 
@@ -309,7 +215,7 @@ async def local_config(device_id: DeviceId, store: StoreDep, devices: DevicesDep
     responses=errors(401, 403, 404, 409) | {502: {"model": ReloadFailed, "description": "the device failed"}},
 )
 async def reload_device(device_id: DeviceId, store: StoreDep, reloader: ReloaderDep, _: AdminUser) -> JSONResponse:
-    ip, port = _address(await store.get(device_id))
+    ip, port = reload_address(await store.get(device_id))
     result = await reloader.reload_now(device_id, ip, port)
     if result["status"] == "reloaded":
         return JSONResponse(result)
@@ -320,7 +226,7 @@ async def reload_device(device_id: DeviceId, store: StoreDep, reloader: Reloader
 async def reload_all(store: StoreDep, reloader: ReloaderDep, _: AdminUser) -> ReloadAll:
     """Every device with an address, concurrently; one device's failure is its own result."""
     records = [r for r in await store.all() if r["config"].get("ip_address")]
-    results = await asyncio.gather(*(reloader.reload_now(r["device_id"], *_address(r)) for r in records))
+    results = await asyncio.gather(*(reloader.reload_now(r["device_id"], *reload_address(r)) for r in records))
     success = sum(result["status"] == "reloaded" for result in results)
     return {"results": results, "total": len(results), "success": success, "failed": len(results) - success}
 
@@ -329,7 +235,7 @@ async def reload_all(store: StoreDep, reloader: ReloaderDep, _: AdminUser) -> Re
 async def metrics_summary(store: StoreDep, views: ViewsDep, _: Reader) -> MetricsSummary:
     shown_views = [views.of(record) for record in await store.all()]
     by_type = Counter(view["device_type"] for view in shown_views)
-    return {**_counts(shown_views), "by_device_type": dict(by_type), "last_probe_round": views.monitor.last_round}
+    return {**counts(shown_views), "by_device_type": dict(by_type), "last_probe_round": views.monitor.last_round}
 
 
 # ---- Kubernetes ---------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class DeviceClient:
         self.config_timeout_s = config_timeout_s
 
     async def probe(self, ip: str, port: int) -> Probe:
-        """200 healthy, another status unhealthy, no answer unreachable (as the original server decided)."""
+        """200 healthy, another status unhealthy, no answer unreachable (as the original edge server decided)."""
         refusal = self.policy.refusal(ip, port)
         if refusal is not None:
             return Probe("unreachable", f"not contacted: {refusal}")

@@ -1,30 +1,28 @@
 """Healthy edge devices as Kubernetes objects, so Prometheus scrapes them like pods.
 
 Per device: a headless, selector-less Service `edge-device-<id>` (port `metrics`), its Endpoints and a
-discovery.k8s.io/v1 EndpointSlice, all labelled `app=edge-exporter` (what the original server's ServiceMonitor selects),
-`device_id`, `device_type`, `app.kubernetes.io/managed-by=edge-config` and the original server's
-`managed_by=edge-metrics-server` (what its documented `kubectl -l managed_by=edge-metrics-server` selects). Only
-objects with the first of those (or `managed_by=edge-config`, which earlier versions set) are ever changed or
-deleted. A device whose address cannot be an endpoint (loopback, link-local) is skipped, with the reason. The
-Endpoints carry `endpointslice.kubernetes.io/skip-mirror` so the cluster's mirroring controller does not add a
-second slice beside ours.
+discovery.k8s.io/v1 EndpointSlice, all labelled `app=edge-exporter` (what the original edge server's ServiceMonitor
+selects; docs/compatibility.md), `device_id`, `device_type`, `app.kubernetes.io/managed-by=edge-config` and the original
+edge server's `managed_by=edge-metrics-server` (what its documented `kubectl -l managed_by=edge-metrics-server`
+selects). Only objects with the first of those (or `managed_by=edge-config`, which earlier versions set) are ever
+changed or deleted. A device whose address cannot be an endpoint (loopback, link-local) is skipped, with the reason. The
+Endpoints carry `endpointslice.kubernetes.io/skip-mirror` so the cluster's mirroring controller does not add a second
+slice beside ours.
 """
 
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from titanium_common import kube
 from titanium_common.errors import ServiceError
 from titanium_common.lease import Lease
 from titanium_common.loops import raise_if_cancelling
@@ -40,9 +38,9 @@ log = logging.getLogger("edge_config.kube")
 
 MANAGER = "edge-config"
 MANAGER_LABEL = "app.kubernetes.io/managed-by"
-# The original server's label and value, kept so that its documented selector still finds the objects.
+# The original edge server's label and value, kept so that its documented selector still finds the objects.
 ORIGINAL_LABEL, ORIGINAL_MANAGER = "managed_by", "edge-metrics-server"
-# What marks an object as ours: the standard label, or the original server's key with our name (set by earlier
+# What marks an object as ours: the standard label, or the original edge server's key with our name (set by earlier
 # versions).
 OWNED_SELECTORS = (f"{MANAGER_LABEL}={MANAGER}", f"{ORIGINAL_LABEL}={MANAGER}")
 PORT_NAME = "metrics"
@@ -53,7 +51,7 @@ class KubeUnavailable(ServiceError):
     """The cluster cannot be used: not configured (503), unreachable (503), or it refused the call (502)."""
 
     def __init__(self, status_code: int, detail: str, error: str | None = None) -> None:
-        # `error`: the original server's key for "no cluster", which its clients read.
+        # `error`: the original edge server's key for "no cluster", which its clients read.
         super().__init__(detail, status_code=status_code, extra={"error": error} if error else None)
 
 
@@ -144,13 +142,6 @@ def _contains(actual: Any, wanted: Any) -> bool:
     return actual == wanted
 
 
-def _api_error(exc: ApiException) -> str:
-    message = exc.reason or ""
-    with contextlib.suppress(ValueError, TypeError):
-        message = json.loads(exc.body).get("message") or message
-    return f"Kubernetes API answered {exc.status}: {message}"[:300]
-
-
 @dataclass(frozen=True)
 class _Kind:
     kind: str
@@ -169,73 +160,63 @@ class Refused(Exception):
     """An object of the device's name exists but is not ours: it is left alone and the device reported failed."""
 
 
-def _kubeconfig(settings: EdgeConfigSettings) -> str | None:
-    if settings.kubeconfig_path:
-        return settings.kubeconfig_path
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
-    default = Path("~/.kube/config").expanduser()
-    return str(default) if default.exists() else None
-
-
-async def connect(settings: EdgeConfigSettings) -> tuple[client.ApiClient | None, str]:
-    """An API client for the configured cluster, or None and why not. Never raises: edge-config works without one."""
+async def connect(settings: EdgeConfigSettings) -> tuple[kube.KubeConnection | None, str]:
+    """The configured cluster (titanium_common.kube's rules) and where it is, or None and why not. Never raises:
+    edge-config works without a cluster."""
     if settings.kube_mode == "off":
         return None, "Kubernetes is turned off (KUBE_MODE=off)"
-    path = _kubeconfig(settings)
-    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    configuration = client.Configuration()
     try:
-        if settings.kube_mode == "kubeconfig" or (settings.kube_mode == "auto" and path):
-            context = settings.kube_context or None
-            await config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
-            where = f"kubeconfig {path}" + (f", context {context}" if context else "")
-        elif settings.kube_mode == "in-cluster" or in_pod:
-            config.load_incluster_config(client_configuration=configuration)
-            where = "in-cluster service account"
-        else:
-            return None, "no kubeconfig (KUBECONFIG_PATH, $KUBECONFIG, ~/.kube/config) and not running in a pod"
-    except Exception as exc:  # a broken kubeconfig fails in many ways (YAML, base64, files, exec plugins)
-        return None, f"failed to load the Kubernetes configuration: {exc}"[:300]
-    log.info("Kubernetes API at %s (%s)", configuration.host, where)
-    return client.ApiClient(configuration=configuration), f"{configuration.host} ({where})"
+        connection = await kube.connect(
+            kubeconfig=settings.kubeconfig_path,
+            context=settings.kube_context,
+            mode=settings.kube_mode,
+            timeout_s=settings.kube_timeout_s,
+        )
+    except kube.KubeConfigError as exc:
+        log.warning("no Kubernetes cluster: %s; /kubernetes/* answers 503 (manifests still work)", exc)
+        return None, str(exc)
+    return connection, connection.where
 
 
 class KubeSync:
-    def __init__(self, store: DeviceStore, monitor: HealthMonitor | None, settings: EdgeConfigSettings) -> None:
+    """`connection` None: every cluster call answers 503 with `where` (why there is none)."""
+
+    def __init__(
+        self,
+        store: DeviceStore,
+        monitor: HealthMonitor,
+        settings: EdgeConfigSettings,
+        connection: kube.KubeConnection | None,
+        where: str,
+    ) -> None:
         self.store = store
         self.monitor = monitor
-        self.settings = settings
         self.grace = settings.unhealthy_grace
         self.timeout_s = settings.kube_timeout_s
         self.concurrency = settings.kube_sync_concurrency
         self.default_namespace = settings.kube_namespace
         self.sync_interval_s = settings.sync_interval_s
-        self.api_client: client.ApiClient | None = None
-        self.where = "not connected yet"
+        self.connection = connection
+        self.where = where
         self.last_sync: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._apis: dict[str, Any] = {}
-
-    async def start(self) -> None:
-        self.api_client, self.where = await connect(self.settings)
-        if self.api_client is None:
-            log.warning("no Kubernetes cluster: %s; /kubernetes/* answers 503 (manifests still work)", self.where)
-            return
-        self._apis = {"core": client.CoreV1Api(self.api_client), "discovery": client.DiscoveryV1Api(self.api_client)}
+        if connection is not None:
+            api_client = connection.api_client
+            self._apis = {"core": client.CoreV1Api(api_client), "discovery": client.DiscoveryV1Api(api_client)}
 
     # ---- plumbing -------------------------------------------------------------------------------------------
 
     def _require(self) -> None:
-        if self.api_client is None:
+        if self.connection is None:
             raise KubeUnavailable(503, self.where, NOT_INITIALIZED)
 
     async def _call(self, kind: _Kind, verb: str, *args, **kwargs) -> Any:
         method = getattr(self._apis[kind.api], f"{verb}_namespaced_{kind.suffix}")
-        return await method(*args, _request_timeout=self.timeout_s, **kwargs)
+        return await method(*args, **kwargs)
 
     def _plain(self, obj: Any) -> dict[str, Any]:
-        plain = self.api_client.sanitize_for_serialization(obj)
+        plain = self.connection.api_client.sanitize_for_serialization(obj)
         plain.get("metadata", {}).pop("managedFields", None)
         return plain
 
@@ -262,11 +243,11 @@ class KubeSync:
         try:
             yield
         except ApiException as exc:
-            raise KubeUnavailable(502, _api_error(exc)) from exc
-        except TimeoutError as exc:
-            raise KubeUnavailable(504, f"Kubernetes API did not answer within {self.timeout_s:g} s") from exc
+            raise KubeUnavailable(502, kube.failure_reason(exc)) from exc
+        except TimeoutError as exc:  # before OSError, which it is
+            raise KubeUnavailable(504, kube.failure_reason(exc, self.timeout_s)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise KubeUnavailable(503, f"Kubernetes API unreachable: {exc}"[:300]) from exc
+            raise KubeUnavailable(503, kube.failure_reason(exc)) from exc
 
     # ---- one device -----------------------------------------------------------------------------------------
 
@@ -342,12 +323,8 @@ class KubeSync:
                 item["status"], item["reason"] = "kept", why
         except Refused as exc:
             item["status"], item["error"] = "failed", str(exc)
-        except ApiException as exc:
-            item["status"], item["error"] = "failed", _api_error(exc)
-        except TimeoutError:
-            item["status"], item["error"] = "failed", f"Kubernetes API did not answer within {self.timeout_s:g} s"
-        except (aiohttp.ClientError, OSError) as exc:
-            item["status"], item["error"] = "failed", f"Kubernetes API unreachable: {exc}"[:300]
+        except (ApiException, aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
+            item["status"], item["error"] = "failed", kube.failure_reason(exc, self.timeout_s)
         if item["status"] == "failed":
             log.warning("sync of %s into %s failed: %s", device_id, namespace, item["error"])
         return item
@@ -466,7 +443,7 @@ class KubeSync:
         }
 
     def stats(self) -> dict[str, Any]:
-        return {"configured": self.api_client is not None, "api_server": self.where, "last_sync": self.last_sync}
+        return {"configured": self.connection is not None, "api_server": self.where, "last_sync": self.last_sync}
 
     async def run(self, lease: Lease | None = None) -> None:
         """The optional periodic sync into the default namespace, on the lease holder only (replicas would race)."""
@@ -481,5 +458,5 @@ class KubeSync:
                 log.warning("periodic Kubernetes sync failed: %s", exc)
 
     async def close(self) -> None:
-        if self.api_client is not None:
-            await self.api_client.close()
+        if self.connection is not None:
+            await self.connection.close()

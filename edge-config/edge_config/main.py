@@ -17,7 +17,7 @@ from . import api
 from .addresses import LOOPBACK_CIDRS, AddressPolicy, parse_cidrs, suite_endpoints
 from .devices import DeviceClient
 from .health import STATUSES, HealthMonitor, SharedHealth
-from .kube import KubeSync
+from .kube import KubeSync, connect
 from .metrics import DeviceMetrics
 from .reloads import Reloader
 from .settings import EdgeConfigSettings
@@ -48,10 +48,9 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             session, settings.health_timeout_s, settings.reload_timeout_s, settings.local_config_timeout_s, policy
         )
         app.state.devices = client
-        kube = KubeSync(store, None, settings)
-        await kube.start()
+        # Built in dependency order: the lease, the probes that follow it, the sync that reads their results.
         # Probes and the periodic sync run on the lease holder only; API writes work on every replica.
-        lease = open_lease(settings, redis_prefix=settings.redis_prefix, kube_api_client=kube.api_client)
+        lease = await open_lease(settings, redis_prefix=settings.redis_prefix)
         app.state.lease = lease
         await lease.start()
         # Followers read the holder's probe results from Redis; without Redis every replica probes for itself.
@@ -64,9 +63,11 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             lease=lease if shared is not None else None,
             shared=shared,
         )
-        kube.monitor = app.state.monitor = monitor
-        device_metrics.monitor = monitor
+        app.state.monitor = monitor
+        device_metrics = DeviceMetrics(monitor)
+        app.state.kit.registry.register(device_metrics)
         app.state.kit.add_dependency_check("lease", lease.store_answers)
+        kube = KubeSync(store, monitor, settings, *await connect(settings))
         app.state.kube = kube
         app.state.reloader = Reloader(client, store, settings.reload_attempts, settings.reload_backoff_s)
         loops = [asyncio.create_task(monitor.run(), name="health probes")]
@@ -82,6 +83,7 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
             if shared is not None:
                 await shared.close()
             await kube.close()
+            app.state.kit.registry.unregister(device_metrics)
             await session.close()
             await db.close()
 
@@ -115,8 +117,6 @@ def create_app(settings: EdgeConfigSettings | None = None) -> FastAPI:
         }
 
     app.state.kit.add_stats_provider(edge_figures)
-    device_metrics = DeviceMetrics()
-    app.state.kit.registry.register(device_metrics)
     return app
 
 

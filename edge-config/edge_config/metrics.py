@@ -10,11 +10,11 @@ class DeviceMetrics:
     """`titanium_edge_devices{status}` from the latest probe round (this replica's or, as a follower, the lease
     holder's): every status, 0 included, so that a query over it is never empty."""
 
-    def __init__(self) -> None:
-        self.monitor: HealthMonitor | None = None  # set when the app starts
+    def __init__(self, monitor: HealthMonitor) -> None:
+        self.monitor = monitor
 
     def collect(self) -> list[Metric]:
-        last_round = (self.monitor.last_round if self.monitor is not None else None) or {}
+        last_round = self.monitor.last_round or {}
         by_status = last_round.get("by_status", {})
         gauge = GaugeMetricFamily("titanium_edge_devices", "Devices by their latest probed health", labels=["status"])
         for status in STATUSES:

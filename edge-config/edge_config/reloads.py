@@ -5,6 +5,10 @@ import asyncio
 import logging
 from typing import Any
 
+from fastapi import HTTPException
+
+from titanium_common.loops import stop_tasks
+
 from .devices import DeviceClient
 from .models import utcnow
 from .store import DeviceStore
@@ -58,7 +62,11 @@ class Reloader:
             log.warning("could not record the reload of %s: %s", device_id, exc)
 
     async def close(self) -> None:
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(list(self.tasks.values()))
+
+
+def reload_address(record: dict[str, Any]) -> tuple[str, int]:
+    config = record["config"]
+    if not config.get("ip_address"):
+        raise HTTPException(409, f"device {record['device_id']!r} has no ip_address")
+    return config["ip_address"], config["reload_port"]

@@ -1,10 +1,60 @@
 """The response models of edge-config's API (the same at the root paths devices call and under /api/edge)."""
 
-from typing import Any, Literal
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from .configs import DEFAULT_PORT, DEFAULT_RELOAD_PORT, LABEL_VALUE, checked_namespace
+
+# ---- requests: a device config as PUT, POST and PATCH take it ----------------------------------------------
+DeviceType = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL_VALUE)]
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Metrics = Annotated[list[MetricName], Field(max_length=1000)]
+Address = IPv4Address | IPv6Address
 
 
+class ConfigBody(BaseModel):
+    """PUT and POST /config/{id}: the known fields, validated; any other key is kept as extra config."""
+
+    model_config = ConfigDict(extra="allow")
+    device_type: DeviceType
+    port: Port = DEFAULT_PORT
+    reload_port: Port = DEFAULT_RELOAD_PORT
+    ip_address: Address | None = None
+    enabled_metrics: Metrics | None = None
+
+
+class BasicChange(BaseModel):
+    """A partial change: a field left out stays as it is, a field set to null goes back to its default."""
+
+    device_type: DeviceType | None = None
+    port: Port | None = None
+    reload_port: Port | None = None
+    ip_address: Address | None = None
+
+    @model_validator(mode="after")
+    def _device_type_stays(self):
+        if "device_type" in self.model_fields_set and self.device_type is None:
+            raise ValueError("device_type is required and cannot be reset to null")
+        return self
+
+
+class ConfigPatch(BasicChange):
+    """PATCH /config/{id}: also enabled_metrics and extra keys (null removes an extra key)."""
+
+    model_config = ConfigDict(extra="allow")
+    enabled_metrics: Metrics | None = None
+
+
+class DevicePatch(BasicChange):
+    """PATCH /devices/{id}: the basic fields only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- answers --------------------------------------------------------------------------------------------------
 class DeviceConfig(BaseModel):
     """A device's config as it fetches it: the known fields (optional ones left out while unset) and any extra
     keys it was given."""
@@ -200,3 +250,10 @@ class ResourcesDeleted(BaseModel):
     device_id: str
     namespace: str
     deleted: list[ObjectRef]
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: str | None = None
+
+    _namespace = field_validator("namespace")(lambda value: value if value is None else checked_namespace(value))

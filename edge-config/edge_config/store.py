@@ -19,11 +19,12 @@ T = TypeVar("T")
 
 
 class DeviceNotFound(NotFoundError):
-    """Answered in the original clients' shape as well as the suite's (see api.py)."""
+    """Answered in the original edge server's shape as well as the suite's (see api.py)."""
 
     def __init__(self, device_id: str, message: str | None = None) -> None:
         message = message or f"device {device_id!r} not found"
-        # The original clients read error/device_id/message, the suite's read detail/request_id: both are there.
+        # The original edge server's clients read error/device_id/message, the suite's read detail/request_id: both
+        # are there.
         super().__init__(message, extra={"error": "Device not found", "device_id": device_id, "message": message})
         self.device_id = device_id
 

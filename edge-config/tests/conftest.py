@@ -16,7 +16,7 @@ from aiohttp import web
 from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.identity import auth_processes
-from tests.support.polling import eventually as wait_until
+from tests.support.polling import eventually
 from tests.support.servers import serving
 
 __all__ = ["auth_processes"]
@@ -116,12 +116,6 @@ class Edge:
 
 
 @pytest.fixture
-def eventually():
-    """`await eventually(check)`: wait until `check()` returns something truthy (what happens in the background)."""
-    return wait_until
-
-
-@pytest.fixture
 def edge_settings(database_target, auth_processes) -> EdgeConfigSettings:
     """Short device timeouts, no automatic probe rounds (tests call `edge.probe_round()`), no cluster."""
     return EdgeConfigSettings(
@@ -158,7 +152,7 @@ def start_edge(edge_settings, auth_processes) -> Callable[..., contextlib.Abstra
                 return app.state.monitor.rounds >= 1
 
             # The round run at start-up must not probe devices the test registers: tests start after it.
-            await wait_until(first_round_done)
+            await eventually(first_round_done)
             yield Edge(app, url, client, anonymous)
 
     return start

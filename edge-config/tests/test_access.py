@@ -1,10 +1,12 @@
 """Who may do what, which addresses edge-config connects to, and devices that register themselves as the
-original edge-metrics-exporter does: each finding of a probe as an attacker, and of running that device software."""
+original edge server's exporter does: each finding of a probe as an attacker, and of running that device software."""
 
 import asyncio
 import uuid
 
 import pytest
+
+from tests.support.polling import eventually
 
 ANONYMOUS_WRITES = [
     ("PUT", "/api/edge/config/dev", {"device_type": "x"}),
@@ -95,8 +97,8 @@ async def test_an_anonymous_device_must_call_from_an_admitted_address(start_edge
         assert (await edge.anonymous.get("/config/lonely")).status_code == 401
 
 
-async def test_the_original_exporter_registers_itself_and_is_probed_and_reloaded(edge, farm, eventually):
-    """What the original edge-metrics-exporter does in the field: GET /config/{hostname} → 404 → PUT its local
+async def test_the_original_exporter_registers_itself_and_is_probed_and_reloaded(edge, farm):
+    """What the original edge server's exporter does in the field: GET /config/{hostname} → 404 → PUT its local
     config, no token, no ip_address; it serves /health and /reload on its reload_port."""
     exporter = await farm.start()
     local = {"device_type": "jetson_orin", "port": 9100, "reload_port": exporter.port, "enabled_metrics": ["cpu"]}

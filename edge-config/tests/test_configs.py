@@ -1,4 +1,5 @@
-"""Device configs: the original clients' shapes at the root and under /api/edge, validation, versioning and history."""
+"""Device configs: the original edge server's shapes at the root and under /api/edge, validation, versioning and
+history."""
 
 import pytest
 

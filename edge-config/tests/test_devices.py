@@ -1,5 +1,6 @@
 """Devices: health from background probe rounds against real device doubles, reloads, local config, summaries."""
 
+from tests.support.polling import eventually
 from tests.support.servers import free_port
 
 
@@ -42,7 +43,7 @@ async def test_probes_run_concurrently(start_edge, farm):
     assert hanging.most_in_flight["GET /health"] == 5
 
 
-async def test_answers_come_from_the_background_rounds(start_edge, farm, eventually):
+async def test_answers_come_from_the_background_rounds(start_edge, farm):
     device = await farm.start()
     async with start_edge(health_interval_s=0.05) as edge:
         await edge.register("live", device)
@@ -118,7 +119,7 @@ async def test_patch_device_changes_basic_fields_without_a_reload(edge, farm):
     assert device.count("GET /health") == 1 and device.count("POST /reload") == 0
 
 
-async def test_put_reloads_the_device_in_the_background(edge, farm, eventually):
+async def test_put_reloads_the_device_in_the_background(edge, farm):
     device = await farm.start()
     answer = await edge.register("reloader", device)
     assert answer["reload_triggered"] is True
@@ -139,7 +140,7 @@ async def test_put_reloads_the_device_in_the_background(edge, farm, eventually):
     await eventually(reloaded_again)
 
 
-async def test_a_failing_reload_is_retried_and_recorded(edge, farm, eventually):
+async def test_a_failing_reload_is_retried_and_recorded(edge, farm):
     device = await farm.start(reload=500)
     await edge.register("flaky", device)
 
@@ -153,7 +154,7 @@ async def test_a_failing_reload_is_retried_and_recorded(edge, farm, eventually):
     assert stats["reloads"]["failed"] == 1
 
 
-async def test_a_hanging_reload_does_not_delay_the_answer(edge, farm, eventually):
+async def test_a_hanging_reload_does_not_delay_the_answer(edge, farm):
     device = await farm.start(hang=True)
     answer = await edge.register("slow", device)
     assert answer["reload_triggered"] is True
@@ -217,6 +218,7 @@ async def test_stats_and_ready(edge, farm):
     stats = (await edge.client.get("/stats")).json()
     assert stats["devices"] == {"total": 2, "by_status": {"healthy": 1, "unhealthy": 0, "unreachable": 0, "unknown": 1}}
     assert stats["health_probes"]["last_round"]["devices"] == 2 and stats["health_probes"]["interval_s"] == 3600
+    assert stats["db"]["status"] == "ok"
     assert stats["kubernetes"] == {
         "configured": False,
         "api_server": stats["kubernetes"]["api_server"],

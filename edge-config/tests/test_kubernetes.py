@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from tests.support.polling import eventually
 from tests.support.servers import free_port, host_address
 
 NS = "monitoring"
@@ -261,7 +262,7 @@ async def test_sync_uses_the_default_namespace_without_a_body(edge_k8s, farm, cl
     assert await cluster.get("v1/services", "edge-device-dflt", NS) is not None
 
 
-async def test_periodic_sync(start_cluster_edge, farm, cluster, eventually):
+async def test_periodic_sync(start_cluster_edge, farm, cluster):
     async with start_cluster_edge(health_interval_s=0.05, sync_interval_s=0.05) as edge:
         await edge.register("auto", await farm.start(host=LAN))
 
@@ -318,7 +319,7 @@ async def test_a_broken_kubeconfig_leaves_the_service_up(start_edge, tmp_path):
     broken.write_text("clusters: [")
     async with start_edge(kube_mode="kubeconfig", kubeconfig_path=str(broken)) as edge:
         answer = await edge.client.post("/kubernetes/sync")
-        assert answer.status_code == 503 and "failed to load the Kubernetes configuration" in answer.json()["detail"]
+        assert answer.status_code == 503 and "failed to load kubeconfig" in answer.json()["detail"]
         assert (await edge.client.get("/ready")).status_code == 200
 
 
@@ -330,3 +331,17 @@ async def test_a_loopback_device_is_skipped_with_the_reason(edge_k8s, farm, clus
     assert ids(result["skipped"]) == ["local"] and result["failed"] == []
     assert "loopback address, which Kubernetes Endpoints cannot hold" in result["skipped"][0]["reason"]
     assert await objects(cluster, "local") == [None, None, None]
+
+
+async def test_in_a_pod_the_service_account_reaches_the_cluster_and_holds_the_lease(start_edge, kube_pod, farm):
+    kube_pod.cluster.enable("coordination.k8s.io/v1/leases", namespaced=True)
+    async with start_edge(kube_mode="auto", replica_name="edge-pod") as edge:
+        status = (await edge.client.get("/kubernetes/status")).json()
+        assert status["status"] == "connected", status
+        assert status["api_server"] == f"https://{kube_pod.host}:{kube_pod.port} (in-cluster service account)"
+        await edge.register("pod-device", await farm.start(host=LAN), port=9100)
+        await edge.probe_round()
+        assert ids((await sync(edge))["created"]) == ["pod-device"]
+        assert all(await objects(kube_pod.cluster, "pod-device"))
+        lease = (await edge.client.get("/stats")).json()["lease"]
+        assert (lease["store"], lease["mode"]) == ("kubernetes lease in titanium", "holder")

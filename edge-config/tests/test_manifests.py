@@ -35,7 +35,7 @@ async def test_manifests_validate_strictly_for_a_recent_kubernetes(edge, farm):
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         assert document["metadata"]["namespace"] == "edge-metrics"
         assert document["metadata"]["labels"]["app"] == "edge-exporter"
-        # The original server's documented selector (-l managed_by=edge-metrics-server) and the standard label both
+        # The original edge server's documented selector (-l managed_by=edge-metrics-server) and the standard label both
         # find them.
         assert document["metadata"]["labels"]["managed_by"] == "edge-metrics-server"
         assert document["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "edge-config"

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from edge_config.main import create_app
+from tests.support.polling import eventually
 from tests.support.servers import host_address, serving
 
 pytestmark = [
@@ -41,9 +42,7 @@ async def replica(edge_settings, kube_api, redis_target, name: str, admin: dict[
 
 
 @pytest.mark.skipif(LAN is None, reason="needs a non-loopback IPv4 address")
-async def test_two_replicas_probe_and_sync_once(
-    edge_settings, kube_api, redis_target, farm, eventually, auth_processes
-):
+async def test_two_replicas_probe_and_sync_once(edge_settings, kube_api, redis_target, farm, auth_processes):
     admin = {"Authorization": f"Bearer {await auth_processes.admin_token()}"}
     cluster = kube_api.clusters["edge"]
     async with (
@@ -93,7 +92,7 @@ async def test_two_replicas_probe_and_sync_once(
 
 
 async def test_the_follower_takes_the_probes_over_when_the_holder_stops(
-    edge_settings, kube_api, redis_target, farm, eventually, auth_processes
+    edge_settings, kube_api, redis_target, farm, auth_processes
 ):
     admin = {"Authorization": f"Bearer {await auth_processes.admin_token()}"}
     device = await farm.start()

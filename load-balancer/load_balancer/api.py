@@ -6,40 +6,14 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import CLIENT, KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
+from titanium_common.aiohttp_app import KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
 from titanium_common.clock import utc_iso
-from titanium_common.fanout import SharedFanout, fetch_all
-from titanium_common.pool import ReplicaPool, proxy_to_pool, websocket_to_pool
+from titanium_common.pool import proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
-from titanium_common.websocket_quota import WebSocketQuota
 
-from .original_keys import original_keys
-from .settings import LoadBalancerSettings
-from .stream import BROADCASTER
-from .traffic import SharedTraffic, TrafficMeter, traffic_figures
-
-SETTINGS = web.AppKey("settings", LoadBalancerSettings)
-GATEWAY = web.AppKey("gateway_pool", ReplicaPool)
-DASHBOARD = web.AppKey("dashboard_pool", ReplicaPool)
-METER = web.AppKey("traffic_meter", TrafficMeter)
-# Suite-wide figures in Redis; absent without REDIS_URL.
-SHARED = web.AppKey("shared_traffic", SharedTraffic)
-FANOUT = web.AppKey("stats_fanout", SharedFanout)
-# The other services /stats reads, as pools of their replicas (in the order /stats lists them).
-STATS_POOLS = web.AppKey("stats_pools", list)
-# Every open client WebSocket (heartbeat and relayed), so that shutdown can close them with 1001.
-SOCKETS = web.AppKey("open_sockets", set)
-WEBSOCKET_QUOTA = web.AppKey("websocket_quota", WebSocketQuota)
-
-GATEWAY_PREFIXES = ("/api/", "/blog/", "/ws/")
-# /mcp: ops-mcp's streamable HTTP endpoint (one path, behind the gateway like the API).
-GATEWAY_PATHS = frozenset({"/api", "/ws", "/mcp"})
-
-
-def pool_for(app: web.Application, path: str) -> ReplicaPool:
-    if path.startswith(GATEWAY_PREFIXES) or path in GATEWAY_PATHS:
-        return app[GATEWAY]
-    return app[DASHBOARD]
+from .routing import pool_for
+from .state import METER, SETTINGS, SOCKETS, WEBSOCKET_QUOTA
+from .stats import stats_document
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
@@ -117,37 +91,6 @@ async def _heartbeat(request: web.Request, ws: web.WebSocketResponse) -> web.Web
         app[SOCKETS].discard(ws)
         await ws.close()
     return ws
-
-
-async def fan_out(app: web.Application) -> dict:
-    """Every replica of every service, its /stats read in parallel, each bounded by STATS_TIMEOUT_S; one entry per
-    service built from its replicas' answers."""
-    pools = [app[GATEWAY], *app[STATS_POOLS], app[DASHBOARD]]
-    targets = {pool.name: [replica.url.rstrip("/") for replica in pool.replicas] for pool in pools}
-    return await fetch_all(app[CLIENT], targets, app[SETTINGS].stats_timeout_s)
-
-
-async def stats_document(app: web.Application) -> dict:
-    """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats, then the original
-    system's keys: one fan-out shared by the callers of about one second (`stats_age_s` says how old it is)."""
-    gateway, dashboard = app[GATEWAY], app[DASHBOARD]
-    services, age_s = await app[FANOUT].get()
-    own = await app[KIT].stats()
-    own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
-    own["status"] = "healthy"
-    own["pools"] = {pool.name: pool.snapshot() for pool in (gateway, dashboard)}
-    own["stats_fanouts"] = app[FANOUT].fanouts
-    own["stats_stream"] = app[BROADCASTER].figures()
-    if gateway.healthy_count == 0:
-        own["status"] = own["service_status"] = "degraded"
-        own.setdefault("degraded_reasons", []).append("no healthy api-gateway replica")
-    return {
-        "load-balancer": own,
-        **services,
-        **original_keys(services),
-        "stats_age_s": round(age_s, 3),
-        "timestamp": utc_iso(),
-    }
 
 
 async def stats(request: web.Request) -> web.Response:

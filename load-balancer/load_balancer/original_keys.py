@@ -5,9 +5,9 @@ fan-out found. Each carries `alias_of`, the entry it repeats, so that Titanium's
 
 from typing import Any
 
-# The original's key → Titanium's service.
+# The original system's key → Titanium's service.
 SERVICE_ALIASES = {"auth": "auth-service", "user_service": "user-service", "blog_service": "blog-service"}
-# What the original entries held beside `service_status`.
+# What the original system's entries held beside `service_status`.
 _KEPT_FIELDS = ("error", "degraded_reasons", "post_count")
 _DOWN = ("offline", "timeout")
 
@@ -21,7 +21,7 @@ def _service(name: str, entry: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _user_part(user: dict[str, Any] | None, field: str) -> dict[str, Any]:
-    """user-service's `db` or `cache` object copied up, `status: "healthy"` when it answers (the original's word
+    """user-service's `db` or `cache` object copied up, `status: "healthy"` when it answers (the original system's word
     for Titanium's "ok"); any other status is kept as user-service gave it."""
     alias_of = f"user-service.{field}"
     if user is None or user.get("service_status") in _DOWN:
@@ -37,11 +37,11 @@ def _user_part(user: dict[str, Any] | None, field: str) -> dict[str, Any]:
 
 
 def original_keys(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The originals' entries, from the fan-out's entries by Titanium's service names."""
+    """The original system's entries, from the fan-out's entries by Titanium's service names."""
     found = {key: _service(name, services.get(name)) for key, name in SERVICE_ALIASES.items()}
     user = services.get("user-service")
     database, cache = _user_part(user, "db"), _user_part(user, "cache")
-    # The original user_service entry held its database and cache too.
+    # The original system's user_service entry held its database and cache too.
     found["user_service"] |= {
         "database": {k: v for k, v in database.items() if k != "alias_of"},
         "cache": {k: v for k, v in cache.items() if k != "alias_of"},

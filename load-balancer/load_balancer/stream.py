@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from titanium_common.aiohttp_app import echo_request_id, json_error, mark_monitoring
+from titanium_common.loops import stop_tasks
 
 log = logging.getLogger("load_balancer.stream")
 
@@ -156,9 +157,7 @@ class StatsBroadcaster:
         for viewer in list(self.viewers):
             viewer.end()
         self.viewers.clear()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_tasks([self._task])
 
 
 BROADCASTER = web.AppKey("stats_broadcaster", StatsBroadcaster)

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from titanium_common.loops import raise_if_cancelling
+from titanium_common.loops import raise_if_cancelling, stop_tasks
 from titanium_common.window import Clock, LatencyReservoir, SlidingWindow
 
 log = logging.getLogger("load_balancer.traffic")
@@ -188,8 +188,6 @@ class SharedTraffic:
         meter.pending = {}
         # None while the last flush worked; else why it did not (the figures are then this replica's own).
         self.problem: str | None = "not flushed yet"
-        self.flushes = 0
-        self.failed_flushes = 0
         self._task: asyncio.Task | None = None
 
     def _key(self, second: int) -> str:
@@ -244,10 +242,8 @@ class SharedTraffic:
                     into = meter.pending.setdefault(second, [0, 0, 0, 0.0, 0])
                     for i, value in enumerate(bucket):
                         into[i] += value
-            self.failed_flushes += 1
             self._failed("write", exc)
             return
-        self.flushes += 1
         if self.problem is not None and not self.problem.startswith("not"):
             log.info("shared traffic figures: Redis answers again")
         self.problem = None
@@ -309,9 +305,7 @@ class SharedTraffic:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
             with contextlib.suppress(redis.RedisError, OSError):
                 await self.flush()

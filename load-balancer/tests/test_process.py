@@ -74,7 +74,7 @@ async def test_50_mb_stream_both_ways_with_bounded_memory(servers, backend_app, 
 
 async def test_sigterm_lets_in_flight_requests_finish_and_closes_sockets(servers, backend_app, lb_process):
     gateway = await servers(backend_app("gw"))
-    lb = await lb_process({"GATEWAY_URLS": gateway.url, "SHUTDOWN_TIMEOUT_S": "5"})
+    lb = await lb_process({"GATEWAY_URLS": gateway.url, "SHUTDOWN_TIMEOUT_S": "5", "LOG_LEVEL": "INFO"})
     async with aiohttp.ClientSession() as http:
         heartbeat = await http.ws_connect(f"{lb.url}/api/ws-heartbeat")
         slow = asyncio.create_task(http.get(f"{lb.url}/api/slow?s=1.5"))
@@ -85,7 +85,10 @@ async def test_sigterm_lets_in_flight_requests_finish_and_closes_sockets(servers
         answer = await slow
         assert answer.status == 200
         assert (await answer.json())["slept"] is True
-        await asyncio.wait_for(lb.proc.wait(), 10)
+        assert await asyncio.wait_for(lb.proc.wait(), 10) == 0
+    # The log says when the stop began and what it took.
+    output = lb.output()
+    assert "stopping: no new connections; 2 open" in output and "stopped in " in output, output
     async with aiohttp.ClientSession() as http:
         try:
             async with http.get(f"{lb.url}/health"):

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from load_balancer.settings import LoadBalancerSettings
+from tests.support.polling import eventually
 
 WINDOW_S = 4  # a short traffic window keeps the test short; the 10 s default behaves the same
 HEARTBEAT_S = 1.0
@@ -32,12 +33,8 @@ async def own_stats(http: aiohttp.ClientSession, lb) -> dict:
 
 
 async def wait_for(http, lb, condition, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        stats = await own_stats(http, lb)
-        if condition(stats) or time.monotonic() > deadline:
-            return stats
-        await asyncio.sleep(0.1)
+    """The replica's own /stats once `condition` holds for them."""
+    return await eventually(lambda: own_stats(http, lb), timeout_s, 0.1, until=condition, what=f"{lb.url}'s /stats")
 
 
 async def test_requests_through_one_replica_show_on_the_other_and_a_heartbeat_keeps_both_active(

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from .models import Alert, AlertList
+from .schemas import Alert, AlertList
 
 UNAVAILABLE = "alerts unavailable"
 

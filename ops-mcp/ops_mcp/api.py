@@ -3,13 +3,16 @@ them). Admin only, except the diagnosis and the alerts, which show what /stats a
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from titanium_common.auth_client import Identity, TokenVerifier
+from titanium_common.auth_client import Identity
 from titanium_common.contracts import errors
 from titanium_common.deps import VerifierDep, from_state
 
-from .models import (
+from .access import admin_identity
+from .operations import LiveOperations
+from .reader import caller_authorization
+from .schemas import (
     AlertList,
     DeviceListing,
     DeviceStatus,
@@ -28,8 +31,6 @@ from .models import (
     SuiteStatus,
     Trace,
 )
-from .operations import LiveOperations
-from .reader import caller_authorization
 from .traces import MAX_UNIX_S
 
 router = APIRouter(prefix="/api/ops", tags=["operations"])
@@ -37,14 +38,6 @@ router = APIRouter(prefix="/api/ops", tags=["operations"])
 
 async def _pass_token_on(request: Request) -> None:
     caller_authorization.set(request.headers.get("Authorization"))
-
-
-async def admin_identity(verifier: TokenVerifier, request: Request) -> Identity:
-    """401 without a valid token, 403 for a valid token without the admin role, 503 if auth-service is down."""
-    identity = await verifier.identity_of(request, required=True)
-    if not identity.is_admin:
-        raise HTTPException(403, f"user {identity.username!r} is not an admin; operations need the admin role")
-    return identity
 
 
 async def _admin(request: Request, verifier: VerifierDep) -> Identity:

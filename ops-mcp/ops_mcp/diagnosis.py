@@ -7,10 +7,16 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import AlertList, Finding
 from .sampler import Sample, pod_key
+from .schemas import AlertList, Finding
 
 UNHEALTHY_DEVICE_STATES = ("unhealthy", "unreachable")
+# What the alerts about a service's requests (monitoring/rules) measure, so diagnose() can cite a trace for them.
+ALERT_KINDS = {
+    "TitaniumErrorBudgetFastBurn": "errors",
+    "TitaniumErrorBudgetSlowBurn": "errors",
+    "TitaniumLatencyBudgetBurn": "latency",
+}
 RUNNING_POD_STATES = ("Running", "Succeeded", "Completed")
 
 
@@ -129,6 +135,7 @@ def _error_rate(name: str, stats: dict[str, Any], facts: Facts, limits: Threshol
         subject=name,
         problem=f"{name} answers {rate:.1%} of its requests with a server error (5xx) {window}",
         evidence={"requests": total, "errors": errors, "error_rate": round(rate, 4), "window": window},
+        kind="errors",
         next_step=f"Look at {name}'s log for the failing requests (slowest_routes and service_stats show which "
         f"routes and dependencies); a dependency it calls may be down.",
     )
@@ -156,6 +163,7 @@ def _slow(name: str, stats: dict[str, Any], facts: Facts, limits: Thresholds) ->
             "ceiling_ms": round(ceiling, 1),
             "samples": len(history),
         },
+        kind="latency",
         next_step=f"slowest_routes('{name}') shows which routes; check its dependencies (database, Redis, the "
         f"services it calls) and the machine's CPU.",
     )
@@ -270,6 +278,7 @@ def _alerts(alerts: AlertList) -> list[Finding]:
             problem=f"alert {alert.name} is firing: {alert.summary}",
             evidence={"labels": alert.labels, "description": alert.description, "since": alert.starts_at},
             next_step=f"Follow its runbook ({alert.runbook_url})." if alert.runbook_url else alert.description,
+            kind=ALERT_KINDS.get(alert.name),
         )
         for alert in alerts.alerts
     ]

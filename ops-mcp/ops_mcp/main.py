@@ -15,9 +15,11 @@ from titanium_common.auth_client import TokenVerifier, settings_token_verifier
 from titanium_common.errors import error_body
 from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.http_client import create_client_session
+from titanium_common.loops import stop_tasks
 from titanium_common.runner import serve
 
 from . import api
+from .access import admin_identity
 from .operations import SERVICES_READ, LiveOperations
 from .reader import SuiteReader, caller_authorization
 from .sampler import Sampler
@@ -37,7 +39,7 @@ class AdminOnly:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
         try:
-            await api.admin_identity(self.verifier(), request)
+            await admin_identity(self.verifier(), request)
         except HTTPException as exc:
             response = JSONResponse(error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
             await response(scope, receive, send)
@@ -67,8 +69,7 @@ def create_app(settings: OpsSettings | None = None) -> FastAPI:
             ):
                 yield
         finally:
-            sampling.cancel()
-            await asyncio.gather(sampling, return_exceptions=True)
+            await stop_tasks([sampling])
             await session.close()
 
     app = create_fastapi_app(settings, title="ops-mcp", distribution="ops-mcp", routers=[api.router], lifespan=lifespan)

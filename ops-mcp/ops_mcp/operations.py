@@ -10,7 +10,10 @@ from titanium_common.clock import utc_iso
 
 from . import diagnosis
 from .alerts import AlertsReader
-from .models import (
+from .reader import SuiteReader, UpstreamError
+from .route_latency import route_latencies, slowest
+from .sampler import Sampler
+from .schemas import (
     SERVICE_NAMES,
     AlertList,
     BalancerState,
@@ -30,9 +33,6 @@ from .models import (
     SuiteStatus,
     Trace,
 )
-from .reader import SuiteReader, UpstreamError
-from .routes import route_latencies, slowest
-from .sampler import Sampler
 from .settings import OpsSettings
 from .traces import TraceReader, cite_traces
 
@@ -98,7 +98,7 @@ class LiveOperations:
     ) -> None:
         self.reader = reader
         self.alerts_reader = alerts or AlertsReader(reader.session, settings.alertmanager_url, settings.read_timeout_s)
-        self.traces = traces or TraceReader(reader.session, settings.replica_urls(), settings.read_timeout_s)
+        self.traces = traces or TraceReader(reader.session, settings.service_replicas(), settings.read_timeout_s)
         self.sampler = sampler
         self.settings = settings
         self.limits = diagnosis.Thresholds(
@@ -126,13 +126,14 @@ class LiveOperations:
         )
 
     async def suite_status(self) -> SuiteStatus:
-        stats = await self.reader.all_stats(self.services)
+        stats, _ = await asyncio.gather(self.reader.all_stats(self.services), self.sampler.caught_up())
         listed = [service_status("load-balancer", self.sampler.balancer_or_failure())]
         listed += [service_status(name, stats[name]) for name in self.services]
         return SuiteStatus(services=listed, balancer=await self._balancer(), timestamp=utc_iso())
 
     async def service_stats(self, service: str) -> ServiceStats:
         if service == "load-balancer":
+            await self.sampler.caught_up()
             return ServiceStats(service=service, stats=self.sampler.balancer_or_failure())
         return ServiceStats(service=service, stats=await self.reader.stats(service))
 
@@ -220,12 +221,13 @@ class LiveOperations:
             return None, f"{service} {path} (no answer: {exc.detail})"
 
     async def diagnose(self) -> Diagnosis:
-        stats, (nodes, nodes_read), (pods, pods_read), (devices, devices_read), alerts = await asyncio.gather(
+        stats, (nodes, nodes_read), (pods, pods_read), (devices, devices_read), alerts, _ = await asyncio.gather(
             self.reader.all_stats(self.services),
             self._optional("cluster-monitor", "/api/nodes", "nodes"),
             self._optional("cluster-monitor", "/api/pods", "pods"),
             self._optional("edge-config", "/api/edge/devices", "devices"),
             self.alerts_reader.read(),
+            self.sampler.caught_up(),
         )
         since = self.sampler.oldest()
         balancer, _ = self.sampler.latest_balancer()
@@ -264,6 +266,7 @@ class LiveOperations:
         return await self.alerts_reader.read()
 
     async def stats_aggregate(self) -> dict[str, Any]:
+        await self.sampler.caught_up()
         _, age = self.sampler.latest_balancer()
         services = await self.reader.all_stats(self.services)
         balancer = self.sampler.balancer_or_failure() | {"sampled_s_ago": age}

@@ -1,17 +1,13 @@
 """The stdio server's backend: the same operations, asked of a running suite's `/api/ops/*` at TITANIUM_URL."""
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel
 
-from titanium_common.http_client import create_client_session
-
-from .models import (
+from .schemas import (
     AlertList,
     DeviceListing,
     DeviceStatus,
@@ -145,23 +141,3 @@ class RemoteOperations:
 
     async def trace(self, trace_id: str) -> Trace:
         return await self._get(Trace, f"/traces/{trace_id}")
-
-
-def run_stdio(settings: StdioSettings | None = None) -> None:
-    """An MCP server on stdin/stdout (a desktop assistant starts it as `python -m ops_mcp`)."""
-    from .tools import build_server
-
-    settings = settings or StdioSettings()
-    backend: list[RemoteOperations] = []
-
-    @contextlib.asynccontextmanager
-    async def lifespan(server) -> AsyncIterator[dict]:
-        # Inside the event loop the SDK runs the server in.
-        session = create_client_session(response_s=settings.titanium_timeout_s, pass_request_id=False)
-        backend.append(RemoteOperations(settings, session))
-        try:
-            yield {}
-        finally:
-            await session.close()
-
-    build_server(lambda: backend[0], lifespan=lifespan).run("stdio")

@@ -34,6 +34,17 @@ class Sampler:
         self.lb_timeout_s = lb_timeout_s
         # The latest failed read of the load balancer's /stats (`{"service_status", "error", "url"}`), if any.
         self.balancer_failure: dict[str, Any] | None = None
+        self._catching_up: asyncio.Task | None = None
+
+    async def caught_up(self) -> None:
+        """While there are no good balancer figures (none read yet, or the latest read failed), read them again now,
+        once for every caller waiting: right after start-up, when the suite's services start side by side, the first
+        background read can precede the balancer, and an answer would report it offline for a whole interval."""
+        if self.latest_balancer()[0] is not None:
+            return
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.create_task(self.sample_once(), name="sampler-catch-up")
+        await asyncio.shield(self._catching_up)
 
     async def sample_once(self) -> Sample:
         async def balancer() -> dict[str, Any] | None:

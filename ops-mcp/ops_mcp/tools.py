@@ -11,7 +11,9 @@ from pydantic import Field
 
 from titanium_common.errors import ServiceError
 
-from .models import (
+from .operations import Operations
+from .remote import SuiteUnavailable
+from .schemas import (
     AlertList,
     DeviceListing,
     DeviceStatus,
@@ -28,8 +30,6 @@ from .models import (
     SuiteStatus,
     Trace,
 )
-from .operations import Operations
-from .remote import SuiteUnavailable
 from .traces import MAX_UNIX_S
 
 Answer = TypeVar("Answer")

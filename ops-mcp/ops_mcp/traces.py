@@ -8,8 +8,8 @@ import aiohttp
 
 from titanium_common.tracing import BadTraceQuery, current_tracing, parse_trace_id
 
-from .models import SlowRequest, SlowRequests, Trace, TraceSpan
 from .reader import UpstreamError, caller_authorization
+from .schemas import SlowRequest, SlowRequests, Trace, TraceSpan
 
 # The proxies: a request's route is named by the service behind them.
 PROXIES = frozenset({"load-balancer", "api-gateway"})
@@ -134,8 +134,10 @@ def _summary(trace_id: str, roots: list[dict[str, Any]]) -> SlowRequest:
     )
 
 
-# How far back diagnose() looks for a trace to cite.
+# How far back diagnose() looks for a trace to cite, and among how many of the slowest requests.
 EVIDENCE_WINDOW_S = 300.0
+CITABLE_REQUESTS = 1000
+SUITE_READ_PATHS = frozenset({"/stats", "/stats/stream", "/health", "/metrics"})
 
 
 def slowest_hop(tree: Trace) -> tuple[TraceSpan, float]:
@@ -150,33 +152,75 @@ def slowest_hop(tree: Trace) -> tuple[TraceSpan, float]:
     return hop, own[hop.span_id] / tree.duration_ms if tree.duration_ms else 0.0
 
 
+def failing_hop(tree: Trace) -> TraceSpan | None:
+    """The hop that returned the error: the deepest span that failed (error status or a 5xx answer); the spans
+    above it only passed the error on."""
+    by_id = {span.span_id: span for span in tree.spans}
+
+    def depth(span: TraceSpan) -> int:
+        steps = 0
+        while span.parent_id in by_id and steps < len(by_id):
+            span, steps = by_id[span.parent_id], steps + 1
+        return steps
+
+    failed = [span for span in tree.spans if span.error or _server_error(span.attributes)]
+    return max(failed, key=lambda span: (depth(span), span.start_unix_ns), default=None)
+
+
+def _server_error(attributes: dict[str, Any]) -> bool:
+    status = attributes.get("http.response.status_code")
+    return isinstance(status, int) and status >= 500
+
+
+def _suite_read(route: str) -> bool:
+    """The suite's own reads of itself (/stats and its fan-out, health checks, metrics, span buffers), which a
+    caller without X-Heartbeat can still make: no evidence about the requests a service finding is about."""
+    path = route.rsplit(" ", 1)[-1]
+    return path in SUITE_READ_PATHS or path.startswith("/internal/")
+
+
 async def cite_traces(findings: list, traces: TraceReader, now_s: float) -> None:
-    """Each finding about a slow or failing service gains the trace that shows it: the slowest (or a failed)
-    recent request through that service, and the hop that took most of its time."""
-    about = [f for f in findings if f.subject in traces.sources and ("slow" in f.problem or "error" in f.problem)]
+    """Each finding about a service's errors or latency gains the trace that shows it: for errors, a failed recent
+    request through that service and the hop that returned the error; for latency, the slowest recent request
+    through it and the hop that took most of its time."""
+    about = [f for f in findings if f.subject in traces.sources and f.kind in ("errors", "latency")]
     if not about:
         return
-    recent = await traces.slow_requests(100, now_s - EVIDENCE_WINDOW_S)
+    recent = await traces.slow_requests(CITABLE_REQUESTS, now_s - EVIDENCE_WINDOW_S)
+    requests = [r for r in recent.requests if not _suite_read(r.route)]
     for finding in about:
-        through = [r for r in recent.requests if finding.subject in r.services]
-        failed = [r for r in through if r.error]
-        request = (failed or through or [None])[0]
-        if request is None:
+        through = [r for r in requests if finding.subject in r.services]
+        if finding.kind == "errors":
+            through = [r for r in through if r.error or (r.status or 0) >= 500]
+        if not through:
             continue
+        request = through[0]
         try:
             tree = await traces.trace(request.trace_id)
         except UpstreamError:
             continue
-        hop, share = slowest_hop(tree)
-        where = f"{hop.service} → {hop.name}"
-        finding.evidence["trace"] = {
+        cited: dict[str, Any] = {
             "trace_id": request.trace_id,
             "route": request.route,
             "duration_ms": request.duration_ms,
-            "slowest_hop": where,
-            "share": round(share, 3),
         }
-        finding.problem += (
-            f"; {request.route} took {request.duration_ms:.0f} ms, {share:.0%} in {where} "
-            f"(trace {request.trace_id[:6]}…)"
-        )
+        if finding.kind == "errors":
+            hop = failing_hop(tree)
+            if hop is None:
+                continue
+            where = f"{hop.service} → {hop.name}"
+            status = hop.attributes.get("http.response.status_code")
+            cited |= {"status": request.status, "failing_hop": where, "failing_hop_status": status}
+            finding.problem += (
+                f"; {request.route} answered {request.status}, the error coming from {where} "
+                f"(trace {request.trace_id[:6]}…)"
+            )
+        else:
+            hop, share = slowest_hop(tree)
+            where = f"{hop.service} → {hop.name}"
+            cited |= {"slowest_hop": where, "share": round(share, 3)}
+            finding.problem += (
+                f"; {request.route} took {request.duration_ms:.0f} ms, {share:.0%} in {where} "
+                f"(trace {request.trace_id[:6]}…)"
+            )
+        finding.evidence["trace"] = cited

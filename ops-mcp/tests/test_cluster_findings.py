@@ -9,6 +9,7 @@ from cluster_monitor.sources.simulated import SimulatedSource
 from ops_mcp.main import create_app
 from ops_mcp.settings import OpsSettings
 from tests.support.servers import free_port, serving
+from titanium_common.catalog import CATALOGUE
 
 from .conftest import until
 
@@ -19,11 +20,7 @@ QUIET_SEED = 977
 def settings_with(**urls: str) -> OpsSettings:
     """Every service at an address where nothing listens, but those given."""
     nowhere = f"http://127.0.0.1:{free_port()}"
-    addresses = {
-        f"{name}_url": nowhere
-        for name in ("load_balancer", "auth_service", "user_service", "blog_service", "cluster_monitor", "edge_config")
-    }
-    addresses |= {"gateway_urls": nowhere, "dashboard_urls": nowhere} | urls
+    addresses = {service.url_field: nowhere for service in CATALOGUE.pooled_by("ops-mcp")} | urls
     return OpsSettings(env="test", sample_interval_s=3600, **addresses)
 
 
@@ -38,16 +35,7 @@ async def test_with_nothing_running_every_service_is_offline_and_said_so():
         await until(lambda: _sampled(ops))
         report = (await client.get(f"{ops_url}/api/ops/diagnosis")).json()
     offline = {f["subject"] for f in report["findings"] if f["severity"] == "critical"}
-    assert offline == {
-        "load-balancer",
-        "api-gateway",
-        "auth-service",
-        "user-service",
-        "blog-service",
-        "cluster-monitor",
-        "edge-config",
-        "dashboard-ui",
-    }
+    assert offline == {service.name for service in CATALOGUE.pooled_by("ops-mcp")}
     assert report["healthy"] is False
     assert {"cluster-monitor", "edge-config"} <= {
         f["subject"] for f in report["findings"] if f["severity"] == "warning"

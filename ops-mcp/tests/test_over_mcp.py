@@ -1,8 +1,10 @@
 """The real suite (the launcher, free ports, private data) driven as an assistant drives it: an MCP client from
-the SDK over streamable HTTP through the load balancer and over stdio (`python -m ops_mcp`), every tool called and
+the SDK over streamable HTTP through the load balancer and over stdio (`python -m ops_mcp.stdio`), every tool called and
 checked against what the services themselves answer; diagnose() on a healthy suite, with a service stopped
-(SIGSTOP) and with a device unreachable; and the dashboard's Diagnosis panel in Chromium."""
+(SIGSTOP), with requests failing on a stopped service (the trace it cites) and with a device unreachable; and the
+dashboard's Diagnosis panel in Chromium."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -261,7 +263,7 @@ async def test_stdio_server_reads_the_suite_through_its_public_address(suite):
     # An admin's name and password, as a desktop assistant's config holds them: the server logs in itself.
     server = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "ops_mcp"],
+        args=["-m", "ops_mcp.stdio"],
         env={"TITANIUM_URL": suite.url("load-balancer"), "TITANIUM_USERNAME": ADMIN[0], "TITANIUM_PASSWORD": ADMIN[1]},
         cwd=str(REPO_ROOT),
     )
@@ -353,3 +355,31 @@ async def test_a_stopped_service_is_diagnosed_and_shown_on_the_dashboard(suite, 
 
     await until(user_service_answers_again)
     assert log.page_errors == []
+
+
+async def test_failing_requests_are_diagnosed_with_the_hop_that_returned_the_error(suite, user_token):
+    user_service = suite.processes["user-service"].proc.pid
+    os.kill(user_service, signal.SIGSTOP)
+    try:
+        # More than diagnose()'s minimum of requests, all waiting on the stopped service until the gateway gives up.
+        async with httpx.AsyncClient(base_url=suite.url("load-balancer"), timeout=30) as lb:
+            answers = await asyncio.gather(*(lb.get("/api/users/1", headers=bearer(user_token)) for _ in range(30)))
+        assert {answer.status_code for answer in answers} == {504}
+    finally:
+        os.kill(user_service, signal.SIGCONT)
+
+    def cites_the_route(finding: dict) -> bool:
+        # Once user-service, running again, has kept its span of the request, the request is named by its route.
+        cited = finding["evidence"].get("trace") or {}
+        return finding.get("kind") == "errors" and cited.get("route") == "GET /api/users/{user_id}"
+
+    async def cited_error_finding() -> dict | None:
+        report = await diagnosis(suite)
+        return next((f for f in report["findings"] if f["subject"] == "api-gateway" and cites_the_route(f)), None)
+
+    finding = await until(cited_error_finding)
+    cited = finding["evidence"]["trace"]
+    # The gateway's call to user-service returned the error, not the slowest hop, nor the balancer passing it on.
+    assert cited["status"] == 504
+    assert cited["failing_hop"] == "api-gateway → GET user-service"
+    assert "the error coming from api-gateway → GET user-service" in finding["problem"]

@@ -1,17 +1,30 @@
-"""One source of truth: the settings classes in the code decide what Compose and the manifests must set, and the
-three deployment descriptions (docker-compose.yml, skaffold.yaml, k8s-manifests) agree on images, ports, probe
-paths and who talks to whom."""
+"""One source of truth: the service catalogue (titanium_common.catalog) decides every list of services in the code,
+Compose and the manifests; the settings classes decide what Compose and the manifests must set; and the three
+deployment descriptions (docker-compose.yml, skaffold.yaml, k8s-manifests) agree on images, ports, probe paths and
+who talks to whom."""
 
 import re
+from typing import get_args
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
+import yaml
 
+from api_gateway.settings import PREFIXES, GatewaySettings
+from dashboard_ui.main import create_app as create_dashboard
+from dashboard_ui.settings import DashboardSettings
+from load_balancer import stats as lb_stats
+from load_balancer.main import create_app as create_load_balancer
+from load_balancer.settings import LoadBalancerSettings
+from ops_mcp.schemas import SERVICE_NAMES, ServiceName
+from ops_mcp.settings import OpsSettings
 from tests.support.deploy import (
     DATABASE_SERVICES,
     LOCAL_PREFIX,
     LOOPBACK,
     MANIFESTS,
+    REPO_ROOT,
     SERVICES,
     compose,
     compose_environment,
@@ -25,8 +38,13 @@ from tests.support.deploy import (
     skaffold_modules,
     unprefixed,
 )
+from tests.support.servers import serving
+from titanium_common.addresses import DEFAULT_PORTS, local_url
+from titanium_common.api_docs import DOCUMENTED_SERVICES
+from titanium_common.catalog import CATALOGUE
 from titanium_common.db import DatabaseSettings
-from titanium_common.settings import SERVICE_URL_SETTINGS
+from titanium_dev.suite import SERVICES as SUITE_SERVICES
+from titanium_dev.suite import Suite
 
 SETTINGS = {entry.service: entry.cls for entry in settings_classes()}
 APP_TREES = [p for p in kustomizations() if p.name != "loadgenerator"]
@@ -44,6 +62,142 @@ def test_every_service_and_the_common_base_has_a_settings_class():
     ), "the rule that decides what is required still sees the settings that matter"
     with_database = {service for service, cls in SETTINGS.items() if issubclass(cls, DatabaseSettings)}
     assert with_database == set(DATABASE_SERVICES), "the services with a database (startup probe, PostgreSQL)"
+
+
+# ---- the catalogue ------------------------------------------------------------------------------------------
+
+NAMES = CATALOGUE.names()
+# The services that hold a pool over others: their settings have a URL setting for each one.
+POOLING_CALLERS = sorted({caller for service in CATALOGUE for caller in service.pooled_by})
+
+
+def test_the_catalogue_lists_exactly_the_services_built_from_the_workspace():
+    assert set(NAMES) == set(SERVICES)
+    for service in CATALOGUE:
+        assert (REPO_ROOT / service.name / service.package / "__init__.py").is_file(), service.name
+        assert SETTINGS[service.name].model_fields["port"].default == service.port == DEFAULT_PORTS[service.name]
+        assert SETTINGS[service.name].model_fields["service_name"].default == service.name
+
+
+def test_default_addresses_come_from_the_catalogue():
+    assert CATALOGUE.default_ports() == DEFAULT_PORTS
+    for service in CATALOGUE:
+        assert local_url(service.name) == f"http://127.0.0.1:{service.port}"
+
+
+@pytest.mark.parametrize("caller", POOLING_CALLERS)
+def test_every_pooling_caller_has_a_url_setting_for_each_service_it_pools_and_no_other(caller):
+    cls = SETTINGS[caller]
+    fields = set(cls.model_fields)
+    expected = {service.url_field for service in CATALOGUE.pooled_by(caller)}
+    assert expected <= fields, f"{caller}: no setting for {sorted(expected - fields)}"
+    others = {s.url_field for s in CATALOGUE if s.name not in {x.name for x in CATALOGUE.pooled_by(caller)}}
+    assert not others & fields, f"{caller}: hand-typed addresses outside the catalogue: {sorted(others & fields)}"
+    assert set(cls().service_replicas()) == {s.name for s in CATALOGUE.pooled_by(caller)}
+
+
+def test_the_gateway_routes_exactly_the_catalogues_prefixes_and_pools_every_routed_service():
+    assert CATALOGUE.routes() == PREFIXES
+    settings = GatewaySettings()
+    assert settings.prefixes() == CATALOGUE.routes()
+    assert set(settings.service_replicas()) >= set(CATALOGUE.routes().values())
+
+
+def test_the_launcher_starts_the_catalogue_in_its_start_order_and_gives_each_pool_every_replica(tmp_path):
+    assert CATALOGUE.start_order() == SUITE_SERVICES
+    suite = Suite(replicas=2, data_dir=tmp_path, echo=None)
+    for caller in CATALOGUE:
+        env = suite.env_for(caller)
+        for service in CATALOGUE:
+            replicas = suite.replica_names(service.name) if caller.name in service.pooled_by else [service.name]
+            assert env[service.url_setting] == ",".join(map(suite.url, replicas)), (caller.name, service.name)
+
+
+def test_ops_mcp_names_every_service_it_reads():
+    names = tuple(service.name for service in CATALOGUE.pooled_by("ops-mcp"))
+    assert SERVICE_NAMES == names == get_args(ServiceName)
+    assert tuple(OpsSettings().service_urls()) == names
+
+
+async def test_the_balancers_stats_reads_every_probed_service_in_catalogue_order(monkeypatch):
+    asked = {}
+
+    async def recorded(client, targets, timeout_s):
+        asked.update(targets)
+        return {name: {"service_status": "online"} for name in targets}
+
+    monkeypatch.setattr(lb_stats, "fetch_all", recorded)
+    app = create_load_balancer(LoadBalancerSettings(env="test"))
+    async with serving(app):
+        await lb_stats.fan_out(app)
+    assert list(asked) == [s.name for s in CATALOGUE.probed()]
+    for service in CATALOGUE.probed():
+        assert asked[service.name] == [local_url(service.name)]
+
+
+def test_the_api_docs_page_lists_the_documented_services_in_catalogue_order():
+    assert tuple(s.name for s in CATALOGUE.documented()) == DOCUMENTED_SERVICES
+    assert list(DashboardSettings().api_docs()) == list(DOCUMENTED_SERVICES)
+
+
+async def test_the_dashboard_is_served_the_catalogues_order_and_types_none_of_its_own():
+    async with serving(create_dashboard(DashboardSettings(env="test"))) as url, aiohttp.ClientSession() as session:
+        answer = await session.get(url + "/dashboard-config.json")
+        config = await answer.json()
+    assert config["services"] == list(NAMES)
+    script = (REPO_ROOT / "dashboard-ui" / "static" / "app.js").read_text()
+    for literal in re.findall(r"\[[^\[\]]*\]", script):
+        listed = [name for name in NAMES if f'"{name}"' in literal]
+        assert len(listed) < 3, f"app.js types a list of services: {literal[:200]}"
+
+
+def test_compose_runs_every_catalogued_service_and_gives_each_pool_its_services_addresses():
+    services = compose()["services"]
+    for caller in POOLING_CALLERS:
+        env = compose_environment(services[caller])
+        for service in CATALOGUE.pooled_by(caller):
+            value = env.get(service.url_setting, "")
+            assert value, f"compose {caller}: {service.url_setting} not set"
+            for address in value.split(","):
+                url = urlsplit(address)
+                assert url.hostname == service.name, f"compose {caller} {service.url_setting}={address}"
+                assert url.port == (compose_port(services[service.name]) or service.port)
+    # edge-config refuses every address of the suite's own for a device.
+    suite = {urlsplit(a).hostname for a in compose_environment(services["edge-config"])["SUITE_URLS"].split(",")}
+    assert suite == set(NAMES)
+
+
+def test_the_readmes_ports_table_lists_the_catalogue():
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme.split("## Ports", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    assert [(name.strip(), int(port)) for name, port in rows] == list(CATALOGUE.default_ports().items())
+
+
+def test_the_manifests_have_one_file_per_service_and_give_each_pool_its_services_addresses():
+    base = MANIFESTS / "base"
+    resources = yaml.safe_load((base / "kustomization.yaml").read_text())["resources"]
+    for service in CATALOGUE:
+        assert f"{service.name}.yaml" in resources, f"k8s-manifests/base lists no {service.name}.yaml"
+        kinds = {doc["kind"] for doc in yaml.safe_load_all((base / f"{service.name}.yaml").read_text()) if doc}
+        assert {"Deployment", "Service"} <= kinds, service.name
+    for tree in APP_TREES:
+        docs = render(tree)
+        prefix = prefix_of(docs)
+        services = of_kind(docs, "Service")
+        for caller in POOLING_CALLERS:
+            env = service_env(docs, caller, prefix)
+            for service in CATALOGUE.pooled_by(caller):
+                value = env.get(service.url_setting, "")
+                assert value, f"{tree.name} {caller}: {service.url_setting} not set"
+                for address in value.split(","):
+                    url = urlsplit(address)
+                    target = services[url.hostname]["spec"]
+                    assert unprefixed(target["selector"]["app"], prefix) == service.name, (caller, address)
+                    assert url.port == service.port, (caller, address)
+        suite_urls = service_env(docs, "edge-config", prefix)["SUITE_URLS"].split(",")
+        apps = {unprefixed(services[urlsplit(a).hostname]["spec"]["selector"]["app"], prefix) for a in suite_urls}
+        assert apps == set(NAMES), f"{tree.name}: edge-config's SUITE_URLS"
 
 
 def service_env(docs, name: str, prefix: str) -> dict[str, str]:
@@ -102,10 +256,9 @@ def test_every_address_in_the_manifests_names_a_service_and_its_port(tree):
 
 # What the balancing pools are given (the load balancer's, and the gateway's: each upstream URL is a pool), and the
 # services the load balancer's /stats reads every replica of: a host name they resolve to every replica.
-POOLS = {
-    "load-balancer": {"GATEWAY_URLS", "DASHBOARD_URLS"} | {field.upper() for field in SERVICE_URL_SETTINGS.values()},
-    "api-gateway": {name.upper() for name in SETTINGS["api-gateway"].model_fields if name.endswith("_url")},
-}
+# ops-mcp is given every replica's address on one machine, but resolves no host name to its pods: in a cluster it
+# reads one replica of each service, through the ClusterIP Service.
+POOLS = {caller: {s.url_setting for s in CATALOGUE.pooled_by(caller)} for caller in ("load-balancer", "api-gateway")}
 
 
 @pytest.mark.parametrize("tree", APP_TREES, ids=[str(p.relative_to(MANIFESTS)) for p in APP_TREES])

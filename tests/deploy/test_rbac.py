@@ -7,11 +7,11 @@ import contextlib
 import httpx
 import pytest
 from aiohttp import web
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from cluster_monitor.settings import ClusterMonitorSettings
-from cluster_monitor.sources.kubernetes import KARMADA, KubernetesSource
+from cluster_monitor.sources.kubernetes import KARMADA, KubernetesSource, open_clients, open_karmada
 from edge_config.main import create_app
 from edge_config.settings import EdgeConfigSettings
 from tests.support.deploy import LOCAL_NAMESPACE, MANIFESTS, render
@@ -38,10 +38,16 @@ def scoped(granted: set, calls: set) -> set:
     return {(v, g, r, None if (v, g, r) in cluster_wide else ns) for v, g, r, ns in calls}
 
 
-async def elect_leaders(settings: list[ClusterMonitorSettings], api_client) -> None:
+def lease_cluster(monkeypatch, kubeconfig) -> None:
+    """Where the lease takes its Lease outside a pod: the current context of $KUBECONFIG."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+
+async def elect_leaders(settings: list[ClusterMonitorSettings]) -> None:
     """Leader election as the service runs it: replicas contend for the Lease, the holder renews and releases it
     when it stops, and another takes it over (get, create, update)."""
-    first, second = (open_lease(s, redis_prefix="unused:", kube_api_client=api_client) for s in settings)
+    first, second = [await open_lease(s, redis_prefix="unused:") for s in settings]
     await first.start()
     await second.start()
     assert (first.mode, second.mode) == ("holder", "follower"), (first.snapshot(), second.snapshot())
@@ -58,7 +64,7 @@ def node(name: str) -> dict:
     }
 
 
-async def test_cluster_monitor_can_make_exactly_its_calls(tmp_path):
+async def test_cluster_monitor_can_make_exactly_its_calls(tmp_path, monkeypatch):
     docs = render(MANIFESTS / "tests" / "karmada")
     rbac = Rbac.from_manifests(docs)
     async with (
@@ -76,9 +82,10 @@ async def test_cluster_monitor_can_make_exactly_its_calls(tmp_path):
             "/".join(KARMADA[:2]) + "/clusters", {"metadata": {"name": "member1"}, "status": member_ready}
         )
 
-        api = await config.new_client_from_config(str(member.kubeconfig), persist_config=False)
-        plane = await config.new_client_from_config(str(karmada.kubeconfig), persist_config=False)
-        source = KubernetesSource({"member1": api}, plane)
+        # Connected as the service connects (titanium_common.kube through its settings).
+        paths = ClusterMonitorSettings(kubeconfig=str(member.kubeconfig), karmada_kubeconfig=str(karmada.kubeconfig))
+        source = KubernetesSource(await open_clients(paths), await open_karmada(paths))
+        api = source.clients["member1"]
         try:
             assert await source.probe() == {"member1": None}
             (cluster,) = await source.snapshot()
@@ -92,7 +99,8 @@ async def test_cluster_monitor_can_make_exactly_its_calls(tmp_path):
                 ClusterMonitorSettings(lease_backend="kubernetes", lease_namespace=LOCAL_NAMESPACE, replica_name=name)
                 for name in ("cluster-monitor-a", "cluster-monitor-b")
             ]
-            await elect_leaders(replicas, api)
+            lease_cluster(monkeypatch, member.kubeconfig)
+            await elect_leaders(replicas)
         finally:
             await source.close()
 
@@ -120,10 +128,11 @@ async def device():
 
 
 @pytest.mark.skipif(LAN is None, reason="needs a non-loopback IPv4 address for the device")
-async def test_edge_config_can_make_exactly_its_calls_in_its_namespace_only(tmp_path, auth_processes):
+async def test_edge_config_can_make_exactly_its_calls_in_its_namespace_only(tmp_path, auth_processes, monkeypatch):
     docs = render(MANIFESTS / "overlays" / "local")
     rbac = Rbac.from_manifests(docs)
     async with rbac_cluster(tmp_path, rbac, EDGE_CONFIG, "edge") as cluster, device() as device_port:
+        lease_cluster(monkeypatch, cluster.kubeconfig)
         settings = EdgeConfigSettings(
             env="test",
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

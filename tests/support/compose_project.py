@@ -115,9 +115,6 @@ class ComposeProject:
         code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
         return json.loads(self.engine.docker("exec", container.id, "python", "-c", code).stdout)
 
-    def logs(self, service: str) -> str:
-        return self.compose("logs", "--no-color", "--no-log-prefix", service, check=False).stdout
-
     def unhealthy_logs(self) -> str:
         parts = []
         for container in self.containers():

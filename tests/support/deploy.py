@@ -105,11 +105,6 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
     return workload["spec"]["template"]["spec"]
 
 
-def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
-    template = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
-    return template["template"]["metadata"].get("labels", {})
-
-
 def workloads(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")]
 

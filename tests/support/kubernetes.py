@@ -20,6 +20,10 @@ loads it exactly as it would load a real one:
 
     async with kubernetes_api(tmp_path, "a", "b") as api: ...   # the same outside a fixture
 
+    async with in_cluster_api(tmp_path) as pod: ...      # one cluster as a pod sees its own (see InClusterApi)
+    async def test_in_a_pod(kube_pod): ...                # the same, and titanium_common.kube pointed at it
+    async def test_no_cluster(no_kube_config): ...       # no pod, no $KUBECONFIG, no ~/.kube/config
+
 Served from the start (empty lists, not 404): core/v1 nodes, pods, namespaces, services, endpoints, events;
 apps/v1 deployments; discovery.k8s.io/v1 endpointslices. Any other resource (metrics.k8s.io NodeMetrics and
 PodMetrics, Karmada's clusters.cluster.karmada.io/v1alpha1 clusters) is served once an object of it is created or
@@ -40,19 +44,26 @@ no admission, defaulting or validation (store only well-formed objects).
 
 import contextlib
 import datetime
+import ipaddress
 import itertools
 import re
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
 import aiohttp.web
 import attrs
 import kmock
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 DEFAULT_CONTEXTS = ("member1", "member2")
 TOKEN = "double-token"
@@ -315,6 +326,105 @@ async def kubernetes_api(directory: Path, *contexts: str) -> AsyncIterator[KubeA
             clusters[name] = FakeCluster(name, api, str(server.url).rstrip("/"))
         path = write_kubeconfig(directory / "kubeconfig", {n: c.url for n, c in clusters.items()}, contexts[0])
         yield KubeApi(path, clusters)
+
+
+def _self_signed(cert_file: Path, key_file: Path, host: str) -> None:
+    """A certificate for `host` (an IP address) that is its own CA, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api-server-double")])
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True
+        )  # digitalSignature, keyCertSign
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+class _TlsServer(aiohttp.test_utils.RawTestServer):
+    """kmock's server, over TLS (kmock itself serves plain HTTP only)."""
+
+    def __init__(self, handler, *, tls: ssl.SSLContext, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.tls = tls
+
+    async def start_server(self, **kwargs) -> None:
+        await super().start_server(ssl=self.tls, **kwargs)
+
+
+@dataclass
+class InClusterApi:
+    """One cluster as a pod sees its own: the API server double over HTTPS at `host`:`port` (what
+    KUBERNETES_SERVICE_HOST and _PORT say in a pod) and a service-account directory (token, ca.crt, namespace) as
+    Kubernetes mounts it. Point the code under test at `service_account` and set the two variables."""
+
+    cluster: FakeCluster
+    service_account: Path
+    host: str
+    port: int
+    namespace: str
+    token: str = TOKEN
+
+
+@contextlib.asynccontextmanager
+async def in_cluster_api(directory: Path, namespace: str = "titanium") -> AsyncIterator[InClusterApi]:
+    account = directory / "serviceaccount"
+    account.mkdir()
+    ca_file, key_file = account / "ca.crt", directory / "api-server.key"
+    _self_signed(ca_file, key_file, "127.0.0.1")
+    (account / "token").write_text(TOKEN)
+    (account / "namespace").write_text(namespace)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(ca_file, key_file)
+    trusted = ssl.create_default_context(cafile=str(ca_file))
+
+    def server(handler, **kwargs) -> _TlsServer:
+        return _TlsServer(handler, tls=served, **kwargs)
+
+    def session(url) -> aiohttp.ClientSession:  # the double's own client (FakeCluster's writes) trusts the CA
+        return aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=trusted))
+
+    async with ApiServerDouble() as api, kmock.Server(api, server_cls=server, client_fct=session) as served_at:
+        cluster = FakeCluster("in-cluster", api, str(served_at.url).rstrip("/"))
+        yield InClusterApi(cluster, account, served_at.host, served_at.port, namespace)
+
+
+@pytest.fixture
+def no_kube_config(monkeypatch, tmp_path) -> Path:
+    """Outside a pod, no $KUBECONFIG, an empty home (no ~/.kube/config), as titanium_common.kube sees it; the home."""
+    for variable in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBECONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr("titanium_common.kube.SERVICE_ACCOUNT", tmp_path / "no-service-account")
+    return home
+
+
+@pytest.fixture
+async def kube_pod(no_kube_config, monkeypatch, tmp_path) -> AsyncIterator[InClusterApi]:
+    """In a pod, as titanium_common.kube sees it: its service account and KUBERNETES_SERVICE_HOST/_PORT."""
+    async with in_cluster_api(tmp_path) as api:
+        monkeypatch.setattr("titanium_common.kube.SERVICE_ACCOUNT", api.service_account)
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", api.host)
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.port))
+        yield api
 
 
 def pytest_configure(config: pytest.Config) -> None:

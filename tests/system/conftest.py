@@ -32,6 +32,8 @@ def suite(tmp_path_factory):
                 # Every system test registers its accounts from this machine's one address (the limit itself is
                 # proven by user-service's own tests).
                 "REGISTRATION_BURST": "100000",
+                # test_request_path finds each request's line in every hop's log.
+                "ACCESS_LOG": "every",
             },
         ) as running,
     ):

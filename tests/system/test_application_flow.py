@@ -15,7 +15,7 @@ def lb(suite):
 
 
 def register_and_login(lb: httpx.Client, *, original_paths: bool = False) -> tuple[int, str]:
-    """A new user (through the original clients' paths if asked); returns (id, bearer token)."""
+    """A new user (through the original system's paths if asked); returns (id, bearer token)."""
     username = f"u{uuid.uuid4().hex[:10]}"
     account = {"username": username, "email": f"{username}@example.com", "password": "correct horse battery"}
     if original_paths:

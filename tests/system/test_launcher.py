@@ -55,7 +55,7 @@ def test_make_run_launcher_starts_everything_and_ctrl_c_leaves_no_orphan(tmp_pat
     env.update({name.upper().replace("-", "_") + "_PORT": str(port) for name, port in ports.items()})
     env.pop("REDIS_URL", None)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "titanium_dev.suite"],
+        [sys.executable, "-m", "titanium_dev.run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -114,7 +114,7 @@ def test_two_replicas_on_sqlite_are_refused_with_the_reason(tmp_path, monkeypatc
     env = dict(os.environ, REPLICAS="2", DATA_DIR=str(tmp_path))
     env.pop("DATABASE_URL", None)
     run = subprocess.run(
-        [sys.executable, "-m", "titanium_dev.suite"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "titanium_dev.run"], env=env, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 1
     assert "REPLICAS=2 needs PostgreSQL" in run.stdout
@@ -138,7 +138,6 @@ def test_two_replicas_of_the_balancer_and_the_gateway_balance_over_each_other(tm
         env = suite.env_for(services[1], "load-balancer-2")
         assert env["GATEWAY_URLS"] == f"{suite.url('api-gateway')},{suite.url('api-gateway-2')}"
         assert env["REPLICA_NAME"] == "load-balancer-2"
-        seen = set()
         for _ in range(6):
             answer = httpx.get(f"{suite.url('load-balancer-2')}/api/health")
             assert answer.status_code == 200

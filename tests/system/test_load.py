@@ -1,5 +1,5 @@
 """The load tests themselves, run for real (locust against the suite the system tests start): what they report,
-what they leave behind, the originals' scripts and their exit codes. Speed is never asserted here: the latency
+what they leave behind, the original system's scripts and their exit codes. Speed is never asserted here: the latency
 limit is off except where a run must fail."""
 
 import asyncio

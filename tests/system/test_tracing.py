@@ -1,11 +1,15 @@
 """Tracing through the real suite: spans exported over OTLP/HTTP to a receiver started here (decoded with
-opentelemetry-proto), the caller's trace context kept or refused, a dead or hung collector costing requests
-nothing, and ops-mcp's traces read from the services' span buffers."""
+opentelemetry-proto), the caller's trace context kept or refused and carried through the suite's own fan-outs,
+Redis commands as spans, the trace id in JSON log lines, a dead or hung collector costing requests nothing, and
+ops-mcp's traces read from the services' span buffers."""
 
 import contextlib
+import json
 import random
 import secrets
+import statistics
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,23 +35,29 @@ class OtlpReceiver:
         self.released = threading.Event()
         self.released.set()
         self.exports_held = 0
+        # (service, when) of each export held: an exporter sends its next one only once it gave up on the last.
+        self.holds: list[tuple[str, float]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                received = [
+                    ({a.key: a.value.string_value for a in resource.resource.attributes}["service.name"], span)
+                    for resource in request.resource_spans
+                    for scope_spans in resource.scope_spans
+                    for span in scope_spans.spans
+                ]
                 if not receiver.released.is_set():
                     with receiver.lock:
                         receiver.exports_held += 1
+                        receiver.holds += [(service, time.monotonic()) for service in {s for s, _ in received}]
                     receiver.held.set()
                     receiver.released.wait(30)
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
                 with receiver.lock:
-                    for resource_spans in request.resource_spans:
-                        attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                        for scope_spans in resource_spans.scope_spans:
-                            receiver.spans += [(attributes["service.name"], s) for s in scope_spans.spans]
+                    receiver.spans += received
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
@@ -66,7 +76,17 @@ class OtlpReceiver:
 
     def hang(self) -> None:
         self.held.clear()
+        self.holds.clear()
         self.released.clear()
+
+    def given_up(self) -> dict[str, tuple[float, float]]:
+        """Each service whose exporter gave up on a held export (it sent another): when the first was held, and
+        when the next arrived."""
+        with self.lock:
+            times: dict[str, list[float]] = {}
+            for service, when in self.holds:
+                times.setdefault(service, []).append(when)
+        return {service: (held[0], held[1]) for service, held in times.items() if len(held) >= 2}
 
     def release(self) -> None:
         self.released.set()
@@ -94,6 +114,9 @@ def traced_suite(receiver, tmp_path_factory):
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         # Batches every 100 ms (the SDK's own variable), so that the test's spans arrive soon.
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "LOG_FORMAT": "json",
+        # A hung collector is given up on after 2 s rather than 10 (the SDK's variable, in seconds).
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2",
     }
     with (
         open(OUTPUT / "tracing-suite.log", "w") as log,
@@ -135,14 +158,34 @@ async def test_a_login_and_a_post_are_one_trace_across_five_services(lb, receive
     assert created.headers["X-Trace-Id"] == trace_id
 
     wanted = {"load-balancer", "api-gateway", "auth-service", "user-service", "blog-service"}
+    # Every span read below: a service's spans of one trace may come in more than one export (each service
+    # exports on its own schedule), so one of them being in says nothing of the others.
+    wanted_spans = {
+        ("api-gateway", "POST auth-service"),
+        ("auth-service", "POST /api/auth/login"),
+        ("user-service", "POST /internal/credentials/verify"),
+        ("blog-service", "POST /api/posts"),
+        ("auth-service", "GET /api/auth/verify"),
+    }
+    wanted_queries = {("user-service", "sqlite"), ("blog-service", "sqlite")}
+
+    def db_systems(spans: list) -> set[tuple[str, str]]:
+        return {
+            (service, a.value.string_value)
+            for service, span in spans
+            for a in span.attributes
+            if a.key == "db.system.name"
+        }
 
     def whole() -> list | None:
-        """The trace's spans once every service's are in and every span's parent is among them or is the
-        client's span: one tree, nothing orphaned (each service exports on its own schedule)."""
+        """The trace's spans once every service's are in, every span read below with them, and every span's parent
+        is among them or is the client's span: one tree, nothing orphaned."""
         spans = receiver.of_trace(trace_id)
         ids = {span.span_id.hex() for _, span in spans} | {client_span}
         linked = all(span.parent_span_id.hex() in ids for _, span in spans)
-        return spans if linked and wanted <= {service for service, _ in spans} else None
+        names = {(service, span.name) for service, span in spans}
+        complete = wanted <= {service for service, _ in spans} and wanted_spans <= names
+        return spans if linked and complete and wanted_queries <= db_systems(spans) else None
 
     spans = await eventually(whole, timeout_s=20)
     by_id = {span.span_id.hex(): (service, span) for service, span in spans}
@@ -162,10 +205,6 @@ async def test_a_login_and_a_post_are_one_trace_across_five_services(lb, receive
     # Database queries and Redis commands are spans of their own, with the database conventions' attributes.
     kinds = {(service, span.kind) for service, span in spans}
     assert ("blog-service", 3) in kinds  # SPAN_KIND_CLIENT: a query or an outbound call
-    systems = {
-        (service, a.value.string_value) for service, span in spans for a in span.attributes if a.key == "db.system.name"
-    }
-    assert {("user-service", "sqlite"), ("blog-service", "sqlite")} <= systems, systems
     route = named[("blog-service", "POST /api/posts")]
     attributes = {a.key: a.value for a in route.attributes}
     assert attributes["http.route"].string_value == "/api/posts"
@@ -204,16 +243,113 @@ async def test_errors_carry_the_trace_id(lb):
     assert missing.status_code == 404 and missing.json()["trace_id"] == trace_id
 
 
-async def test_a_hung_collector_holds_no_request(lb, receiver):
+def attribute_values(span) -> dict[str, object]:
+    return {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
+
+
+async def test_redis_commands_are_spans_of_a_traced_request(lb, receiver):
+    trace_id, _, traceparent = client_traceparent()
+    await register_and_login(lb, {"traceparent": traceparent})
+
+    def redis_spans() -> list | None:
+        spans = [
+            span
+            for service, span in receiver.of_trace(trace_id)
+            if service == "auth-service" and "redis" in attribute_values(span).values()
+        ]
+        return spans or None
+
+    # A login goes through auth-service's throttle, whose counters are Redis scripts: CLIENT spans of the request.
+    spans = await eventually(redis_spans, timeout_s=20)
+    assert all(span.kind == 3 for span in spans)  # SPAN_KIND_CLIENT
+
+
+async def fan_out_spans(receiver: OtlpReceiver, trace_id: str, caller: str, services: set[str]) -> dict[str, list]:
+    """Each of `services`' SERVER spans in the trace whose parent is a span of `caller` (its call to them)."""
+
+    def found() -> dict[str, list] | None:
+        spans = receiver.of_trace(trace_id)
+        of_caller = {span.span_id.hex() for service, span in spans if service == caller}
+        called: dict[str, list] = {}
+        for service, span in spans:
+            if service in services and span.kind == 2 and span.parent_span_id.hex() in of_caller:  # SERVER
+                called.setdefault(service, []).append(span)
+        return called if set(called) == services else None
+
+    return await eventually(found, timeout_s=20)
+
+
+async def test_the_balancers_stats_fan_out_carries_the_trace(lb, receiver):
+    trace_id, _, traceparent = client_traceparent()
+    answer = await lb.get("/stats", headers={"traceparent": traceparent})
+    assert answer.status_code == 200 and answer.headers["X-Trace-Id"] == trace_id
+    called = await fan_out_spans(receiver, trace_id, "load-balancer", {"user-service", "blog-service", "auth-service"})
+    assert all(span.name == "GET /stats" for spans in called.values() for span in spans)
+
+
+async def test_ops_mcps_calls_to_the_services_carry_the_trace(lb, receiver):
+    trace_id, _, traceparent = client_traceparent()
+    answer = await lb.get("/api/ops/diagnosis", headers={"traceparent": traceparent})
+    assert answer.status_code == 200, answer.text
+    await fan_out_spans(receiver, trace_id, "ops-mcp", {"user-service", "blog-service", "auth-service"})
+
+
+async def test_json_log_lines_carry_the_trace_id(lb):
+    trace_id, _, traceparent = client_traceparent()
+    # A 4xx answer's access line is written at INFO on every hop it passed.
+    assert (await lb.get("/api/no-such-route", headers={"traceparent": traceparent})).status_code == 404
+
+    def logged_by() -> set[str] | None:
+        services = set()
+        for line in (OUTPUT / "tracing-suite.log").read_text().splitlines():
+            _, _, logged = line.partition("| ")
+            if trace_id in logged:
+                record = json.loads(logged)
+                assert record["trace_id"] == trace_id, record
+                services.add(record["service"])
+        return services if {"load-balancer", "api-gateway"} <= services else None
+
+    await eventually(logged_by, timeout_s=10)
+
+
+async def answered_requests(lb: httpx.AsyncClient, count: int) -> list[tuple[float, float]]:
+    """(seconds taken, when answered) of `count` requests in a row, each answered 200."""
+    answered = []
+    for _ in range(count):
+        started = time.monotonic()
+        assert (await lb.get("/api/posts")).status_code == 200
+        answered.append((time.monotonic() - started, time.monotonic()))
+    return answered
+
+
+async def test_a_collector_hung_past_the_exporters_timeout_holds_no_request(lb, receiver):
+    answering = await answered_requests(lb, 20)
     receiver.hang()
     try:
         # Spans to export, then wait until the exporters' requests are held by the collector.
         await lb.get("/api/posts")
         await eventually(receiver.held.is_set, timeout_s=10)
-        # While every service's exporter waits on the collector, requests are answered as usual.
-        for _ in range(20):
-            assert (await lb.get("/api/posts")).status_code == 200
-        assert receiver.exports_held >= 1 and not receiver.released.is_set()
+        # Requests keep coming until an exporter of a service on their path gave up on its held export (its 2 s
+        # timeout) and sent the next: the collector has hung past the timeout, and every request was answered.
+        route = {"load-balancer", "api-gateway", "blog-service"}
+        hanging: list[tuple[float, float]] = []
+
+        async def one_given_up() -> dict:
+            hanging.extend(await answered_requests(lb, 1))
+            return {s: window for s, window in receiver.given_up().items() if s in route}
+
+        given_up = await eventually(one_given_up, timeout_s=30, every_s=0)
+        assert not receiver.released.is_set()
+        # Requests through that service were answered while its exporter was blocked: had the export run on the
+        # request path, one request would have waited out the whole hold, not several been answered inside it.
+        service, (held, next_export) = next(iter(given_up.items()))
+        inside = [taken for taken, at in hanging if held < at < next_export]
+        assert len(inside) >= 3, (service, len(inside))
+        print(
+            f"collector answering: median {statistics.median(t for t, _ in answering) * 1000:.1f} ms; hung: median "
+            f"{statistics.median(t for t, _ in hanging) * 1000:.1f} ms over {len(hanging)} requests, {len(inside)} "
+            f"answered while {service}'s export was held"
+        )
     finally:
         receiver.release()
 

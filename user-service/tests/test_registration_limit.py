@@ -37,7 +37,7 @@ async def test_one_address_gets_its_burst_then_429_with_retry_after(limited, ide
     url, client = identity.user_url, identity.client
     for i in range(BURST - 1):
         assert (await register(client, url, f"spam{i}", "203.0.113.5")).status_code == 201
-    # The original clients' path draws on the same allowance.
+    # The original system's path draws on the same allowance.
     assert (await register(client, url, "spamorig", "203.0.113.5", "/api/register")).status_code == 201
     refused = await register(client, url, "spam-last", "203.0.113.5")
     assert refused.status_code == 429

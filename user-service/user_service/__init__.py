@@ -1,1 +1,1 @@
-"""user-service: users with a database and a Redis cache-aside."""
+"""user-service: users with a database, and their reads kept in the process while no user changes."""

@@ -9,12 +9,12 @@ from titanium_common.fastapi_app import create_fastapi_app
 from titanium_common.revocations import RevocationFeed
 from titanium_common.runner import serve
 from titanium_common.throttling import RateLimiter
+from titanium_common.versioned_cache import versioned_cache
 
 from . import api
-from .cache import UserCache
 from .passwords import Passwords
 from .settings import UserSettings
-from .store import UserStore
+from .store import CHANGES, UserStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,7 +22,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: UserSettings | None = None) -> FastAPI:
     settings = settings or UserSettings()
     db = Database.from_settings(settings, migrations=MIGRATIONS)
-    cache = UserCache(settings.redis_url, settings.redis_prefix, settings.cache_ttl_s)
+    cache = versioned_cache(
+        name="user cache",
+        kinds=CHANGES,
+        database_backend=db.backend,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        max_age_s=settings.user_cache_max_age_s,
+        max_entries=settings.user_cache_entries,
+    )
     passwords = Passwords(
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
@@ -69,7 +77,10 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     db.attach(app.state.kit)
 
     async def user_figures() -> dict:
-        figures = {"users": await store.count()} | await cache.stats() | passwords.figures()
+        await cache.recheck()
+        figures = {"users": await store.count(), "cache": cache.stats()} | passwords.figures()
+        if cache.problem:
+            figures |= {"service_status": "degraded", "degraded_reasons": [cache.problem]}
         return figures | {"registration_limit": registrations.figure()}
 
     app.state.kit.add_stats_provider(user_figures)

@@ -1,4 +1,4 @@
-"""Users: registration, reads through the cache, changes, deletion and the credential check auth-service uses."""
+"""Users: registration, reads, changes, deletion and the credential check auth-service uses."""
 
 import contextlib
 import logging
@@ -8,14 +8,19 @@ from sqlalchemy import func, select
 
 from titanium_common.db import ConflictError, Database, NotFoundError
 from titanium_common.revocations import RevocationFeed
+from titanium_common.versioned_cache import VersionedCache
 
-from .cache import UserCache
 from .models import User
 from .passwords import Passwords, PasswordsBusy
 
 log = logging.getLogger("user_service.store")
 
 TAKEN = "username or email already registered"
+
+# What the cached user reads depend on: any committed change of a user (a registration changes no other user's
+# answer, as ids are never reused).
+USERS = "users"
+CHANGES = (USERS,)
 
 
 class AdminNotCreated(RuntimeError):
@@ -26,7 +31,7 @@ class UserStore:
     def __init__(
         self,
         db: Database,
-        cache: UserCache,
+        cache: VersionedCache,
         passwords: Passwords,
         revocations: RevocationFeed,
         *,
@@ -51,16 +56,12 @@ class UserStore:
         return record
 
     async def get(self, user_id: int) -> dict[str, Any]:
-        record, version = await self.cache.get(user_id)
-        if record is not None:
-            return record
+        """The user from the database (the routes keep its answer in `cache`)."""
         async with self.db.sessions() as session:
             user = await session.get(User, user_id)
         if user is None:
             raise NotFoundError(f"user {user_id} not found")
-        record = user.public()
-        await self.cache.fill(user_id, version, record)
-        return record
+        return user.public()
 
     async def page(self, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         async with self.db.sessions() as session:
@@ -89,7 +90,7 @@ class UserStore:
                 user.token_version += 1
             await session.flush()
             record = user.public()
-        await self.cache.invalidate(user_id)
+        await self.cache.changed(USERS)
         if revoke:
             await self.revocations.publish(user_id)
         return record
@@ -100,7 +101,7 @@ class UserStore:
             if user is None:
                 raise NotFoundError(f"user {user_id} not found")
             await session.delete(user)
-        await self.cache.invalidate(user_id)
+        await self.cache.changed(USERS)
         await self.revocations.publish(user_id)
         log.info("deleted user %d", user_id)
 
@@ -112,6 +113,7 @@ class UserStore:
                 raise NotFoundError(f"user {user_id} not found")
             user.token_version += 1
             version = user.token_version
+        await self.cache.changed(USERS)  # its `updated_at` moved
         await self.revocations.publish(user_id)
         log.info("revoked the tokens of user %d", user_id)
         return version
@@ -143,6 +145,7 @@ class UserStore:
             user = await session.get(User, user_id, with_for_update=True)
             if user is not None:
                 user.password_hash = password_hash
+        await self.cache.changed(USERS)  # its `updated_at` moved
 
     async def ensure_admin(self, username: str, password: str, email: str) -> None:
         """The first admin, from the environment; an existing account of that name is left as it is. An e-mail

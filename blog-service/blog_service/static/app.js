@@ -1,4 +1,4 @@
-// Titanium Blog SPA: hash routes as in the original (#/, #/login, #/signup, #/posts/:id, #/posts/new,
+// Titanium Blog SPA: hash routes as in the original system's SPA (#/, #/login, #/signup, #/posts/:id, #/posts/new,
 // #/posts/:id/edit), tokens in sessionStorage: a short-lived access token, renewed with the refresh token when
 // an answer says 401. Everything user-supplied goes in through textContent or attribute setters, never as HTML.
 "use strict";

@@ -3,7 +3,7 @@
 import logging
 from typing import Protocol
 
-from ..model import Cluster
+from ..resources import Cluster
 
 log = logging.getLogger("cluster_monitor.sources")
 
@@ -19,6 +19,8 @@ class Source(Protocol):
 
 async def open_source(settings) -> Source:
     """The configured source; with `auto`, Kubernetes only when at least one configured cluster answers."""
+    from titanium_common.kube import KubeConfigError
+
     from .kubernetes import KubernetesSource, open_clients, open_karmada
     from .simulated import SimulatedSource
 
@@ -27,7 +29,7 @@ async def open_source(settings) -> Source:
         return SimulatedSource(settings.simulation_seed)
     try:
         clients = await open_clients(settings)
-    except Exception as exc:  # no usable kubeconfig or in-cluster config
+    except KubeConfigError as exc:  # no usable kubeconfig or in-cluster config
         if settings.cluster_source == "kubernetes":
             raise RuntimeError(f"CLUSTER_SOURCE=kubernetes but no cluster configuration: {exc}") from exc
         log.info("cluster source: simulated (no Kubernetes configuration: %s)", exc)

@@ -1,20 +1,19 @@
 """Clusters read with kubernetes_asyncio: kubeconfig contexts or in-cluster config, metrics.k8s.io, Karmada.
 
-Only get/list is used (RBAC in README.md). Each cluster has its own ApiClient, opened once and closed on shutdown.
+Only get/list is used (RBAC in README.md). Each cluster has its own client from titanium_common.kube (its rules
+choose the configuration; every request ends within KUBERNETES_TIMEOUT_S), opened once and closed on shutdown.
 """
 
 import asyncio
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config.incluster_config import SERVICE_TOKEN_FILENAME
+from kubernetes_asyncio import client
 
-from ..model import Cluster, Deployment, Namespace, Node, Pod, Usage, display_name
+from titanium_common.kube import connect, failure_reason
+
 from ..quantities import cpu_millicores, memory_bytes
+from ..resources import Cluster, Deployment, Namespace, Node, Pod, Usage, display_name
 from ..settings import ClusterMonitorSettings
 
 log = logging.getLogger("cluster_monitor.kubernetes")
@@ -24,35 +23,20 @@ REGION_LABEL = "topology.kubernetes.io/region"
 KARMADA = ("cluster.karmada.io", "v1alpha1", "clusters")
 
 
-def _kubeconfig_path(settings: ClusterMonitorSettings) -> str:
-    return (
-        settings.kubeconfig
-        or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-        or str(Path.home() / ".kube" / "config")
-    )
-
-
-def _use_in_cluster(settings: ClusterMonitorSettings, kubeconfig: str) -> bool:
-    """In a pod with no contexts asked for and no kubeconfig: the pod's service account."""
-    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(SERVICE_TOKEN_FILENAME).exists()
-    return in_pod and not settings.contexts and not Path(kubeconfig).exists()
-
-
 async def open_clients(settings: ClusterMonitorSettings) -> dict[str, client.ApiClient]:
-    """One ApiClient per monitored cluster; raises when no configuration can be loaded."""
-    path = _kubeconfig_path(settings)
-    if _use_in_cluster(settings, path):
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return {settings.cluster_name: client.ApiClient(configuration)}
-    contexts = settings.contexts
-    if not contexts:
-        _, current = config.list_kube_config_contexts(path)
-        contexts = [current["name"]]
+    """One client per monitored cluster: each of CLUSTER_CONTEXTS in the kubeconfig; without them the kubeconfig's
+    current context, else the pod's service account (named CLUSTER_NAME). Raises KubeConfigError."""
+    timeout_s = settings.kubernetes_timeout_s
+    if not settings.contexts:
+        connection = await connect(kubeconfig=settings.kubeconfig, timeout_s=timeout_s)
+        return {connection.context or settings.cluster_name: connection.api_client}
     clients: dict[str, client.ApiClient] = {}
     try:
-        for context in contexts:
-            clients[context] = await config.new_client_from_config(path, context=context, persist_config=False)
+        for context in settings.contexts:
+            connection = await connect(
+                kubeconfig=settings.kubeconfig, context=context, mode="kubeconfig", timeout_s=timeout_s
+            )
+            clients[context] = connection.api_client
     except BaseException:
         await asyncio.gather(*(api.close() for api in clients.values()))
         raise
@@ -62,7 +46,10 @@ async def open_clients(settings: ClusterMonitorSettings) -> dict[str, client.Api
 async def open_karmada(settings: ClusterMonitorSettings) -> client.ApiClient | None:
     if not settings.karmada_kubeconfig:
         return None
-    return await config.new_client_from_config(settings.karmada_kubeconfig, persist_config=False)
+    connection = await connect(
+        kubeconfig=settings.karmada_kubeconfig, mode="kubeconfig", timeout_s=settings.kubernetes_timeout_s
+    )
+    return connection.api_client
 
 
 def _is_ready(conditions: list[Any] | None) -> bool:
@@ -149,14 +136,6 @@ def _pod_usage(item: dict[str, Any]) -> Usage:
     return Usage(round(sum(p.cpu_millicores for p in parts), 3), sum(p.memory_bytes for p in parts))
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"Kubernetes API answered {exc.status} {exc.reason}"
-    if isinstance(exc, TimeoutError):
-        return "Kubernetes API timed out"
-    return f"Kubernetes API unreachable: {exc.__class__.__name__}: {exc}"
-
-
 class KubernetesSource:
     name = "kubernetes"
 
@@ -167,6 +146,7 @@ class KubernetesSource:
         metrics_version: str = "v1beta1",
         timeout_s: float = 5.0,
     ) -> None:
+        """`timeout_s`: the clients' request timeout (titanium_common.kube), named when a cluster does not answer."""
         self.clients = clients
         self.karmada = karmada
         self.metrics_version = metrics_version
@@ -177,10 +157,9 @@ class KubernetesSource:
 
         async def one(api: client.ApiClient) -> str | None:
             try:
-                async with asyncio.timeout(self.timeout_s):
-                    await client.VersionApi(api).get_code()
+                await client.VersionApi(api).get_code()
             except Exception as exc:  # any failure means "not reachable" here; the reason is reported
-                return _reason(exc)
+                return failure_reason(exc, self.timeout_s)
             return None
 
         reasons = await asyncio.gather(*(one(api) for api in self.clients.values()))
@@ -203,10 +182,9 @@ class KubernetesSource:
         if self.karmada is None:
             return {}
         try:
-            async with asyncio.timeout(self.timeout_s):
-                listing = await client.CustomObjectsApi(self.karmada).list_cluster_custom_object(*KARMADA)
+            listing = await client.CustomObjectsApi(self.karmada).list_cluster_custom_object(*KARMADA)
         except Exception as exc:  # Karmada down must not hide the members that answer themselves
-            log.warning("Karmada clusters unavailable: %s", _reason(exc))
+            log.warning("Karmada clusters unavailable: %s", failure_reason(exc, self.timeout_s))
             return {}
         members = {}
         for item in listing.get("items", []):
@@ -219,15 +197,14 @@ class KubernetesSource:
         cluster = Cluster(cluster_id, display_name(cluster_id))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                nodes, pods, namespaces, deployments = await asyncio.gather(
-                    core.list_node(),
-                    core.list_pod_for_all_namespaces(),
-                    core.list_namespace(),
-                    apps.list_deployment_for_all_namespaces(),
-                )
+            nodes, pods, namespaces, deployments = await asyncio.gather(
+                core.list_node(),
+                core.list_pod_for_all_namespaces(),
+                core.list_namespace(),
+                apps.list_deployment_for_all_namespaces(),
+            )
         except Exception as exc:  # the cluster is reported as failing, with the reason, instead of breaking others
-            cluster.error = _reason(exc)
+            cluster.error = failure_reason(exc, self.timeout_s)
             return cluster
         try:
             cluster.nodes = [_node(cluster_id, item) for item in nodes.items]
@@ -244,13 +221,13 @@ class KubernetesSource:
     async def _metrics(self, cluster: Cluster, api: client.ApiClient) -> None:
         custom = client.CustomObjectsApi(api)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                node_metrics, pod_metrics = await asyncio.gather(
-                    custom.list_cluster_custom_object("metrics.k8s.io", self.metrics_version, "nodes"),
-                    custom.list_cluster_custom_object("metrics.k8s.io", self.metrics_version, "pods"),
-                )
+            node_metrics, pod_metrics = await asyncio.gather(
+                custom.list_cluster_custom_object("metrics.k8s.io", self.metrics_version, "nodes"),
+                custom.list_cluster_custom_object("metrics.k8s.io", self.metrics_version, "pods"),
+            )
         except Exception as exc:  # no metrics-server (404) or a broken one: objects are still listed
-            cluster.metrics_error = "metrics-server not installed" if getattr(exc, "status", 0) == 404 else _reason(exc)
+            missing = getattr(exc, "status", 0) == 404
+            cluster.metrics_error = "metrics-server not installed" if missing else failure_reason(exc, self.timeout_s)
             return
         try:
             by_node = {item["metadata"]["name"]: _usage(item) for item in node_metrics.get("items", [])}

@@ -5,7 +5,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ..model import Cluster, Deployment, Namespace, Node, Pod, Usage, display_name
+from ..resources import Cluster, Deployment, Namespace, Node, Pod, Usage, display_name
 
 GiB = 2**30
 REGION = "Seoul"

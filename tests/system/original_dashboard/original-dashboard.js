@@ -46,7 +46,7 @@ function render(stats) {
   listServices(states);
   const up = states.filter((s) => s.online).length;
   show("active", `${up}/${states.length}`);
-  // IDLE stays while the balancer sees no real traffic (the original then overwrote it at once; not here).
+  // IDLE stays while the balancer sees no real traffic (the original page then overwrote it at once; not here).
   if (lb.has_real_traffic !== true) show("overall", "IDLE");
   else if (up < states.length) show("overall", "DEGRADED");
   else if ((lb.success_rate ?? 100) < 95) show("overall", "WARNING");

@@ -5,7 +5,7 @@ from datetime import datetime
 
 
 def display_name(cluster_id: str) -> str:
-    """The PF Dashboard shows member1 as "Member1 Cluster"."""
+    """The original cluster dashboard (docs/compatibility.md) shows member1 as "Member1 Cluster"."""
     return f"{cluster_id[:1].upper()}{cluster_id[1:]} Cluster"
 
 

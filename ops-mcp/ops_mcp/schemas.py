@@ -1,21 +1,14 @@
 """The typed answers of the tools (and of the REST routes that serve the same)."""
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-ServiceName = Literal[
-    "load-balancer",
-    "api-gateway",
-    "auth-service",
-    "user-service",
-    "blog-service",
-    "cluster-monitor",
-    "edge-config",
-    "dashboard-ui",
-]
-# The services whose facts ops-mcp reads, by the names the load balancer's /stats uses.
-SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
+from titanium_common.catalog import CATALOGUE
+
+# The services whose facts ops-mcp reads, by the names the load balancer's /stats uses: every one it holds a pool over.
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE.pooled_by("ops-mcp"))
+ServiceName = Literal[SERVICE_NAMES]
 ServiceState = Literal["online", "degraded", "offline", "timeout"]
 ResourceKind = Literal["node", "pod", "namespace", "deployment"]
 EventType = Literal["info", "critical", "auto", "success"]
@@ -99,6 +92,11 @@ class Finding(BaseModel):
     problem: str
     evidence: dict[str, Any] = Field(description="the figures this finding was read from")
     next_step: str
+    kind: Literal["errors", "latency"] | None = Field(
+        default=None,
+        description="what a finding about a service measures: its server errors or its latency (a trace is cited "
+        "for these), None for anything else",
+    )
 
 
 class Alert(BaseModel):

@@ -1,6 +1,6 @@
 """slowest_routes reads the kit's own /metrics exposition: the histograms every service renders."""
 
-from ops_mcp.routes import route_latencies, slowest
+from ops_mcp.route_latency import route_latencies, slowest
 from titanium_common.observability import ServiceKit
 from titanium_common.settings import ServiceSettings
 
