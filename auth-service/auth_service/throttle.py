@@ -18,7 +18,8 @@ Past a pair's, an address's or a device's limit, further attempts are held off f
 as long each time, up to LOGIN_BACKOFF_MAX_S: a wait, never a lock, and only for the party that failed.
 
 Counters live in Redis so that every replica sees them; without Redis (or while it fails) they live in this
-process, which still stops a brute force against one replica.
+process, which still stops a brute force against one replica. This process counts what it sends to Redis too, so a
+Redis that fails (or answers late) in the middle of a burst does not give the burst a fresh allowance.
 """
 
 import logging
@@ -206,6 +207,8 @@ class LoginThrottle:
                 return wait
         elif wait_ms > 0:
             return max(1, math.ceil(wait_ms / 1000))
+        else:  # counted here too: a Redis that fails (or answers late) mid-burst grants no fresh allowance
+            self._count_locally(keys[0], self.per_user, time.monotonic())
         if not attempt.trusted and await self._slowed(username, address):
             slot_wait = await self.slowdown.acquire(
                 f"login:slow:{self._name(username)}", burst=1, interval_s=self.account_interval_s
@@ -254,10 +257,10 @@ class LoginThrottle:
         if attempt.trusted:
             return
         keys = [attempt.keys[1], self._account(attempt.username)]
-        if await self._run("failed", keys, self._count_args([self.per_address, NEVER])) is None:
-            now = time.monotonic()
-            for key, limit in zip(keys, (self.per_address, NEVER), strict=True):
-                self._count_locally(key, limit, now)
+        await self._run("failed", keys, self._count_args([self.per_address, NEVER]))
+        now = time.monotonic()  # counted here whatever Redis did, as in `admit`
+        for key, limit in zip(keys, (self.per_address, NEVER), strict=True):
+            self._count_locally(key, limit, now)
 
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the pair (or the device) starts afresh, and the address is known to the account."""

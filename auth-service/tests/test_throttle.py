@@ -116,3 +116,20 @@ async def test_many_people_behind_one_address_log_in_at_once(redis_target):
         await throttle.failed(attempt)
     assert not isinstance(await throttle.admit("person99", "9.9.9.9"), Attempt)
     await throttle.close()
+
+
+async def test_redis_failing_mid_burst_grants_no_fresh_allowance(private_redis):
+    throttle = throttle_on(private_redis.url, "t:", per_user=3, per_address=3)
+    for _ in range(2):  # two of the pair's three attempts
+        attempt = await throttle.admit("ivy", "1.1.1.1")
+        assert isinstance(attempt, Attempt)
+        await throttle.failed(attempt)
+    for name in ("jack", "kate", "liam"):  # all three of an address's failures
+        await throttle.failed(await throttle.admit(name, "4.4.4.4"))
+    private_redis.stop()
+    # This process counted what Redis counted.
+    assert isinstance(await throttle.admit("ivy", "1.1.1.1"), Attempt)
+    assert not isinstance(await throttle.admit("ivy", "1.1.1.1"), Attempt)
+    assert not isinstance(await throttle.admit("mia", "4.4.4.4"), Attempt)
+    assert "Redis unavailable" in throttle.redis_problem
+    await throttle.close()

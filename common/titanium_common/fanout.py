@@ -4,9 +4,11 @@ service built from its replicas' answers."""
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
+
+from .tracing import current_trace_id
 
 
 async def fetch_stats(session: aiohttp.ClientSession, url: str, timeout_s: float) -> dict[str, Any]:
@@ -76,6 +78,14 @@ def _add_requests(counted: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+class SharedAnswer(NamedTuple):
+    answer: dict[str, Any]
+    age_s: float
+    # The trace of the request that ran the fan-out (None when untraced): a caller served a shared answer finds the
+    # calls to the services there, not in its own trace.
+    trace_id: str | None
+
+
 class SharedFanout:
     """Single flight with a short TTL: concurrent callers share the fan-out in progress, and callers within `ttl_s`
     of its end get its answer, so a hundred dashboards cost the services what one costs. A caller that goes away
@@ -88,24 +98,25 @@ class SharedFanout:
         self.ttl_s = ttl_s
         self.clock = clock
         self.fanouts = 0
-        self._answer: dict[str, Any] | None = None
+        self._answer: tuple[dict[str, Any], str | None] | None = None
         self._at = 0.0
         self._inflight: asyncio.Future | None = None
 
-    async def _run(self) -> dict[str, Any]:
+    async def _run(self) -> tuple[dict[str, Any], str | None]:
         try:
-            answer = await self.fetch()
+            answer = await self.fetch(), current_trace_id()
             self.fanouts += 1
             self._answer, self._at = answer, self.clock()
             return answer
         finally:
             self._inflight = None
 
-    async def get(self) -> tuple[dict[str, Any], float]:
-        """The answer and its age in seconds."""
+    async def get(self) -> SharedAnswer:
         if self._answer is not None and self.clock() - self._at < self.ttl_s:
-            return self._answer, self.clock() - self._at
+            answer, trace_id = self._answer
+            return SharedAnswer(answer, self.clock() - self._at, trace_id)
         if self._inflight is None:
+            # The task copies the current context: the fan-out's calls are children of the caller that starts it.
             self._inflight = asyncio.ensure_future(self._run())
-        answer = await asyncio.shield(self._inflight)
-        return answer, max(0.0, self.clock() - self._at)
+        answer, trace_id = await asyncio.shield(self._inflight)
+        return SharedAnswer(answer, max(0.0, self.clock() - self._at), trace_id)

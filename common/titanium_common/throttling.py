@@ -4,7 +4,8 @@ bucket of `burst` requests refilled one per `interval_s`) kept in Redis, or in t
 GCRA keeps one number per key (the "theoretical arrival time"), updated in one atomic step (a Lua script in Redis,
 plain code between two awaits in memory): any number of concurrent requests get exactly the allowance, and a
 refused one learns how long to wait (Retry-After). Without Redis (or while it fails) each replica limits on its
-own, which still bounds one client per replica; `problem` says so for `/stats`.
+own, which still bounds one client per replica; `problem` says so for `/stats`. Each replica's own buckets are
+charged for what Redis admits too, so a Redis that fails (or answers late) mid-burst never grants a fresh burst.
 """
 
 import logging
@@ -88,19 +89,25 @@ class RateLimiter:
                 self.problem = f"Redis unavailable ({type(exc).__name__}): each replica limits on its own"
             else:
                 self.problem = None
+                if wait_ms == 0:
+                    self._charge_locally(key, interval_s)
                 return wait_ms / 1000
         return self._acquire_locally(key, burst, interval_s)
 
     def _acquire_locally(self, key: str, burst: int, interval_s: float) -> float:
         now = time.monotonic()
-        if len(self._local) > MAX_LOCAL_KEYS:  # bound memory under a spray of keys: drop the buckets that are full
-            self._local = {k: tat for k, tat in self._local.items() if tat > now}
         tat = max(self._local.get(key, now), now)
         wait = tat - now - (burst - 1) * interval_s
         if wait > 0:
             return wait
-        self._local[key] = tat + interval_s
+        self._charge_locally(key, interval_s)
         return 0.0
+
+    def _charge_locally(self, key: str, interval_s: float) -> None:
+        now = time.monotonic()
+        if len(self._local) > MAX_LOCAL_KEYS:  # bound memory under a spray of keys: drop the buckets that are full
+            self._local = {k: tat for k, tat in self._local.items() if tat > now}
+        self._local[key] = max(self._local.get(key, now), now) + interval_s
 
     async def close(self) -> None:
         if self.client is not None:

@@ -389,7 +389,7 @@ class ProxySpan(FinishedSpan):
     """One proxied request's SERVER span in the load balancer or the gateway, without the SDK's per-span cost: it
     becomes its own finished span (no second object), its attributes built only when someone reads them."""
 
-    __slots__ = ("facts", "monitoring", "sampled", "trace_hex", "tracestate")
+    __slots__ = ("extra_attributes", "facts", "monitoring", "sampled", "trace_hex", "tracestate")
 
     def __init__(
         self, trace_id: int, span_id: int, parent_id: int, sampled: bool, tracestate: str | None, service: str
@@ -412,6 +412,8 @@ class ProxySpan(FinishedSpan):
         self.facts: tuple = ()
         # A monitoring read (see MONITORING_HEADER); set by the middleware, or by a route that is one by nature.
         self.monitoring = False
+        # What a route adds about itself (a few per request at most).
+        self.extra_attributes: dict[str, Any] | None = None
 
     @property
     def traceparent(self) -> str:
@@ -428,6 +430,8 @@ class ProxySpan(FinishedSpan):
                 attributes["http.route"] = route
             if self.monitoring:
                 attributes[MONITORING_ATTRIBUTE] = True
+            if self.extra_attributes:
+                attributes.update(self.extra_attributes)
             self.attributes = attributes
         return self.attributes
 
@@ -489,6 +493,8 @@ class ServiceSpan(ProxySpan):
                 attributes["server.port"] = server_port
             if self.monitoring:
                 attributes[MONITORING_ATTRIBUTE] = True
+            if self.extra_attributes:
+                attributes.update(self.extra_attributes)
             self.attributes = attributes
         return self.attributes
 

@@ -100,7 +100,7 @@ async def stats(request: web.Request) -> web.Response:
     # The fan-out's calls are children of this request's span.
     token = request.app[KIT].tracing.use_proxy_span(span)
     try:
-        return web.json_response(await stats_document(request.app))
+        return web.json_response(await stats_document(request.app, span))
     finally:
         otel_context.detach(token)
 

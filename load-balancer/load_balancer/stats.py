@@ -6,6 +6,7 @@ from titanium_common.aiohttp_app import CLIENT, KIT
 from titanium_common.catalog import CATALOGUE
 from titanium_common.clock import utc_iso
 from titanium_common.fanout import fetch_all
+from titanium_common.tracing import ProxySpan
 
 from .original_keys import original_keys
 from .state import DASHBOARD, FANOUT, GATEWAY, METER, SETTINGS, SHARED, STATS_POOLS
@@ -21,11 +22,18 @@ async def fan_out(app: web.Application) -> dict:
     return await fetch_all(app[CLIENT], targets, app[SETTINGS].stats_timeout_s)
 
 
-async def stats_document(app: web.Application) -> dict:
+# On the span of a /stats request: the trace that holds the calls to the services its answer came from (its own
+# trace, or that of the caller whose fan-out it shared).
+FANOUT_TRACE_ATTRIBUTE = "titanium.stats.fanout_trace_id"
+
+
+async def stats_document(app: web.Application, span: ProxySpan | None = None) -> dict:
     """Own figures under "load-balancer" (suite-wide when shared), then every service's /stats, then the original
     system's keys: one fan-out shared by the callers of about one second (`stats_age_s` says how old it is)."""
     gateway, dashboard = app[GATEWAY], app[DASHBOARD]
-    services, age_s = await app[FANOUT].get()
+    services, age_s, fanout_trace_id = await app[FANOUT].get()
+    if span is not None and fanout_trace_id is not None:
+        span.extra_attributes = {FANOUT_TRACE_ATTRIBUTE: fanout_trace_id}
     own = await app[KIT].stats()
     own.update(await traffic_figures(app[METER], app.get(SHARED), app[SETTINGS].replica_id))
     own["status"] = "healthy"

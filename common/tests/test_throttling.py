@@ -1,0 +1,48 @@
+"""The shared rate limiter: GCRA in Redis, this process's own buckets without it, and no fresh allowance when Redis
+fails in the middle of a burst."""
+
+import asyncio
+
+from titanium_common.throttling import RateLimiter
+
+BURST = 3
+INTERVAL_S = 60.0
+
+
+async def acquire(limiter: RateLimiter, key: str = "client") -> float:
+    return await limiter.acquire(key, burst=BURST, interval_s=INTERVAL_S)
+
+
+async def test_a_burst_at_once_gets_exactly_the_allowance_in_redis(private_redis):
+    limiter = RateLimiter(private_redis.url, "t:")
+    try:
+        waits = await asyncio.gather(*(acquire(limiter) for _ in range(10)))
+    finally:
+        await limiter.close()
+    assert sorted(waits)[:BURST] == [0.0] * BURST
+    assert all(0 < wait <= INTERVAL_S for wait in sorted(waits)[BURST:])
+    assert limiter.figure() == {"backend": "redis"}
+
+
+async def test_redis_failing_mid_burst_grants_no_fresh_allowance(private_redis):
+    limiter = RateLimiter(private_redis.url, "t:")
+    try:
+        assert [await acquire(limiter) for _ in range(BURST - 1)] == [0.0] * (BURST - 1)
+        private_redis.stop()
+        # This process admitted two of three: it has one left, then refuses, as Redis would have.
+        assert await acquire(limiter) == 0.0
+        refused = await acquire(limiter)
+        assert 0 < refused <= INTERVAL_S
+        assert limiter.figure()["backend"] == "memory"
+        assert "each replica limits on its own" in limiter.figure()["reason"]
+        # Another client is not affected.
+        assert await acquire(limiter, "neighbour") == 0.0
+    finally:
+        await limiter.close()
+
+
+async def test_without_redis_each_process_keeps_its_own_buckets():
+    limiter = RateLimiter("", "t:")
+    waits = [await acquire(limiter) for _ in range(BURST + 1)]
+    assert waits[:BURST] == [0.0] * BURST and waits[BURST] > 0
+    assert limiter.figure() == {"backend": "memory", "reason": "REDIS_URL is not set: each replica limits on its own"}
