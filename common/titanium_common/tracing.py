@@ -421,19 +421,23 @@ class ProxySpan(FinishedSpan):
 
     def span_attributes(self) -> dict[str, Any]:
         if self.attributes is None:
-            method, path, status, route, upstream, upstream_url = self.facts
-            attributes = {"http.request.method": method, "url.path": path, "http.response.status_code": status}
-            if upstream is not None:
-                attributes["titanium.upstream"] = upstream
-                attributes["server.upstream.url"] = upstream_url
-            else:
-                attributes["http.route"] = route
+            attributes = self._http_attributes()
             if self.monitoring:
                 attributes[MONITORING_ATTRIBUTE] = True
             if self.extra_attributes:
                 attributes.update(self.extra_attributes)
             self.attributes = attributes
         return self.attributes
+
+    def _http_attributes(self) -> dict[str, Any]:
+        method, path, status, route, upstream, upstream_url = self.facts
+        attributes = {"http.request.method": method, "url.path": path, "http.response.status_code": status}
+        if upstream is not None:
+            attributes["titanium.upstream"] = upstream
+            attributes["server.upstream.url"] = upstream_url
+        else:
+            attributes["http.route"] = route
+        return attributes
 
     def span_context(self) -> SpanContext:
         state = TraceState.from_header([self.tracestate]) if self.tracestate else None
@@ -476,27 +480,21 @@ class ServiceSpan(ProxySpan):
             scope.get("http_version", "1.1"),
         )
 
-    def span_attributes(self) -> dict[str, Any]:
-        if self.attributes is None:
-            method, path, scheme, server_address, server_port, client_address, version = self.scope_facts
-            attributes = {
-                "http.request.method": method,
-                "url.path": path,
-                "url.scheme": scheme,
-                "server.address": server_address,
-                "client.address": client_address,
-                "network.protocol.version": version,
-                "http.route": self.route,
-                "http.response.status_code": self.status,
-            }
-            if server_port is not None:
-                attributes["server.port"] = server_port
-            if self.monitoring:
-                attributes[MONITORING_ATTRIBUTE] = True
-            if self.extra_attributes:
-                attributes.update(self.extra_attributes)
-            self.attributes = attributes
-        return self.attributes
+    def _http_attributes(self) -> dict[str, Any]:
+        method, path, scheme, server_address, server_port, client_address, version = self.scope_facts
+        attributes = {
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scheme,
+            "server.address": server_address,
+            "client.address": client_address,
+            "network.protocol.version": version,
+            "http.route": self.route,
+            "http.response.status_code": self.status,
+        }
+        if server_port is not None:
+            attributes["server.port"] = server_port
+        return attributes
 
 
 class Tracing:
