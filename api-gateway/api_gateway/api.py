@@ -4,7 +4,7 @@ import time
 
 from aiohttp import web
 
-from titanium_common.aiohttp_app import KIT, json_error
+from titanium_common.aiohttp_app import KIT, add_proxy_route, json_error
 from titanium_common.pool import proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import CLIENT_CLOSED_REQUEST, is_websocket_upgrade
 from titanium_common.websocket_quota import WebSocketQuota
@@ -77,4 +77,4 @@ async def relay_websocket(request: web.Request, upstream: Upstream) -> web.Strea
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/health", api_health)
-    app.router.add_route("*", "/{tail:.*}", forward)
+    add_proxy_route(app, forward)

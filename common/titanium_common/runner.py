@@ -13,6 +13,7 @@ import uvloop
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
+from .aiohttp_app import request_handler
 from .errors import error_body
 from .logs import REQUEST_ID_HEADER, configure_logging, new_request_id
 from .settings import ServiceSettings
@@ -141,7 +142,8 @@ class _HeaderTimedServer(web.Server):
 
 
 class HeaderTimedAppRunner(web.AppRunner):
-    """web.AppRunner whose connections are HeaderTimedRequestHandler's."""
+    """web.AppRunner whose connections are HeaderTimedRequestHandler's, and whose requests go to the kit's
+    `request_handler` (a proxy's catch-all without aiohttp's router)."""
 
     def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs) -> None:
         super().__init__(app, **kwargs)
@@ -152,7 +154,7 @@ class HeaderTimedAppRunner(web.AppRunner):
         server = await super()._make_server()
         self._kwargs["header_timeout_s"] = header_timeout_s
         return _HeaderTimedServer(
-            server.request_handler,
+            request_handler(self._app),
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,

@@ -6,7 +6,15 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from titanium_common.aiohttp_app import KIT, TRACE, UPSTREAM, WEBSOCKET_CLIENT, echo_request_id, json_error
+from titanium_common.aiohttp_app import (
+    KIT,
+    TRACE,
+    UPSTREAM,
+    WEBSOCKET_CLIENT,
+    add_proxy_route,
+    echo_request_id,
+    json_error,
+)
 from titanium_common.clock import utc_iso
 from titanium_common.pool import proxy_to_pool, websocket_to_pool
 from titanium_common.proxy import is_websocket_upgrade
@@ -119,4 +127,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/stats", stats)
     app.router.add_get("/api/ws-heartbeat", ws_heartbeat)
     app.router.add_route("*", "/blog", blog_slash)
-    app.router.add_route("*", "/{tail:.*}", forward)
+    add_proxy_route(app, forward)
