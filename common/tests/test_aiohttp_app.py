@@ -8,10 +8,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
 
 from tests.support.polling import eventually
 from tests.support.servers import serving
-from titanium_common.aiohttp_app import KIT, create_aiohttp_app
+from titanium_common.aiohttp_app import KIT, add_proxy_route, create_aiohttp_app
 from titanium_common.settings import ServiceSettings
 
 
@@ -193,3 +194,52 @@ async def test_a_proxy_app_routes_a_path_with_dot_segments_as_the_path_they_name
         assert answer == {"path": "/internal/x", "raw": "/internal/x?q=/../y"}
     else:
         assert answer["raw"] == "/api/a/%2e%2E/../internal/x?q=/../y"
+
+
+async def test_a_proxys_catch_all_is_served_without_the_router_and_its_own_routes_as_before(monkeypatch):
+    routed: list[str] = []
+    handle = web.Application._handle
+
+    async def counted(app, request):
+        routed.append(request.raw_path)
+        return await handle(app, request)
+
+    monkeypatch.setattr(web.Application, "_handle", counted)
+
+    async def own(request: web.Request) -> web.Response:
+        return web.json_response({"own": request.match_info.get("name", "")})
+
+    async def proxied(request: web.Request) -> web.Response:
+        return web.json_response({"proxied": request.path, "app": request.app is app})
+
+    app = create_aiohttp_app(ServiceSettings(service_name="demo-proxy", env="test"), resolve_dot_segments=True)
+    app.router.add_get("/api/own", own)
+    app.router.add_get("/api/docs/{name}", own)
+    add_proxy_route(app, proxied)
+    async with serving(app) as url, aiohttp.ClientSession(url) as http:
+        expected = {
+            "/api/users/1?x=%2F": {"proxied": "/api/users/1", "app": True},
+            "/": {"proxied": "/", "app": True},
+            "/api/own": {"own": ""},
+            "/api/docs/users": {"own": "users"},
+            "/api/docs": {"proxied": "/api/docs", "app": True},
+            "/api/%75sers/1": {"proxied": "/api/users/1", "app": True},
+        }
+        for target, body in expected.items():
+            async with http.get(URL(target, encoded=True), headers={"X-Request-ID": "p-1"}) as r:
+                assert (r.status, await r.json(), r.headers["X-Request-ID"]) == (200, body, "p-1"), target
+                assert r.headers["X-Trace-Id"]
+        async with http.post("/api/items", data=b"x", headers={"Expect": "100-continue"}) as r:
+            assert (r.status, await r.json()) == (200, {"proxied": "/api/items", "app": True})
+        # Routed as sent, forwarded as the path it names (as before the catch-all's own way).
+        assert await get_raw(url, "/api/a/../own") == {"proxied": "/api/own", "app": True}
+        async with http.get("/metrics") as r:
+            scrape = await r.text()
+    assert routed == ["/api/own", "/api/docs/users", "/api/%75sers/1", "/api/items", "/api/a/../own", "/metrics"]
+    catch_all = [
+        sample
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels.get("route") == "/{tail}"
+    ]
+    assert sum(sample.value for sample in catch_all) == 6

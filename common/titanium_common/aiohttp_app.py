@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -39,9 +40,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 TRACE = web.RequestKey("trace_span", ProxySpan)
 PROXIED_TO = web.RequestKey("proxied_to", tuple)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-# The kit's observability step (the app's only middleware), and a proxy's catch-all route (add_proxy_route).
-OBSERVE = web.AppKey("titanium_observe", Middleware)
+# A proxy's catch-all route (add_proxy_route).
 PROXY_ROUTE = web.AppKey("titanium_proxy_route", web.AbstractRoute)
 # Headers of an HTTP error that a client still needs in a JSON error response.
 _KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "Location")
@@ -230,10 +229,8 @@ def create_aiohttp_app(
     (a handler wrapper) protects the trace buffer's routes on an app that the public reaches directly.
     `resolve_dot_segments` (the proxies): a request whose path has `.` or `..` segments is routed, and forwarded,
     as the path they resolve to."""
-    observe = _observability(resolve_dot_segments)
-    app = web.Application(middlewares=[observe], client_max_size=client_max_size)
+    app = web.Application(middlewares=[_observability(resolve_dot_segments)], client_max_size=client_max_size)
     app[KIT] = ServiceKit(settings, distribution)
-    app[OBSERVE] = observe
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
@@ -247,16 +244,16 @@ def create_aiohttp_app(
 
 def add_proxy_route(app: web.Application, handler: Handler) -> None:
     """A proxy's catch-all: every path no other route of the app claims goes to `handler`. The kit's server
-    (`request_handler`) sends those requests straight to the observability step and the handler; aiohttp's router
-    and middleware chain cost a proxy about a tenth of its CPU per request (load-tests/README.md)."""
+    (`request_handler`) sends those requests straight through the app's middlewares to the handler; aiohttp's router
+    and per-request chain building cost a proxy about a tenth of its CPU per request (load-tests/README.md)."""
     app[PROXY_ROUTE] = app.router.add_route("*", "/{tail:.*}", handler)
 
 
 class _ProxyDispatch:
-    """The server's handler on a proxy: a request that only the catch-all route can match skips the router and
-    the middleware chain; every other request (a route of the app's own, a path that is percent-encoded or has dot
-    segments, an `Expect` header) takes aiohttp's usual way. Which paths the app's own routes claim is read from its
-    frozen router once, so no list is kept by hand."""
+    """The server's handler on a proxy: a request that only the catch-all route can match skips the router and goes
+    through the app's middlewares, composed once, to the catch-all's handler; every other request (a route of the
+    app's own, a path that is percent-encoded or has dot segments, an `Expect` header) takes aiohttp's usual way.
+    Which paths the app's own routes claim is read from its frozen router once, so no list is kept by hand."""
 
     def __init__(self, app: web.Application) -> None:
         route = app[PROXY_ROUTE]
@@ -279,8 +276,14 @@ class _ProxyDispatch:
         match_info.add_app(app)
         match_info.freeze()
         self._match_info = match_info
-        self._handler = route.handler
-        self._observe = app[OBSERVE]
+        # The app's whole middleware chain (the kit's observability step first, then e.g. the gateway's CORS),
+        # composed once instead of per request.
+        handler = route.handler
+        for middleware in reversed(app.middlewares):
+            if getattr(middleware, "__middleware_version__", None) != 1:
+                raise TypeError(f"a proxy app's middleware {middleware!r} is not a @web.middleware")
+            handler = partial(middleware, handler=handler)
+        self._chain = handler
         self._routed = app._handle
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
@@ -294,7 +297,7 @@ class _ProxyDispatch:
         ):
             return await self._routed(request)
         request._match_info = self._match_info
-        return await self._observe(request, self._handler)
+        return await self._chain(request)
 
 
 def request_handler(app: web.Application) -> Handler:

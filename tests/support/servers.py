@@ -19,6 +19,7 @@ import uvicorn
 from aiohttp import web
 from yarl import URL
 
+from titanium_common.runner import KEEPALIVE_TIMEOUT_S, HeaderTimedAppRunner
 from titanium_dev.suite import REPO_ROOT, free_port
 
 __all__ = [
@@ -60,8 +61,11 @@ class AppServer:
         return URL(self.url).join(URL(path))
 
     async def start(self) -> "AppServer":
-        # A short shutdown: a request still held by a test's handler must not keep the test waiting.
-        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        # The kit's runner, as the services run (a proxy's catch-all served without aiohttp's router); a short
+        # shutdown: a request still held by a test's handler must not keep the test waiting.
+        self.runner = HeaderTimedAppRunner(
+            self.app, header_timeout_s=KEEPALIVE_TIMEOUT_S, access_log=None, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
         return self
