@@ -3,6 +3,8 @@ fails in the middle of a burst."""
 
 import asyncio
 
+import redis.asyncio as redis
+
 from titanium_common.throttling import RateLimiter
 
 BURST = 3
@@ -46,3 +48,32 @@ async def test_without_redis_each_process_keeps_its_own_buckets():
     waits = [await acquire(limiter) for _ in range(BURST + 1)]
     assert waits[:BURST] == [0.0] * BURST and waits[BURST] > 0
     assert limiter.figure() == {"backend": "memory", "reason": "REDIS_URL is not set: each replica limits on its own"}
+
+
+async def test_admissions_answered_late_by_redis_grant_nothing_beyond_the_allowance(private_redis):
+    """Redis admits a burst but answers late, and the process admitted requests on its own meanwhile (their
+    commands timed out): the late admissions must fit the process's bucket too."""
+    limiter = RateLimiter(private_redis.url, "t:")
+    script = limiter._script
+    answered = asyncio.Event()
+    calls = 0
+
+    async def late_then_lost(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls <= BURST:  # Redis runs these; their answers arrive only after the lost ones
+            result = await script(*args, **kwargs)
+            await answered.wait()
+            return result
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    limiter._script = late_then_lost
+    try:
+        late = [asyncio.ensure_future(acquire(limiter)) for _ in range(BURST)]
+        await asyncio.sleep(0.1)
+        lost = [await acquire(limiter) for _ in range(BURST)]
+        answered.set()
+        waits = lost + list(await asyncio.gather(*late))
+    finally:
+        await limiter.close()
+    assert sum(wait == 0.0 for wait in waits) == BURST, waits

@@ -5,7 +5,8 @@ GCRA keeps one number per key (the "theoretical arrival time"), updated in one a
 plain code between two awaits in memory): any number of concurrent requests get exactly the allowance, and a
 refused one learns how long to wait (Retry-After). Without Redis (or while it fails) each replica limits on its
 own, which still bounds one client per replica; `problem` says so for `/stats`. Each replica's own buckets are
-charged for what Redis admits too, so a Redis that fails (or answers late) mid-burst never grants a fresh burst.
+charged for what Redis admits too, and what Redis admits must fit them, so a Redis that fails (or answers late)
+mid-burst never grants a fresh burst.
 """
 
 import logging
@@ -89,16 +90,20 @@ class RateLimiter:
                 self.problem = f"Redis unavailable ({type(exc).__name__}): each replica limits on its own"
             else:
                 self.problem = None
-                if wait_ms == 0:
-                    self._charge_locally(key, interval_s)
-                return wait_ms / 1000
+                if wait_ms:
+                    return wait_ms / 1000
+                # Redis's admission must fit this replica's bucket too: requests whose answer came late were
+                # admitted here on their own meanwhile, and Redis may have counted them as well.
+                return self._acquire_locally(key, burst, interval_s, slack_s=min(REDIS_TIMEOUT_S, interval_s / 2))
         return self._acquire_locally(key, burst, interval_s)
 
-    def _acquire_locally(self, key: str, burst: int, interval_s: float) -> float:
+    def _acquire_locally(self, key: str, burst: int, interval_s: float, slack_s: float = 0.0) -> float:
+        """`slack_s`: how far this bucket may run ahead of Redis's (it is charged when the answer arrives, later
+        than Redis's clock charged it) without refusing what Redis admitted."""
         now = time.monotonic()
         tat = max(self._local.get(key, now), now)
         wait = tat - now - (burst - 1) * interval_s
-        if wait > 0:
+        if wait > slack_s:
             return wait
         self._charge_locally(key, interval_s)
         return 0.0
