@@ -212,7 +212,14 @@ async def test_a_proxys_catch_all_is_served_without_the_router_and_its_own_route
     async def proxied(request: web.Request) -> web.Response:
         return web.json_response({"proxied": request.path, "app": request.app is app})
 
+    @web.middleware
+    async def stamped(request: web.Request, handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers["X-Stamped"] = "yes"
+        return response
+
     app = create_aiohttp_app(ServiceSettings(service_name="demo-proxy", env="test"), resolve_dot_segments=True)
+    app.middlewares.append(stamped)  # an app's own middleware (the gateway's CORS) runs on both ways
     app.router.add_get("/api/own", own)
     app.router.add_get("/api/docs/{name}", own)
     add_proxy_route(app, proxied)
@@ -228,7 +235,7 @@ async def test_a_proxys_catch_all_is_served_without_the_router_and_its_own_route
         for target, body in expected.items():
             async with http.get(URL(target, encoded=True), headers={"X-Request-ID": "p-1"}) as r:
                 assert (r.status, await r.json(), r.headers["X-Request-ID"]) == (200, body, "p-1"), target
-                assert r.headers["X-Trace-Id"]
+                assert r.headers["X-Trace-Id"] and r.headers["X-Stamped"] == "yes"
         async with http.post("/api/items", data=b"x", headers={"Expect": "100-continue"}) as r:
             assert (r.status, await r.json()) == (200, {"proxied": "/api/items", "app": True})
         # Routed as sent, forwarded as the path it names (as before the catch-all's own way).
